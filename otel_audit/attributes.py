@@ -1,0 +1,124 @@
+"""AuditEvent -> OpenTelemetry log attributes, by detail level.
+
+Semantic-convention names where they exist, ``audit.*`` for the rest. What each level adds:
+
+* ``metadata``: who / what / when / where / outcome, no payloads.
+* ``request``:  + query string, request headers, request body, SQL text (all redacted later).
+* ``full``:     + response headers and body, changed values, bound SQL parameters (redacted later).
+
+docs/attributes.md is the reference table for every key written here.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from otel_audit.catalogue import ocsf_for
+from otel_audit.event import AuditEvent
+
+LEVELS = ("none", "metadata", "request", "full")
+LEVEL_RANK = {name: rank for rank, name in enumerate(LEVELS)}
+
+
+def _put(attrs: dict[str, Any], key: str, value: Any) -> None:
+    if value is not None and value != "" and value != ():
+        attrs[key] = value
+
+
+def _headers(attrs: dict[str, Any], prefix: str, headers: dict[str, str] | None) -> None:
+    # Semconv: http.request.header.<lower-case name> as a list of values.
+    for name, value in (headers or {}).items():
+        attrs[f"{prefix}{name.lower()}"] = [value] if isinstance(value, str) else list(value)
+
+
+def event_attributes(event: AuditEvent, level: str) -> dict[str, Any]:
+    """The attributes of ``event`` that ``level`` lets out (before redaction)."""
+    attrs: dict[str, Any] = {
+        "audit.event_id": event.event_id,
+        "audit.category": event.category,
+        "audit.action": event.action,
+        "audit.outcome": event.outcome,
+        "audit.level": level,
+        "audit.origin": event.origin,
+    }
+    _put(attrs, "audit.outcome.reason", event.outcome_reason)
+    actor = event.actor
+    _put(attrs, "enduser.id", actor.id)
+    _put(attrs, "user.name", actor.name)
+    if actor.roles:
+        attrs["user.roles"] = list(actor.roles)
+    _put(attrs, "audit.actor.type", actor.type)
+    _put(attrs, "session.id", actor.session_id)
+    _put(attrs, "audit.actor.source", actor.source)
+    if actor.verified is not None:
+        attrs["audit.actor.verified"] = actor.verified
+    source = event.source
+    _put(attrs, "client.address", source.address)
+    _put(attrs, "client.port", source.port)
+    _put(attrs, "user_agent.original", source.user_agent)
+    if event.target is not None:
+        _put(attrs, "audit.target.type", event.target.type)
+        _put(attrs, "audit.target.id", event.target.id)
+        _put(attrs, "audit.target.name", event.target.name)
+    http = event.http
+    if http is not None:
+        _put(attrs, "http.request.method", http.method)
+        _put(attrs, "http.route", http.route)
+        _put(attrs, "url.path", http.path)
+        _put(attrs, "url.scheme", http.scheme)
+        _put(attrs, "server.address", http.host)
+        _put(attrs, "http.response.status_code", http.status_code)
+    db = event.db
+    if db is not None:
+        _put(attrs, "db.system.name", db.system)
+        _put(attrs, "db.namespace", db.namespace)
+        _put(attrs, "db.collection.name", db.collection)
+        _put(attrs, "db.operation.name", db.operation)
+        _put(attrs, "audit.db.rows_affected", db.row_count)
+    _put(attrs, "error.type", event.error_type)
+    if event.changed_fields:
+        attrs["audit.changes.fields"] = list(event.changed_fields)
+    method = http.method if http is not None else None
+    class_uid, activity_id = ocsf_for(event.category, event.action, method)
+    attrs["ocsf.class_uid"] = class_uid
+    attrs["ocsf.category_uid"] = class_uid // 1000
+    attrs["ocsf.activity_id"] = activity_id
+    attrs["ocsf.type_uid"] = class_uid * 100 + activity_id
+    for key, value in event.attributes.items():
+        if value is not None:
+            attrs[key] = value
+
+    rank = LEVEL_RANK.get(level, 1)
+    if rank >= 2:  # request
+        if http is not None:
+            _put(attrs, "url.query", http.query)
+            _headers(attrs, "http.request.header.", http.request_headers)
+            _put(attrs, "audit.request.body", http.request_body)
+        if db is not None:
+            _put(attrs, "db.query.text", db.query_text)
+    if rank >= 3:  # full
+        if http is not None:
+            _headers(attrs, "http.response.header.", http.response_headers)
+            _put(attrs, "audit.response.body", http.response_body)
+        if event.changes:
+            attrs["audit.changes"] = event.changes
+        if db is not None:
+            _put(attrs, "db.query.parameters", db.parameters)
+    return attrs
+
+
+def event_message(event: AuditEvent) -> str:
+    """A one-line human summary used as the log body: who did what to what, and how it ended."""
+    who = event.actor.name or event.actor.id or "anonymous"
+    what = event.action.replace("_", " ")
+    target = ""
+    if event.target is not None and (event.target.type or event.target.id):
+        target = f" {event.target.type or 'resource'}"
+        if event.target.id:
+            target += f" {event.target.id}"
+    elif event.http is not None and event.http.method:
+        target = f" {event.http.method} {event.http.route or event.http.path or ''}".rstrip()
+    elif event.db is not None and event.db.collection:
+        target = f" {event.db.collection}"
+    message = event.message or f"{who} {what}{target}"
+    return f"{message}: {event.outcome}" + (f" ({event.outcome_reason})" if event.outcome_reason else "")

@@ -1,0 +1,37 @@
+"""The request an event happens in, carried by contextvars (async-safe, no thread-locals).
+
+HTTP adapters open a :class:`RequestScope`; DB and manual events in the same request pick up its
+actor, source and route, so "user 42 deleted row 7 via DELETE /posts/7" is one story.
+"""
+
+from __future__ import annotations
+
+from contextvars import ContextVar, Token
+from dataclasses import dataclass, field
+
+from otel_audit.event import Actor, HttpInfo, Source
+
+
+@dataclass(slots=True)
+class RequestScope:
+    actor: Actor = field(default_factory=Actor)
+    source: Source = field(default_factory=Source)
+    http: HttpInfo | None = None
+
+
+_current: ContextVar[RequestScope | None] = ContextVar("otel_audit_request", default=None)
+
+
+def current_scope() -> RequestScope | None:
+    return _current.get()
+
+
+def enter_scope(scope: RequestScope) -> Token:
+    return _current.set(scope)
+
+
+def exit_scope(token: Token) -> None:
+    try:
+        _current.reset(token)
+    except ValueError:  # token from another context (e.g. ASGI task switch): just clear
+        _current.set(None)

@@ -1,0 +1,101 @@
+"""HTTP semantics shared by every web adapter: outcome from status, the request scope, and the
+two stages of a request (before the view: fail-closed check; after the response: the record)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from otel_audit.actors import ActorFacts, ActorResolver
+from otel_audit.context import RequestScope, enter_scope, exit_scope
+from otel_audit.errors import containment
+from otel_audit.event import Actor, AuditEvent, HttpInfo, Source
+from otel_audit.runtime import get_runtime, record_event
+
+
+def outcome_for_status(status: int | None) -> tuple[str, str | None]:
+    """2xx/3xx success, 401 failure, 403 denied, other 4xx/5xx failure."""
+    if status is None:
+        return "unknown", None
+    if status < 400:
+        return "success", None
+    if status == 401:
+        return "failure", "unauthenticated"
+    if status == 403:
+        return "denied", "forbidden"
+    return "failure", f"http {status}"
+
+
+def actor_resolver() -> ActorResolver:
+    """The resolver from the policy (``actors.sources``) or the default order."""
+    runtime = get_runtime()
+    policy = runtime.policy if runtime is not None else None
+    resolver = getattr(policy, "actor_resolver", None)
+    return resolver if resolver is not None else _DEFAULT_RESOLVER
+
+
+_DEFAULT_RESOLVER = ActorResolver()
+
+
+class HttpExchange:
+    """One request as seen by an adapter. Call :meth:`begin`, then :meth:`finish` exactly once."""
+
+    __slots__ = ("facts", "http", "source", "scope", "_token", "actor_before")
+
+    def __init__(self, facts: ActorFacts, http: HttpInfo, source: Source) -> None:
+        self.facts = facts
+        self.http = http
+        self.source = source
+        self.scope = RequestScope(source=source, http=http)
+        self._token: Any = None
+        self.actor_before: Actor | None = None
+
+    def begin(self) -> None:
+        """Open the request scope and resolve the actor as the request arrives."""
+        self._token = enter_scope(self.scope)
+        try:
+            self.actor_before = actor_resolver().resolve(self.facts)
+            self.scope.actor = self.actor_before
+        except Exception as exc:  # noqa: BLE001
+            containment.record("actor resolution", exc)
+
+    def refresh_actor(self) -> None:
+        """Re-resolve after the app's own auth ran (``g.user`` set in before_request, for example)."""
+        try:
+            actor = actor_resolver().resolve(self.facts)
+            if actor.id:
+                self.scope.actor = actor
+        except Exception as exc:  # noqa: BLE001
+            containment.record("actor resolution", exc)
+
+    def finish(self, status: int | None, error: BaseException | None = None) -> None:
+        """Record the request (after the response is known) and close the scope."""
+        try:
+            self.http.status_code = status
+            outcome, reason = outcome_for_status(status)
+            error_type = None
+            if error is not None:
+                outcome, reason = "failure", "unhandled exception"
+                error_type = f"{type(error).__module__}.{type(error).__qualname__}".removeprefix("builtins.")
+            self.refresh_actor()
+            actor = self.scope.actor
+            if not actor.id and self.actor_before is not None and self.actor_before.id:
+                actor = self.actor_before  # e.g. logout: who it was before the session ended
+            event = AuditEvent(
+                category="http",
+                action="request",
+                outcome=outcome,
+                outcome_reason=reason,
+                actor=actor,
+                source=self.source,
+                http=self.http,
+                error_type=error_type,
+                origin=getattr(self.facts, "origin", "http"),
+            )
+            event.attributes["audit.actor.before"] = self.actor_before.id if self.actor_before else None
+            record_event(event)
+        except Exception as exc:  # noqa: BLE001
+            containment.record("http finish", exc)
+        finally:
+            if self._token is not None:
+                exit_scope(self._token)
+                self._token = None

@@ -1,0 +1,171 @@
+"""Flask adapter: every request becomes an ``http`` audit event; Flask-Login signals become
+login/logout events.
+
+Hooks ``Flask.full_dispatch_request`` at class level with wrapt, so apps created before and after
+instrumentation are both covered and the request/app context (``g``, ``session``, ``url_rule``) is
+live on both sides of the view.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Collection, Mapping
+
+import flask
+import wrapt
+from opentelemetry.instrumentation.instrumentor import BaseInstrumentor
+from opentelemetry.instrumentation.utils import unwrap
+
+from otel_audit.context import current_scope
+from otel_audit.errors import containment
+from otel_audit.event import Actor, AuditEvent, HttpInfo, Source
+from otel_audit.instrumentation._http import HttpExchange
+from otel_audit.runtime import record_event
+
+_PAYLOAD_LIMIT = 64 * 1024
+
+
+class _FlaskFacts:
+    """ActorFacts over the live Flask request context."""
+
+    origin = "flask"
+
+    def framework_user(self) -> Any:
+        try:
+            from flask_login import current_user  # optional
+        except ImportError:
+            return None
+        try:
+            return current_user._get_current_object()  # noqa: SLF001 - unwrap the LocalProxy
+        except Exception:  # noqa: BLE001 - no login manager on this app
+            return None
+
+    def app_user(self) -> Any:
+        return flask.g.get("user")
+
+    def session(self) -> Mapping[str, Any] | None:
+        return flask.session
+
+    def header(self, name: str) -> str | None:
+        return flask.request.headers.get(name)
+
+
+_FACTS = _FlaskFacts()
+
+
+def _http_info(request: flask.Request) -> HttpInfo:
+    rule = request.url_rule
+    body: Any = None
+    if request.content_length and request.content_length <= _PAYLOAD_LIMIT:
+        if request.is_json:
+            body = request.get_json(silent=True)
+        elif request.form:
+            body = request.form.to_dict(flat=True)
+    return HttpInfo(
+        method=request.method,
+        route=rule.rule if rule is not None else None,
+        path=request.path,
+        scheme=request.scheme,
+        host=request.host,
+        query=request.query_string.decode("latin-1") or None,
+        request_headers=dict(request.headers.items()),
+        request_body=body,
+    )
+
+
+def _source(request: flask.Request) -> Source:
+    port = request.environ.get("REMOTE_PORT")
+    return Source(
+        address=request.remote_addr,
+        port=int(port) if port and str(port).isdigit() else None,
+        user_agent=request.user_agent.string or None,
+    )
+
+
+def _response_facts(exchange: HttpExchange, response: flask.Response, session_before: Any) -> None:
+    http = exchange.http
+    http.response_headers = dict(response.headers.items())
+    http.redirect_location = response.headers.get("Location")
+    if response.is_json:
+        http.response_body = response.get_json(silent=True)
+    try:
+        http.session_changed = dict(flask.session) != session_before
+    except Exception:  # noqa: BLE001
+        http.session_changed = None
+
+
+def _full_dispatch_request(wrapped: Any, instance: flask.Flask, args: Any, kwargs: Any) -> Any:
+    try:
+        request = flask.request._get_current_object()  # noqa: SLF001
+        exchange = HttpExchange(_FACTS, _http_info(request), _source(request))
+        session_before = dict(flask.session)
+        exchange.begin()
+    except Exception as exc:  # noqa: BLE001 - never break the request
+        containment.record("flask request start", exc)
+        return wrapped(*args, **kwargs)
+    try:
+        response = wrapped(*args, **kwargs)
+    except BaseException as error:
+        exchange.finish(500, error)
+        raise
+    try:
+        _response_facts(exchange, response, session_before)
+    except Exception as exc:  # noqa: BLE001
+        containment.record("flask response", exc)
+    exchange.finish(response.status_code)
+    return response
+
+
+def _login_signal(action: str):
+    def receiver(sender: Any, user: Any = None, **extra: Any) -> None:
+        try:
+            from otel_audit.actors import actor_from_user
+
+            scope = current_scope()
+            actor = actor_from_user(user, "flask_login") if user is not None else None
+            if actor is None and scope is not None:
+                actor = scope.actor
+            if scope is not None and actor is not None and action == "login":
+                scope.actor = actor
+            record_event(
+                AuditEvent(
+                    category="authentication",
+                    action=action,
+                    outcome="success",
+                    actor=actor or Actor(),
+                    source=scope.source if scope else Source(),
+                    http=scope.http if scope else None,
+                    origin="flask_login",
+                )
+            )
+        except Exception as exc:  # noqa: BLE001
+            containment.record("flask-login signal", exc)
+
+    return receiver
+
+
+_LOGIN_RECEIVERS = {"user_logged_in": _login_signal("login"), "user_logged_out": _login_signal("logout")}
+
+
+class FlaskAuditInstrumentor(BaseInstrumentor):
+    """Audits every Flask request and Flask-Login login/logout."""
+
+    def instrumentation_dependencies(self) -> Collection[str]:
+        return ("flask >= 2.2",)
+
+    def _instrument(self, **kwargs: Any) -> None:
+        wrapt.wrap_function_wrapper(flask.Flask, "full_dispatch_request", _full_dispatch_request)
+        try:
+            import flask_login.signals as signals
+        except ImportError:
+            return
+        for name, receiver in _LOGIN_RECEIVERS.items():
+            getattr(signals, name).connect(receiver, weak=False)
+
+    def _uninstrument(self, **kwargs: Any) -> None:
+        unwrap(flask.Flask, "full_dispatch_request")
+        try:
+            import flask_login.signals as signals
+        except ImportError:
+            return
+        for name, receiver in _LOGIN_RECEIVERS.items():
+            getattr(signals, name).disconnect(receiver)

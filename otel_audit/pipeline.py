@@ -1,0 +1,184 @@
+"""The one pipeline every audit event goes through: decide -> enrich -> redact -> chain -> emit.
+
+Like structlog's processor chain, the pipeline is a plain list of small steps. Each step takes the
+event and returns it (possibly changed), or ``None`` to stop (not audited). Adapters never emit
+directly; they build an :class:`~otel_audit.event.AuditEvent` and call :meth:`Pipeline.process`.
+
+Later capabilities plug in by replacing a step:
+
+* decide - :mod:`otel_audit.policy` (rules, levels, route classification, required fields)
+* redact - :mod:`otel_audit.redaction` (key rules, detectors, SQL/URL sanitising)
+* chain  - :mod:`otel_audit.delivery` (HMAC hash chain)
+* emit   - the OTel Logs API; durability lives in the log record processor behind it
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping, Protocol, Sequence
+
+from opentelemetry import trace
+
+from otel_audit._logs_compat import LogRecord, SeverityNumber
+from otel_audit.attributes import event_attributes, event_message
+from otel_audit.event import AuditEvent
+
+Step = Callable[[AuditEvent], "AuditEvent | None"]
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """What the policy decided for one event."""
+
+    level: str  # none | metadata | request | full
+    rule: str  # id of the rule that matched, or "default"
+    required: bool = False  # the record must be durable (fail-closed applies)
+    extra_attributes: Mapping[str, Any] = field(default_factory=dict)
+
+
+class Policy(Protocol):
+    """What the pipeline needs from a policy (see :mod:`otel_audit.policy`)."""
+
+    id: str
+    version: str
+    hash: str
+
+    def decide(self, event: AuditEvent) -> Decision | None: ...
+
+
+@dataclass(slots=True)
+class RecordDraft:
+    """The log record being built; redact and chain steps edit ``attributes`` and ``body``."""
+
+    event_name: str
+    timestamp: int
+    severity_number: SeverityNumber
+    severity_text: str
+    body: Any
+    attributes: dict[str, Any]
+    trace_id: int = 0
+    span_id: int = 0
+    trace_flags: int = 0
+
+
+_SEVERITY_BY_OUTCOME = {
+    "success": (SeverityNumber.INFO, "INFO"),
+    "unknown": (SeverityNumber.INFO, "INFO"),
+    "failure": (SeverityNumber.WARN, "WARN"),
+    "denied": (SeverityNumber.WARN, "WARN"),
+}
+
+
+def severity_for(event: AuditEvent) -> tuple[SeverityNumber, str]:
+    """Failures that raised (``error.type`` set) are ERROR; other failures and denials WARN."""
+    if event.outcome == "failure" and event.error_type:
+        return SeverityNumber.ERROR, "ERROR"
+    return _SEVERITY_BY_OUTCOME.get(event.outcome, (SeverityNumber.INFO, "INFO"))
+
+
+# ---------------------------------------------------------------------------------------------
+# Steps
+
+
+class Decide:
+    """Ask the policy whether and at what level to audit; ``none`` or no decision stops the event."""
+
+    def __init__(self, policy: Policy) -> None:
+        self.policy = policy
+
+    def __call__(self, event: AuditEvent) -> AuditEvent | None:
+        decision = self.policy.decide(event)
+        if decision is None or decision.level == "none":
+            return None
+        event.decision = decision
+        return event
+
+
+class Enrich:
+    """Turn the event into a record draft: attributes for the level, provenance, trace context."""
+
+    def __init__(self, policy: Policy) -> None:
+        self.provenance = {
+            "audit.policy.id": policy.id,
+            "audit.policy.version": policy.version,
+            "audit.policy.hash": policy.hash,
+        }
+
+    def __call__(self, event: AuditEvent) -> AuditEvent | None:
+        decision: Decision = event.decision
+        attrs = event_attributes(event, decision.level)
+        attrs["audit.rule"] = decision.rule
+        attrs.update(self.provenance)
+        if decision.extra_attributes:
+            attrs.update(decision.extra_attributes)
+        severity_number, severity_text = severity_for(event)
+        draft = RecordDraft(
+            event_name=event.event_name,
+            timestamp=event.time_unix_nano,
+            severity_number=severity_number,
+            severity_text=severity_text,
+            body=event_message(event),
+            attributes=attrs,
+        )
+        span_context = trace.get_current_span().get_span_context()
+        if span_context.is_valid:
+            draft.trace_id = span_context.trace_id
+            draft.span_id = span_context.span_id
+            draft.trace_flags = int(span_context.trace_flags)
+        event.record = draft
+        return event
+
+
+class Emit:
+    """Hand the finished draft to the OTel Logs API (logger scope ``otel_audit``)."""
+
+    def __init__(self, logger: Any) -> None:
+        self.logger = logger
+
+    def __call__(self, event: AuditEvent) -> AuditEvent | None:
+        draft: RecordDraft = event.record
+        self.logger.emit(
+            LogRecord(
+                timestamp=draft.timestamp,
+                trace_id=draft.trace_id,
+                span_id=draft.span_id,
+                trace_flags=trace.TraceFlags(draft.trace_flags),
+                severity_number=draft.severity_number,
+                severity_text=draft.severity_text,
+                body=draft.body,
+                attributes=draft.attributes,
+                event_name=draft.event_name,
+            )
+        )
+        return event
+
+
+class Pipeline:
+    """An ordered list of steps; :meth:`process` runs them until one returns ``None``."""
+
+    def __init__(self, steps: Sequence[Step]) -> None:
+        self.steps = list(steps)
+
+    def process(self, event: AuditEvent) -> bool:
+        """Run the event through every step. True if it was emitted."""
+        for step in self.steps:
+            result = step(event)
+            if result is None:
+                return False
+            event = result
+        return True
+
+    def __repr__(self) -> str:
+        return "Pipeline(" + " -> ".join(type(step).__name__ for step in self.steps) + ")"
+
+
+class Redact:
+    """Apply the policy's redaction to the draft before anything leaves the process."""
+
+    def __init__(self, redactor: Any) -> None:
+        self.redactor = redactor
+
+    def __call__(self, event: AuditEvent) -> AuditEvent | None:
+        draft: RecordDraft = event.record
+        draft.attributes = self.redactor.redact_attributes(draft.attributes)
+        return event

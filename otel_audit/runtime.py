@@ -1,0 +1,170 @@
+"""Process-wide start-up: configuration, policy, the audit logger provider and the pipeline.
+
+otel-audit owns a LoggerProvider for its records (scope ``otel_audit``) instead of borrowing the
+global one, so audit records never fall into a no-op provider and durability stays under our
+control. Exporter choice: OTLP when asked for (``OTEL_LOGS_EXPORTER=otlp`` or an OTLP endpoint
+variable), otherwise the embedded JSON-lines sink, announced once on stderr.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import sys
+import threading
+from typing import Any
+
+from opentelemetry.sdk.resources import Resource
+
+from otel_audit import __version__
+from otel_audit._logs_compat import BatchLogRecordProcessor, LoggerProvider, SimpleLogRecordProcessor
+from otel_audit.config import AuditConfig
+from otel_audit.errors import AuditUnavailable, ConfigError, containment
+from otel_audit.event import Actor, AuditEvent
+from otel_audit.pipeline import Decide, Emit, Enrich, Pipeline, Redact
+
+SCOPE_NAME = "otel_audit"
+
+
+def _make_exporter(config: AuditConfig) -> tuple[Any, str]:
+    """(exporter, human description of where records go)."""
+    if config.wants_otlp():
+        protocol = (
+            os.environ.get("OTEL_EXPORTER_OTLP_LOGS_PROTOCOL")
+            or os.environ.get("OTEL_EXPORTER_OTLP_PROTOCOL")
+            or "http/protobuf"
+        ).strip()
+        if protocol == "grpc":
+            from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter
+        elif protocol in ("http/protobuf", "http"):
+            from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
+        else:
+            raise ConfigError(
+                f"OTEL_EXPORTER_OTLP_PROTOCOL: {protocol!r} is invalid: expected grpc or http/protobuf"
+            )
+        return OTLPLogExporter(), f"OTLP ({protocol})"
+    if config.exporter == "console":
+        from opentelemetry.sdk._logs.export import ConsoleLogRecordExporter
+
+        return ConsoleLogRecordExporter(), "the console"
+    from otel_audit.sink import JsonLinesExporter
+
+    return JsonLinesExporter(config.sink_path), f"the embedded sink {config.sink_path}"
+
+
+class AuditRuntime:
+    """Everything one process needs to audit: config, policy, provider, pipeline."""
+
+    def __init__(self, config: AuditConfig, policy: Any, provider: Any, pipeline: Pipeline, destination: str):
+        self.config = config
+        self.policy = policy
+        self.provider = provider
+        self.pipeline = pipeline
+        self.destination = destination
+        self._stopped = False
+
+    @classmethod
+    def from_env(cls) -> "AuditRuntime":
+        config = AuditConfig.from_env()
+        from otel_audit.policy import load_policy
+        from otel_audit.redaction import Redactor
+
+        policy = load_policy(config.policy)
+        exporter, destination = _make_exporter(config)
+        provider = LoggerProvider(resource=Resource.create())
+        if destination.startswith("the embedded sink") or destination == "the console":
+            # A local file write is cheap and makes the record durable before the request returns.
+            provider.add_log_record_processor(SimpleLogRecordProcessor(exporter))
+        else:
+            provider.add_log_record_processor(BatchLogRecordProcessor(exporter))
+        logger = provider.get_logger(SCOPE_NAME, __version__)
+        redactor = Redactor.from_config(getattr(policy, "redaction", None))
+        pipeline = Pipeline([Decide(policy), Enrich(policy), Redact(redactor), Emit(logger)])
+        return cls(config, policy, provider, pipeline, destination)
+
+    def record(self, event: AuditEvent) -> bool:
+        """Run an event through the pipeline; contain any failure unless fail-closed requires otherwise."""
+        try:
+            return self.pipeline.process(event)
+        except AuditUnavailable:
+            raise
+        except Exception as exc:  # noqa: BLE001 - the host app must not break because auditing did
+            containment.record("pipeline", exc)
+            if self.config.fail_mode == "closed" and event.decision is not None and event.decision.required:
+                raise AuditUnavailable("audit record could not be written") from None
+            return False
+
+    def lifecycle(self, action: str, reason: str | None = None, **attributes: Any) -> None:
+        self.record(
+            AuditEvent(
+                category="audit_system",
+                action=action,
+                outcome="success" if action not in ("policy_invalid", "audit_failure") else "failure",
+                outcome_reason=reason,
+                actor=Actor(id=f"pid:{os.getpid()}", type="system"),
+                attributes={"audit.policy.source": self.config.policy or "default", **attributes},
+                origin="otel_audit",
+            )
+        )
+
+    def shutdown(self) -> None:
+        if self._stopped:
+            return
+        self._stopped = True
+        try:
+            self.lifecycle("stop")
+        finally:
+            self.provider.shutdown()
+
+
+_runtime: AuditRuntime | None = None
+_lock = threading.RLock()
+
+
+def start() -> AuditRuntime | None:
+    """Start auditing for this process (idempotent). Returns None when disabled."""
+    global _runtime
+    with _lock:
+        if _runtime is not None:
+            return _runtime
+        config = AuditConfig.from_env()
+        if not config.enabled:
+            return None
+        runtime = AuditRuntime.from_env()
+        _runtime = runtime
+        if not config.quiet:
+            print(f"otel-audit: auditing on; records go to {runtime.destination}", file=sys.stderr)
+        runtime.lifecycle("start")
+        runtime.lifecycle(
+            "policy_loaded",
+            **{"audit.policy.id": runtime.policy.id, "audit.policy.version": runtime.policy.version},
+        )
+        atexit.register(runtime.shutdown)
+        return runtime
+
+
+def get_runtime() -> AuditRuntime | None:
+    """The running runtime, starting it on first use."""
+    return _runtime if _runtime is not None else start()
+
+
+def record_event(event: AuditEvent) -> bool:
+    """Entry point for adapters: never raises except :class:`AuditUnavailable` (fail-closed)."""
+    try:
+        runtime = get_runtime()
+    except Exception as exc:  # noqa: BLE001 - a lazy start-up failure must not break the request
+        containment.record("startup", exc)
+        return False
+    if runtime is None:
+        return False
+    return runtime.record(event)
+
+
+def reset_for_tests() -> None:
+    """Shut down and forget the runtime so the next use reads the environment again."""
+    global _runtime
+    with _lock:
+        if _runtime is not None:
+            atexit.unregister(_runtime.shutdown)
+            _runtime.shutdown()
+        _runtime = None
