@@ -58,6 +58,15 @@ class HttpExchange:
         except Exception as exc:  # noqa: BLE001
             containment.record("actor resolution", exc)
 
+    def before_view(self) -> None:
+        """Stage 1, ``RequestReceived``: the app's own auth has run, the view has not.
+
+        Refreshes the actor (so DB and manual events in the view see it). Fail-closed checks belong
+        here: raising :class:`~otel_audit.errors.AuditUnavailable` makes the adapter answer 503
+        without running the view.
+        """
+        self.refresh_actor()
+
     def refresh_actor(self) -> None:
         """Re-resolve after the app's own auth ran (``g.user`` set in before_request, for example)."""
         try:

@@ -8,6 +8,7 @@ live on both sides of the view.
 
 from __future__ import annotations
 
+from contextvars import ContextVar
 from typing import Any, Collection, Mapping
 
 import flask
@@ -22,6 +23,7 @@ from otel_audit.instrumentation._http import HttpExchange
 from otel_audit.runtime import record_event
 
 _PAYLOAD_LIMIT = 64 * 1024
+_CURRENT_EXCHANGE: ContextVar[HttpExchange | None] = ContextVar("otel_audit_flask_exchange", default=None)
 
 
 class _FlaskFacts:
@@ -99,6 +101,7 @@ def _full_dispatch_request(wrapped: Any, instance: flask.Flask, args: Any, kwarg
         exchange = HttpExchange(_FACTS, _http_info(request), _source(request))
         session_before = dict(flask.session)
         exchange.begin()
+        token = _CURRENT_EXCHANGE.set(exchange)
     except Exception as exc:  # noqa: BLE001 - never break the request
         containment.record("flask request start", exc)
         return wrapped(*args, **kwargs)
@@ -107,12 +110,22 @@ def _full_dispatch_request(wrapped: Any, instance: flask.Flask, args: Any, kwarg
     except BaseException as error:
         exchange.finish(500, error)
         raise
+    finally:
+        _CURRENT_EXCHANGE.reset(token)
     try:
         _response_facts(exchange, response, session_before)
     except Exception as exc:  # noqa: BLE001
         containment.record("flask response", exc)
     exchange.finish(response.status_code)
     return response
+
+
+def _dispatch_request(wrapped: Any, instance: flask.Flask, args: Any, kwargs: Any) -> Any:
+    """Runs after before_request handlers, just before the view: the ``before_view`` stage."""
+    exchange = _CURRENT_EXCHANGE.get()
+    if exchange is not None:
+        exchange.before_view()
+    return wrapped(*args, **kwargs)
 
 
 def _login_signal(action: str):
@@ -154,6 +167,7 @@ class FlaskAuditInstrumentor(BaseInstrumentor):
 
     def _instrument(self, **kwargs: Any) -> None:
         wrapt.wrap_function_wrapper(flask.Flask, "full_dispatch_request", _full_dispatch_request)
+        wrapt.wrap_function_wrapper(flask.Flask, "dispatch_request", _dispatch_request)
         try:
             import flask_login.signals as signals
         except ImportError:
@@ -163,6 +177,7 @@ class FlaskAuditInstrumentor(BaseInstrumentor):
 
     def _uninstrument(self, **kwargs: Any) -> None:
         unwrap(flask.Flask, "full_dispatch_request")
+        unwrap(flask.Flask, "dispatch_request")
         try:
             import flask_login.signals as signals
         except ImportError:

@@ -1,0 +1,83 @@
+"""``otel-audit`` command line: ``demo``, ``records``, and the subcommands each area registers
+(``policy …`` from :mod:`otel_audit.policy.cli`, ``verify``/``status`` from
+:mod:`otel_audit.delivery.cli`)."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from typing import Sequence
+
+# (module, function) pairs that add subcommands; a missing module just means that area's
+# commands are not available in this build.
+_COMMAND_PROVIDERS = (
+    ("otel_audit.policy.cli", "add_policy_commands"),
+    ("otel_audit.delivery.cli", "add_delivery_commands"),
+)
+
+
+def _add_demo(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "demo",
+        help="run the Flask example under opentelemetry-instrument, drive a scripted session, print the audit trail",
+    )
+    parser.add_argument("--sink", help="sink file to write (default: a new temporary file)")
+    parser.add_argument("--json", action="store_true", help="print the records as JSON lines instead of a table")
+    parser.add_argument("--keep-going", action="store_true", help=argparse.SUPPRESS)
+
+    def run(args: argparse.Namespace) -> int:
+        from otel_audit.demo import run_demo
+
+        return run_demo(sink=args.sink, as_json=args.json)
+
+    parser.set_defaults(func=run)
+
+
+def _add_records(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("records", help="print the records in an embedded-sink file as a table")
+    parser.add_argument("path", help="JSON-lines sink file")
+    parser.add_argument("--json", action="store_true", help="print JSON lines")
+
+    def run(args: argparse.Namespace) -> int:
+        from otel_audit.demo import print_records
+        from otel_audit.sink import read_sink
+
+        try:
+            records = list(read_sink(args.path))
+        except OSError as exc:
+            print(f"otel-audit records: cannot read {args.path}: {exc.strerror}", file=sys.stderr)
+            return 2
+        print_records(records, as_json=args.json)
+        return 0
+
+    parser.set_defaults(func=run)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="otel-audit", description="Audit logging as code for OpenTelemetry.")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    _add_demo(subparsers)
+    _add_records(subparsers)
+    for module_name, function_name in _COMMAND_PROVIDERS:
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name != module_name:
+                raise
+            continue
+        getattr(module, function_name)(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
