@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import atexit
 import os
+import signal
 import sys
 import threading
 from typing import Any
@@ -140,7 +141,30 @@ def start() -> AuditRuntime | None:
             **{"audit.policy.id": runtime.policy.id, "audit.policy.version": runtime.policy.version},
         )
         atexit.register(runtime.shutdown)
+        _stop_on_sigterm(runtime)
         return runtime
+
+
+def _stop_on_sigterm(runtime: AuditRuntime) -> None:
+    """Python's default SIGTERM kills the process without atexit, losing the ``stop`` record and
+    any buffered records. Only when the app has no handler of its own, flush and then die by the
+    same signal, so exit status and supervisors see no difference."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+    try:
+        if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+            return
+
+        def on_sigterm(signum: int, frame: Any) -> None:
+            try:
+                runtime.shutdown()
+            finally:
+                signal.signal(signal.SIGTERM, signal.SIG_DFL)
+                os.kill(os.getpid(), signal.SIGTERM)
+
+        signal.signal(signal.SIGTERM, on_sigterm)
+    except (ValueError, OSError):  # not in the main interpreter / unsupported platform
+        pass
 
 
 def get_runtime() -> AuditRuntime | None:

@@ -15,6 +15,10 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
     ExportLogsServiceRequest,
     ExportLogsServiceResponse,
 )
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTraceServiceRequest,
+    ExportTraceServiceResponse,
+)
 
 
 def any_value(value: Any) -> Any:
@@ -49,6 +53,7 @@ class OtlpReceiver:
 
     def __init__(self) -> None:
         self.records: list[ReceivedRecord] = []
+        self.spans: list[dict[str, Any]] = []  # {"name", "trace_id", "span_id", "kind", "attributes"}
         self.raw_bodies: list[bytes] = []
         self.fail_with: int | None = None  # set to e.g. 503 to refuse exports
         self._lock = threading.Lock()
@@ -63,6 +68,12 @@ class OtlpReceiver:
                 data = self.rfile.read(length)
                 if self.headers.get("Content-Encoding") == "gzip":
                     data = gzip.decompress(data)
+                if self.path == "/v1/traces":
+                    traces = ExportTraceServiceRequest()
+                    traces.ParseFromString(data)
+                    receiver._add_spans(traces)
+                    self._reply(ExportTraceServiceResponse().SerializeToString())
+                    return
                 if self.path != "/v1/logs":
                     self.send_response(404)
                     self.end_headers()
@@ -74,7 +85,9 @@ class OtlpReceiver:
                 request = ExportLogsServiceRequest()
                 request.ParseFromString(data)
                 receiver._add(request, data)
-                body = ExportLogsServiceResponse().SerializeToString()
+                self._reply(ExportLogsServiceResponse().SerializeToString())
+
+            def _reply(self, body: bytes) -> None:
                 self.send_response(200)
                 self.send_header("Content-Type", "application/x-protobuf")
                 self.send_header("Content-Length", str(len(body)))
@@ -107,6 +120,22 @@ class OtlpReceiver:
                                 resource=resource,
                                 raw=MessageToDict(rec),
                             )
+                        )
+
+    def _add_spans(self, request: ExportTraceServiceRequest) -> None:
+        with self._lock:
+            for resource_spans in request.resource_spans:
+                for scope_spans in resource_spans.scope_spans:
+                    for span in scope_spans.spans:
+                        self.spans.append(
+                            {
+                                "name": span.name,
+                                "trace_id": span.trace_id.hex(),
+                                "span_id": span.span_id.hex(),
+                                "kind": span.kind,
+                                "scope": scope_spans.scope.name,
+                                "attributes": {kv.key: any_value(kv.value) for kv in span.attributes},
+                            }
                         )
 
     def audit_records(self) -> list[ReceivedRecord]:

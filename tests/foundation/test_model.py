@@ -1,0 +1,57 @@
+"""Event ids, configuration errors and the env-var reference."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from otel_audit.config import ENV_VARS, AuditConfig
+from otel_audit.errors import ConfigError
+from otel_audit.ids import new_event_id
+from tests.support.procs import REPO
+
+
+def test_event_ids_are_uuid7_unique_and_sortable() -> None:
+    ids = [new_event_id() for _ in range(5000)]
+    assert len(set(ids)) == len(ids)
+    assert ids == sorted(ids)
+    parsed = uuid.UUID(ids[0])
+    assert parsed.version == 7 and parsed.variant == uuid.RFC_4122
+
+
+@pytest.mark.parametrize(
+    "name, value, message",
+    [
+        ("OTEL_AUDIT_ENABLED", "maybe", "OTEL_AUDIT_ENABLED: 'maybe' is invalid: expected true or false"),
+        ("OTEL_AUDIT_FAIL_MODE", "sideways", "OTEL_AUDIT_FAIL_MODE: 'sideways' is invalid: expected one of open, closed"),
+        ("OTEL_AUDIT_EXPORTER", "kafka", "OTEL_AUDIT_EXPORTER: 'kafka' is invalid: expected one of auto, otlp, sink, console"),
+    ],
+)
+def test_invalid_env_values_name_the_variable(name: str, value: str, message: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        AuditConfig.from_env({name: value})
+    assert str(info.value) == message
+
+
+def test_secret_env_values_never_echoed() -> None:
+    secret_vars = [var for var in ENV_VARS if var.secret]
+    for var in secret_vars:
+        try:
+            AuditConfig.from_env({var.name: "\x00not-valid\x00"})
+        except ConfigError as exc:
+            assert "not-valid" not in str(exc)
+
+
+def test_readme_documents_every_env_var() -> None:
+    readme = (REPO / "README.md").read_text()
+    missing = [var.name for var in ENV_VARS if f"`{var.name}`" not in readme]
+    assert not missing, f"README env-var table lacks {missing}"
+
+
+def test_otlp_inferred_from_standard_variables() -> None:
+    config = AuditConfig.from_env({})
+    assert config.wants_otlp({"OTEL_LOGS_EXPORTER": "console,otlp"})
+    assert config.wants_otlp({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4318"})
+    assert not config.wants_otlp({})
+    assert not AuditConfig.from_env({"OTEL_AUDIT_EXPORTER": "sink"}).wants_otlp({"OTEL_LOGS_EXPORTER": "otlp"})
