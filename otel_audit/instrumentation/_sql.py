@@ -1,0 +1,162 @@
+"""SQL statement facts shared by the SQLAlchemy and DB-API adapters (no framework imports here).
+
+Turns statement text into (category, action, operation, table) and builds the ``AuditEvent`` with
+the actor/source/route of the surrounding request, so a DELETE issued by a view is attributed to
+the user who asked for it. Classification is cached per statement text: ORMs repeat the same few
+statements, and the cache keeps the per-statement cost to one dict lookup.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, NamedTuple
+
+from otel_audit.context import current_scope
+from otel_audit.event import AuditEvent, DbInfo, Source
+from otel_audit.instrumentation._request import request_actor
+
+#: Leading verb -> (category, action). Statements whose verb is not here (BEGIN, COMMIT, SET,
+#: PRAGMA, SAVEPOINT, SHOW, ...) are session housekeeping and produce no event.
+VERB_ACTIONS: dict[str, tuple[str, str]] = {
+    "SELECT": ("data_access", "query"),
+    "INSERT": ("data_modification", "insert"),
+    "UPDATE": ("data_modification", "update"),
+    "DELETE": ("data_modification", "delete"),
+    "MERGE": ("data_modification", "merge"),
+    "UPSERT": ("data_modification", "merge"),
+    "REPLACE": ("data_modification", "merge"),
+    "TRUNCATE": ("data_modification", "delete"),
+    "COPY": ("data_modification", "copy"),
+    "CREATE": ("configuration", "schema_change"),
+    "ALTER": ("configuration", "schema_change"),
+    "DROP": ("configuration", "schema_change"),
+    "RENAME": ("configuration", "schema_change"),
+    "COMMENT": ("configuration", "schema_change"),
+    "GRANT": ("authorization", "grant_role"),
+    "REVOKE": ("authorization", "revoke_role"),
+}
+
+_IDENT = r'(?:"(?:[^"]|"")+"|`[^`]+`|\[[^\]]+\]|[\w$]+)'
+_QUALIFIED = rf"({_IDENT}(?:\s*\.\s*{_IDENT})*)"
+_COMMENTS = re.compile(r"(--[^\n]*\n?)|(/\*.*?\*/)", re.S)
+_VERB = re.compile(r"\s*\(?\s*([A-Za-z]+)")
+_CTE_MAIN_VERB = re.compile(r"\)\s*(SELECT|INSERT|UPDATE|DELETE|MERGE)\b", re.I)
+_DDL_OBJECT = re.compile(
+    rf"\b(?:TABLE|INDEX|VIEW|SEQUENCE|SCHEMA|TRIGGER|TYPE|FUNCTION|DATABASE)\s+"
+    rf"(?:IF\s+(?:NOT\s+)?EXISTS\s+|CONCURRENTLY\s+|ONLY\s+)*{_QUALIFIED}",
+    re.I,
+)
+_TABLE_AFTER = {
+    "SELECT": re.compile(rf"\bFROM\s+(?:ONLY\s+)?{_QUALIFIED}", re.I),
+    "INSERT": re.compile(rf"\bINTO\s+{_QUALIFIED}", re.I),
+    "REPLACE": re.compile(rf"\bINTO\s+{_QUALIFIED}", re.I),
+    "MERGE": re.compile(rf"\bINTO\s+{_QUALIFIED}", re.I),
+    "UPSERT": re.compile(rf"\bINTO\s+{_QUALIFIED}", re.I),
+    "UPDATE": re.compile(rf"\bUPDATE\s+(?:OR\s+\w+\s+)?(?:ONLY\s+)?{_QUALIFIED}", re.I),
+    "DELETE": re.compile(rf"\bFROM\s+(?:ONLY\s+)?{_QUALIFIED}", re.I),
+    "TRUNCATE": re.compile(rf"\bTRUNCATE\s+(?:TABLE\s+)?(?:ONLY\s+)?{_QUALIFIED}", re.I),
+    "COPY": re.compile(rf"\bCOPY\s+{_QUALIFIED}", re.I),
+}
+
+
+class Statement(NamedTuple):
+    category: str
+    action: str
+    operation: str  # upper-case verb: SELECT, INSERT, CREATE, ...
+    table: str | None
+
+
+def _unquote(name: str) -> str:
+    parts = [part.strip() for part in re.split(r"\s*\.\s*(?=(?:[^\"]*\"[^\"]*\")*[^\"]*$)", name)]
+    cleaned = []
+    for part in parts:
+        if part[:1] in ('"', "`", "[") and len(part) > 1:
+            part = part[1:-1].replace('""', '"')
+        cleaned.append(part)
+    return ".".join(cleaned)
+
+
+def classify_uncached(sql: str) -> Statement | None:
+    """Classify one statement; None for statements that are not auditable (transaction control...)."""
+    text = _COMMENTS.sub(" ", sql)
+    match = _VERB.match(text)
+    if match is None:
+        return None
+    verb = match.group(1).upper()
+    if verb == "WITH":
+        main = _CTE_MAIN_VERB.search(text)
+        if main is None:
+            return None
+        verb = main.group(1).upper()
+        text = text[main.start(1) :]
+    entry = VERB_ACTIONS.get(verb)
+    if entry is None:
+        return None
+    table = None
+    pattern = _TABLE_AFTER.get(verb)
+    found = pattern.search(text) if pattern is not None else None
+    if found is None and entry[0] == "configuration":
+        found = _DDL_OBJECT.search(text)
+    if found is not None:
+        table = _unquote(found.group(1))
+    return Statement(entry[0], entry[1], verb, table)
+
+
+_CACHE: dict[str, Statement | None] = {}
+_CACHE_LIMIT = 2048
+
+
+def classify(sql: Any) -> Statement | None:
+    """:func:`classify_uncached` with a bounded cache keyed by statement text."""
+    if not isinstance(sql, str):
+        try:
+            sql = sql.decode() if isinstance(sql, (bytes, bytearray)) else str(sql)
+        except Exception:  # noqa: BLE001 - psycopg Composed objects etc.
+            return None
+    try:
+        return _CACHE[sql]
+    except KeyError:
+        pass
+    result = classify_uncached(sql)
+    if len(_CACHE) >= _CACHE_LIMIT:
+        _CACHE.clear()
+    _CACHE[sql] = result
+    return result
+
+
+def sql_event(
+    statement: Statement,
+    *,
+    system: str | None,
+    namespace: str | None,
+    query_text: str,
+    parameters: Any,
+    row_count: int | None,
+    origin: str,
+    error: BaseException | None = None,
+) -> AuditEvent:
+    """The event for one executed statement, attributed to the current request's actor."""
+    scope = current_scope()
+    actor = request_actor()
+    event = AuditEvent(
+        category=statement.category,
+        action=statement.action,
+        outcome="failure" if error is not None else "success",
+        outcome_reason="statement failed" if error is not None else None,
+        actor=actor,
+        source=scope.source if scope is not None else Source(),
+        http=scope.http if scope is not None else None,
+        db=DbInfo(
+            system=system,
+            namespace=namespace,
+            collection=statement.table,
+            operation=statement.operation,
+            query_text=query_text,
+            parameters=parameters,
+            row_count=row_count if row_count is not None and row_count >= 0 else None,
+        ),
+        origin=origin,
+    )
+    if error is not None:
+        event.error_type = f"{type(error).__module__}.{type(error).__qualname__}".removeprefix("builtins.")
+    return event

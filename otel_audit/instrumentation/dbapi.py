@@ -1,0 +1,243 @@
+"""DB-API adapter for sqlite3 and psycopg (3): every executed statement becomes a data event.
+
+``sqlite3.Connection`` is a C type that cannot be patched, so (like contrib's dbapi
+instrumentation) ``connect`` is wrapped to return a wrapt proxy whose ``cursor()``/``execute()``
+hand out proxied cursors. Each ``execute``/``executemany`` is classified from its SQL text
+(SELECT -> data_access, INSERT/UPDATE/DELETE -> data_modification, DDL -> configuration) and
+attributed to the surrounding request's actor.
+
+When SQLAlchemy drives the same connection its adapter marks it as owned (:func:`mark_owned`), and
+this adapter stays silent on it: one statement, one record.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from typing import Any, Callable, Collection
+
+import wrapt
+from opentelemetry.instrumentation.instrumentor import BaseInstrumentor
+
+from otel_audit.errors import containment
+from otel_audit.instrumentation._sql import classify, sql_event
+from otel_audit.runtime import record_event
+
+_MAX_PARAMETER_ROWS = 10
+
+
+def _plain(value: Any) -> Any:
+    """Parameters as log-attribute-safe values (exported only at ``full`` level, redacted first)."""
+    if value is None or isinstance(value, (str, bool, int, float)):
+        return value
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return f"<{len(value)} bytes>"
+    if isinstance(value, dict):
+        return {str(key): _plain(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(item) for item in value]
+    return str(value)
+
+
+class _DbFacts:
+    __slots__ = ("system", "namespace", "owned")
+
+    def __init__(self, system: str, namespace: str | None) -> None:
+        self.system = system
+        self.namespace = namespace
+        self.owned = False  # True when SQLAlchemy records this connection's statements
+
+
+def _record(facts: _DbFacts, sql: Any, parameters: Any, cursor: Any, error: BaseException | None) -> None:
+    try:
+        statement = classify(sql)
+        if statement is None:
+            return
+        row_count = getattr(cursor, "rowcount", None) if cursor is not None else None
+        record_event(
+            sql_event(
+                statement,
+                system=facts.system,
+                namespace=facts.namespace,
+                query_text=sql if isinstance(sql, str) else str(sql),
+                parameters=_plain(parameters),
+                row_count=row_count if isinstance(row_count, int) else None,
+                origin=f"dbapi.{facts.system}",
+                error=error,
+            )
+        )
+    except Exception as exc:  # noqa: BLE001 - never break the query
+        containment.record("dbapi record", exc)
+
+
+def _executed(facts: _DbFacts, call: Callable[[], Any], sql: Any, parameters: Any, result_cursor: Callable[[Any], Any]) -> Any:
+    """Run the driver call, then record it (failure records carry the error type and re-raise)."""
+    if facts.owned:
+        return call()
+    try:
+        result = call()
+    except Exception as error:
+        _record(facts, sql, parameters, None, error)
+        raise
+    _record(facts, sql, parameters, result_cursor(result), None)
+    return result
+
+
+def _many(rows: Any) -> Any:
+    if isinstance(rows, (list, tuple)):
+        return list(rows[:_MAX_PARAMETER_ROWS])
+    return None  # an iterator: recording it would consume the app's data
+
+
+class AuditedCursor(wrapt.ObjectProxy):
+    """A driver cursor whose ``execute``/``executemany`` are recorded."""
+
+    def __init__(self, cursor: Any, facts: _DbFacts) -> None:
+        super().__init__(cursor)
+        self._self_facts = facts
+
+    def execute(self, sql: Any, *args: Any, **kwargs: Any) -> Any:
+        wrapped = self.__wrapped__
+        parameters = args[0] if args else kwargs.get("params", kwargs.get("parameters"))
+        result = _executed(self._self_facts, lambda: wrapped.execute(sql, *args, **kwargs), sql, parameters,
+                           lambda _: wrapped)
+        return self if result is wrapped else result
+
+    def executemany(self, sql: Any, rows: Any, *args: Any, **kwargs: Any) -> Any:
+        wrapped = self.__wrapped__
+        result = _executed(self._self_facts, lambda: wrapped.executemany(sql, rows, *args, **kwargs), sql,
+                           _many(rows), lambda _: wrapped)
+        return self if result is wrapped else result
+
+    def __enter__(self) -> Any:
+        entered = self.__wrapped__.__enter__()
+        return self if entered is self.__wrapped__ else entered
+
+
+class AuditedConnection(wrapt.ObjectProxy):
+    """A driver connection handing out audited cursors."""
+
+    def __init__(self, connection: Any, facts: _DbFacts) -> None:
+        super().__init__(connection)
+        self._self_facts = facts
+
+    def cursor(self, *args: Any, **kwargs: Any) -> Any:
+        return AuditedCursor(self.__wrapped__.cursor(*args, **kwargs), self._self_facts)
+
+    def execute(self, sql: Any, *args: Any, **kwargs: Any) -> Any:
+        parameters = args[0] if args else kwargs.get("params", kwargs.get("parameters"))
+        cursor = _executed(self._self_facts, lambda: self.__wrapped__.execute(sql, *args, **kwargs), sql,
+                           parameters, lambda result: result)
+        return cursor if self._self_facts.owned else AuditedCursor(cursor, self._self_facts)
+
+    def executemany(self, sql: Any, rows: Any, *args: Any, **kwargs: Any) -> Any:
+        cursor = _executed(self._self_facts, lambda: self.__wrapped__.executemany(sql, rows, *args, **kwargs),
+                           sql, _many(rows), lambda result: result)
+        return cursor if self._self_facts.owned else AuditedCursor(cursor, self._self_facts)
+
+    def __enter__(self) -> Any:
+        entered = self.__wrapped__.__enter__()
+        return self if entered is self.__wrapped__ else entered
+
+
+def mark_owned(dbapi_connection: Any) -> bool:
+    """Silence this adapter on a connection another adapter (SQLAlchemy) records. Looks through
+    async adaptors (SQLAlchemy's adapted connection -> aiosqlite -> sqlite3) for our proxy."""
+    frontier = [dbapi_connection]
+    for _ in range(4):
+        next_frontier = []
+        for candidate in frontier:
+            if isinstance(candidate, AuditedConnection):
+                candidate._self_facts.owned = True
+                return True
+            for attr in ("driver_connection", "_connection", "_conn", "dbapi_connection"):
+                try:
+                    inner = getattr(candidate, attr, None)
+                except Exception:  # noqa: BLE001 - properties that raise when closed
+                    inner = None
+                if inner is not None and inner is not candidate:
+                    next_frontier.append(inner)
+        frontier = next_frontier
+    return False
+
+
+# ---------------------------------------------------------------------------------------------
+# sqlite3
+
+
+def _sqlite_namespace(args: Any, kwargs: Any) -> str | None:
+    database = args[0] if args else kwargs.get("database")
+    if database is None:
+        return None
+    database = os.fsdecode(database) if isinstance(database, (bytes, os.PathLike)) else str(database)
+    if database in ("", ":memory:") or database.startswith("file::memory:"):
+        return "main"
+    return os.path.basename(database.removeprefix("file:").split("?", 1)[0]) or "main"
+
+
+def _sqlite_connect(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+    connection = wrapped(*args, **kwargs)
+    try:
+        return AuditedConnection(connection, _DbFacts("sqlite", _sqlite_namespace(args, kwargs)))
+    except Exception as exc:  # noqa: BLE001
+        containment.record("sqlite3 connect", exc)
+        return connection
+
+
+class Sqlite3AuditInstrumentor(BaseInstrumentor):
+    """Audits statements run through ``sqlite3.connect`` connections (also Django's sqlite backend)."""
+
+    def instrumentation_dependencies(self) -> Collection[str]:
+        return ()
+
+    _originals: dict[Any, Any] = {}
+
+    def _instrument(self, **kwargs: Any) -> None:
+        # ``sqlite3.connect`` and ``sqlite3.dbapi2.connect`` (what Django and SQLAlchemy call) are
+        # two names for one function: both get the same wrapper, both get the original back.
+        original = sqlite3.dbapi2.connect
+        wrapper = wrapt.FunctionWrapper(original, _sqlite_connect)
+        for module in (sqlite3, sqlite3.dbapi2):
+            self._originals[module] = module.connect
+            module.connect = wrapper
+
+    def _uninstrument(self, **kwargs: Any) -> None:
+        for module, original in self._originals.items():
+            module.connect = original
+        self._originals.clear()
+
+
+# ---------------------------------------------------------------------------------------------
+# psycopg 3
+
+
+def _psycopg_connect(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+    connection = wrapped(*args, **kwargs)
+    try:
+        return AuditedConnection(connection, _DbFacts("postgresql", connection.info.dbname))
+    except Exception as exc:  # noqa: BLE001
+        containment.record("psycopg connect", exc)
+        return connection
+
+
+class PsycopgAuditInstrumentor(BaseInstrumentor):
+    """Audits statements run through ``psycopg.connect`` connections (sync; SQLAlchemy's async
+    psycopg driver is covered by the SQLAlchemy adapter)."""
+
+    def instrumentation_dependencies(self) -> Collection[str]:
+        return ("psycopg >= 3.1",)
+
+    def _instrument(self, **kwargs: Any) -> None:
+        try:
+            import psycopg
+        except ImportError:  # not installed: nothing to audit
+            return
+        wrapt.wrap_function_wrapper(psycopg, "connect", _psycopg_connect)
+
+    def _uninstrument(self, **kwargs: Any) -> None:
+        try:
+            import psycopg
+        except ImportError:
+            return
+        if isinstance(psycopg.connect, wrapt.ObjectProxy):
+            psycopg.connect = psycopg.connect.__wrapped__

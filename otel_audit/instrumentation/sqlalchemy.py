@@ -1,0 +1,200 @@
+"""SQLAlchemy adapter: statement events from every Engine, entity events from every ORM flush.
+
+* Engine (class-level ``after_cursor_execute`` / ``handle_error``): one event per statement —
+  SELECT -> ``data_access``, INSERT/UPDATE/DELETE/MERGE -> ``data_modification``, DDL ->
+  ``configuration``/``schema_change`` — with table, operation, row count, statement text and
+  parameters (the last two only leave the process at ``request``/``full`` level, redacted).
+  Async engines run these same events on their sync engine underneath.
+* ORM (class-level ``Session.before_flush`` / ``after_flush``): one event per created, updated or
+  deleted entity with the names of the changed attributes (values in ``changes``, ``full`` only).
+  Changes are captured before the flush (history is gone afterwards) and recorded after it, when
+  new rows have their primary keys; a flush that fails records nothing.
+* Pool ``connect``: marks the driver connection as owned so the DB-API adapter does not record
+  the same statement a second time.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Collection
+
+from opentelemetry.instrumentation.instrumentor import BaseInstrumentor
+from sqlalchemy import event, inspect
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session
+from sqlalchemy.pool import Pool
+
+from otel_audit.context import current_scope
+from otel_audit.errors import containment
+from otel_audit.event import AuditEvent, DbInfo, Source, Target
+from otel_audit.instrumentation._request import request_actor
+from otel_audit.instrumentation._sql import classify, sql_event
+from otel_audit.instrumentation.dbapi import _plain, mark_owned
+from otel_audit.runtime import record_event
+
+_PENDING_KEY = "_otel_audit_pending"
+_MAX_PARAMETER_ROWS = 10
+_ACTIONS = {"create": ("create_resource", "INSERT"), "update": ("update_resource", "UPDATE"),
+            "delete": ("delete_resource", "DELETE")}
+
+
+def _database(conn: Any) -> tuple[str | None, str | None]:
+    system = conn.dialect.name
+    database = conn.engine.url.database
+    if database and system == "sqlite":
+        database = "main" if database == ":memory:" else os.path.basename(database)
+    return system, database
+
+
+def _statement(conn: Any, statement: str, parameters: Any, executemany: bool, row_count: int | None,
+               error: BaseException | None) -> None:
+    classified = classify(statement)
+    if classified is None:
+        return
+    system, database = _database(conn)
+    if executemany and isinstance(parameters, (list, tuple)):
+        parameters = list(parameters[:_MAX_PARAMETER_ROWS])
+    record_event(
+        sql_event(
+            classified,
+            system=system,
+            namespace=database,
+            query_text=statement,
+            parameters=_plain(parameters),
+            row_count=row_count,
+            origin="sqlalchemy",
+            error=error,
+        )
+    )
+
+
+def _after_cursor_execute(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any,
+                          executemany: bool) -> None:
+    try:
+        row_count = getattr(cursor, "rowcount", None)
+        _statement(conn, statement, parameters, executemany, row_count if isinstance(row_count, int) else None, None)
+    except Exception as exc:  # noqa: BLE001 - never break the query
+        containment.record("sqlalchemy statement", exc)
+
+
+def _handle_error(context: Any) -> None:
+    try:
+        if context.statement is None or context.connection is None:
+            return
+        executemany = bool(context.execution_context is not None and context.execution_context.executemany)
+        _statement(context.connection, context.statement, context.parameters, executemany, None,
+                   context.original_exception)
+    except Exception as exc:  # noqa: BLE001
+        containment.record("sqlalchemy error", exc)
+
+
+def _pool_connect(dbapi_connection: Any, connection_record: Any) -> None:
+    try:
+        mark_owned(dbapi_connection)
+    except Exception as exc:  # noqa: BLE001
+        containment.record("sqlalchemy pool connect", exc)
+
+
+# ---------------------------------------------------------------------------------------------
+# ORM
+
+
+def _changes(state: Any, new: bool) -> tuple[list[str], dict[str, Any]]:
+    """(changed attribute names, {name: {"old", "new"}}) from attribute history; columns get values."""
+    fields: list[str] = []
+    values: dict[str, Any] = {}
+    column_keys = state.mapper.column_attrs.keys()
+    for attr in state.attrs:
+        history = attr.history
+        changed = bool(history.added) if new else history.has_changes()
+        if not changed:
+            continue
+        fields.append(attr.key)
+        if attr.key in column_keys:
+            change = {"new": _plain(history.added[0]) if history.added else None}
+            if history.deleted:  # unknown when the attribute was expired and never loaded
+                change["old"] = _plain(history.deleted[0])
+            values[attr.key] = change
+    return fields, values
+
+
+def _before_flush(session: Session, flush_context: Any, instances: Any) -> None:
+    try:
+        pending = session.info.setdefault(_PENDING_KEY, [])
+        for obj in session.new:
+            fields, values = _changes(inspect(obj), new=True)
+            pending.append(("create", obj, fields, values))
+        for obj in session.dirty:
+            state = inspect(obj)
+            fields, values = _changes(state, new=False)
+            if fields:
+                pending.append(("update", obj, fields, values))
+        for obj in session.deleted:
+            pending.append(("delete", obj, [], None))
+    except Exception as exc:  # noqa: BLE001
+        containment.record("sqlalchemy before_flush", exc)
+
+
+def _after_flush(session: Session, flush_context: Any) -> None:
+    pending = session.info.pop(_PENDING_KEY, None)
+    if not pending:
+        return
+    try:
+        scope = current_scope()
+        actor = request_actor()
+        for kind, obj, fields, values in pending:
+            state = inspect(obj)
+            mapper = state.mapper
+            table = getattr(mapper.persist_selectable, "name", None)
+            identity = state.identity or mapper.primary_key_from_instance(obj)
+            action, operation = _ACTIONS[kind]
+            record_event(
+                AuditEvent(
+                    category="data_modification",
+                    action=action,
+                    outcome="success",
+                    actor=actor,
+                    source=scope.source if scope is not None else Source(),
+                    http=scope.http if scope is not None else None,
+                    target=Target(type=table, id=",".join(str(part) for part in identity) if identity and None not in identity else None),
+                    db=DbInfo(collection=table, operation=operation),
+                    changed_fields=tuple(fields) if fields else None,
+                    changes=values or None,
+                    attributes={"audit.orm.entity": f"{mapper.class_.__module__}.{mapper.class_.__qualname__}"},
+                    origin="sqlalchemy.orm",
+                )
+            )
+    except Exception as exc:  # noqa: BLE001
+        containment.record("sqlalchemy after_flush", exc)
+
+
+def _after_rollback(session: Session) -> None:
+    session.info.pop(_PENDING_KEY, None)
+
+
+_LISTENERS = (
+    (Engine, "after_cursor_execute", _after_cursor_execute),
+    (Engine, "handle_error", _handle_error),
+    (Pool, "connect", _pool_connect),
+    (Session, "before_flush", _before_flush),
+    (Session, "after_flush", _after_flush),
+    (Session, "after_soft_rollback", lambda session, previous_transaction: _after_rollback(session)),
+)
+
+
+class SQLAlchemyAuditInstrumentor(BaseInstrumentor):
+    """Audits statements of every Engine (sync and async) and entity changes of every ORM Session."""
+
+    def instrumentation_dependencies(self) -> Collection[str]:
+        return ("sqlalchemy >= 2.0",)
+
+    def _instrument(self, **kwargs: Any) -> None:
+        for target, name, listener in _LISTENERS:
+            if not event.contains(target, name, listener):
+                event.listen(target, name, listener)
+
+    def _uninstrument(self, **kwargs: Any) -> None:
+        for target, name, listener in _LISTENERS:
+            if event.contains(target, name, listener):
+                event.remove(target, name, listener)
+
