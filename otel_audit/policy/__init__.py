@@ -1,32 +1,48 @@
-"""Audit policy (placeholder until the policy-as-code issue lands): audit everything at metadata.
+"""Audit policy as code: which events are audited, at what level, what routes mean, who the actor is.
 
-:func:`load_policy` returns an object with ``id``, ``version``, ``hash``, ``redaction`` (the
-policy's redaction section) and ``decide(event) -> Decision | None``.
+:func:`load_policy` turns an ``OTEL_AUDIT_POLICY`` value (file path, inline YAML/JSON or
+``pack:NAME``; unset means the built-in default) into a :class:`CompiledPolicy` with ``id``,
+``version``, ``hash``, ``redaction``, ``failure_mode``, ``actor_resolver``, ``required_fields``
+and ``decide(event) -> Decision | None``. A broken policy raises :class:`PolicyError`; the runtime
+then falls back to :func:`fallback_policy` (or refuses to start when fail-closed). docs/policy.md
+is the reference.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-from typing import Any
+from dataclasses import replace
+from typing import Mapping
 
-from otel_audit.event import AuditEvent
-from otel_audit.pipeline import Decision
+from otel_audit.policy.compiled import CompiledPolicy, Explanation
+from otel_audit.policy.errors import PolicyError, Problem
+from otel_audit.policy.loader import ENV_OVERRIDES, load_model, schema
+from otel_audit.policy.required import MarkIncomplete
 
-
-class DefaultPolicy:
-    id = "otel-audit-default"
-    version = "0"
-
-    def __init__(self) -> None:
-        self.redaction: dict[str, Any] = {}
-        canonical = json.dumps({"id": self.id, "version": self.version, "rules": []}, sort_keys=True)
-        self.hash = "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
-        self._decision = Decision(level="metadata", rule="default")
-
-    def decide(self, event: AuditEvent) -> Decision | None:
-        return self._decision
+FALLBACK_ID = "otel-audit-fallback"
 
 
-def load_policy(source: str | None = None) -> DefaultPolicy:
-    return DefaultPolicy()
+def load_policy(source: str | None = None, environ: Mapping[str, str] | None = None) -> CompiledPolicy:
+    """Load and compile a policy. Raises :class:`PolicyError` (naming file, line, path) if it is broken."""
+    return CompiledPolicy(load_model(source, environ))
+
+
+def fallback_policy() -> CompiledPolicy:
+    """The documented safe fallback for a broken policy: audit everything at metadata level (no
+    payloads at all) with the redaction module's defaults, and the built-in route classification."""
+    model = load_model(None, environ={})
+    return CompiledPolicy(replace(model, id=FALLBACK_ID, version=model.version, redaction={}))
+
+
+__all__ = [
+    "CompiledPolicy",
+    "ENV_OVERRIDES",
+    "Explanation",
+    "FALLBACK_ID",
+    "MarkIncomplete",
+    "PolicyError",
+    "Problem",
+    "fallback_policy",
+    "load_model",
+    "load_policy",
+    "schema",
+]

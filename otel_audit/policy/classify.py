@@ -1,0 +1,206 @@
+"""Semantic classification of app routes: "a POST to /auth/login answered 200" -> what it *means*.
+
+A :class:`Classifier` is compiled once from the policy's ``routes`` (user routes first, then the
+built-in ones). For an ``http`` event it finds the first route whose method and path glob match,
+then decides the outcome from the response: ``failure_when`` conditions first, then
+``success_when`` (none holding means failure), else the status-derived outcome stays. A failed
+login becomes ``authentication.login_failed`` with outcome ``failure``.
+
+Adapters that already record the semantic event themselves (Flask-Login's ``user_logged_in``
+signal) must not produce a duplicate: :func:`note_recorded` remembers, per request scope, which
+event names were recorded; a route whose result was already recorded leaves the request as
+``http.request``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+from contextvars import ContextVar
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any, Pattern
+
+from otel_audit.context import current_scope
+from otel_audit.event import AuditEvent
+from otel_audit.policy.globs import compile_globs, normalise_route
+from otel_audit.policy.model import ActorSettings, Condition, Route
+
+# (scope, names recorded in it). The scope identity check makes a stale value from an earlier
+# request on the same thread harmless.
+_recorded: ContextVar[tuple[Any, set[str]] | None] = ContextVar("otel_audit_semantic_recorded", default=None)
+
+
+def note_recorded(event_name: str) -> None:
+    """Remember that ``event_name`` was recorded in the current request (no-op outside one)."""
+    scope = current_scope()
+    if scope is None:
+        return
+    value = _recorded.get()
+    if value is None or value[0] is not scope:
+        value = (scope, set())
+        _recorded.set(value)
+    value[1].add(event_name)
+
+
+def already_recorded(event_name: str) -> bool:
+    value = _recorded.get()
+    return value is not None and value[0] is current_scope() and event_name in value[1]
+
+
+def _in_ranges(status: int | None, ranges: tuple[tuple[int, int], ...]) -> bool:
+    return status is not None and any(low <= status <= high for low, high in ranges)
+
+
+class _CompiledCondition:
+    __slots__ = ("source", "status", "redirect", "redirect_not", "headers", "session_changed", "actor_changed")
+
+    def __init__(self, condition: Condition) -> None:
+        self.source = condition
+        self.status = condition.status
+        self.redirect = compile_globs(condition.redirect, ignore_case=True)
+        self.redirect_not = compile_globs(condition.redirect_not, ignore_case=True)
+        self.headers = tuple((name, compile_globs([glob], ignore_case=True)) for name, glob in condition.response_header)
+        self.session_changed = condition.session_changed
+        self.actor_changed = condition.actor_changed
+
+    def holds(self, event: AuditEvent) -> bool:
+        http = event.http
+        if self.status and not _in_ranges(http.status_code, self.status):
+            return False
+        location = http.redirect_location or ""
+        if self.redirect is not None and not (location and self.redirect.match(location)):
+            return False
+        if self.redirect_not is not None and (not location or self.redirect_not.match(location)):
+            return False
+        if self.headers:
+            headers = {k.lower(): v for k, v in (http.response_headers or {}).items()}
+            for name, pattern in self.headers:
+                value = headers.get(name)
+                if value is None or not pattern.match(str(value)):
+                    return False
+        if self.session_changed is not None and bool(http.session_changed) != self.session_changed:
+            return False
+        if self.actor_changed is not None and actor_changed(event) != self.actor_changed:
+            return False
+        return True
+
+
+def actor_changed(event: AuditEvent) -> bool:
+    """The actor after the response is a user and differs from the one before the view ran."""
+    before = event.attributes.get("audit.actor.before")
+    return bool(event.actor.id) and event.actor.type != "anonymous" and event.actor.id != before
+
+
+@dataclass(frozen=True)
+class Classification:
+    """What :meth:`Classifier.classify` found for one event (also shown by ``policy explain``)."""
+
+    route: Route
+    category: str
+    action: str
+    outcome: str
+    reason: str | None
+    why: str
+
+
+class _CompiledRoute:
+    __slots__ = ("route", "methods", "paths", "success_when", "failure_when")
+
+    def __init__(self, route: Route) -> None:
+        self.route = route
+        self.methods = frozenset(route.methods)
+        self.paths: Pattern[str] | None = compile_globs(route.paths)
+        self.success_when = tuple(_CompiledCondition(c) for c in route.success_when)
+        self.failure_when = tuple(_CompiledCondition(c) for c in route.failure_when)
+
+
+class Classifier:
+    def __init__(self, routes: tuple[Route, ...], actors: ActorSettings, cache_size: int = 4096) -> None:
+        self.routes = [_CompiledRoute(route) for route in routes]
+        self.actors = actors
+        self._find = lru_cache(maxsize=cache_size)(self._find_uncached)
+        self._hmac_key = (os.environ.get("OTEL_AUDIT_PSEUDONYM_KEY") or "").encode() or os.urandom(32)
+
+    def _find_uncached(self, method: str, route: str | None, path: str | None) -> int | None:
+        for index, compiled in enumerate(self.routes):
+            if compiled.methods and method not in compiled.methods:
+                continue
+            if compiled.paths is None:
+                continue
+            if (route and compiled.paths.match(route)) or (path and compiled.paths.match(path)):
+                return index
+        return None
+
+    def classify(self, event: AuditEvent) -> Classification | None:
+        http = event.http
+        if http is None or event.category != "http":
+            return None
+        index = self._find((http.method or "").upper(), normalise_route(http.route), http.path)
+        if index is None:
+            return None
+        compiled = self.routes[index]
+        route = compiled.route
+        outcome, reason, why = event.outcome, event.outcome_reason, "outcome from the status code"
+        if event.error_type is not None:
+            outcome, reason, why = "failure", event.outcome_reason, "the view raised"
+        else:
+            failed = next((i for i, c in enumerate(compiled.failure_when) if c.holds(event)), None)
+            if failed is not None:
+                outcome, why = "failure", f"failure_when[{failed}] holds"
+                reason = _describe_response(event)
+            elif compiled.success_when:
+                held = next((i for i, c in enumerate(compiled.success_when) if c.holds(event)), None)
+                if held is not None:
+                    outcome, reason, why = "success", None, f"success_when[{held}] holds"
+                else:
+                    outcome, why = "failure", "no success_when condition holds"
+                    reason = _describe_response(event)
+        action = route.action
+        if outcome in ("failure", "denied") and route.failure_action:
+            action = route.failure_action
+        return Classification(route, route.category, action, outcome, reason, why)
+
+    def apply(self, event: AuditEvent) -> Classification | None:
+        """Rewrite an ``http`` event to what its route means (unless that was recorded already)."""
+        found = self.classify(event)
+        if found is None:
+            return None
+        name = f"audit.{found.category}.{found.action}"
+        if already_recorded(name):
+            event.attributes["audit.semantic.recorded_by_adapter"] = name
+            return None
+        event.attributes["audit.http.original_action"] = f"{event.category}.{event.action}"
+        event.attributes["audit.classification.route"] = found.route.id
+        for key, value in found.route.attributes:
+            event.attributes[key] = list(value) if isinstance(value, tuple) else value
+        event.category, event.action = found.category, found.action
+        event.outcome, event.outcome_reason = found.outcome, found.reason
+        if found.category == "authentication" and found.outcome != "success":
+            self._attempted_username(event)
+        return found
+
+    def _attempted_username(self, event: AuditEvent) -> None:
+        """Failed logins: the name that was tried (per policy), never the password."""
+        mode = self.actors.record_attempted_username
+        body = event.http.request_body if event.http is not None else None
+        if mode == "off" or not isinstance(body, dict):
+            return
+        for field in self.actors.username_fields:
+            value = body.get(field)
+            if isinstance(value, str) and value.strip():
+                value = value.strip()[:256]
+                if mode == "hmac":
+                    value = "hmac-sha256:" + hmac.new(self._hmac_key, value.encode(), hashlib.sha256).hexdigest()
+                event.attributes["audit.attempted_username"] = value
+                return
+
+
+def _describe_response(event: AuditEvent) -> str:
+    http = event.http
+    if http.redirect_location:
+        return f"redirected to {http.redirect_location.split('?')[0][:200]}"
+    if http.status_code is not None and http.status_code >= 400:
+        return f"http {http.status_code}"
+    return f"no sign of success (http {http.status_code})"

@@ -1,0 +1,125 @@
+"""The normalised policy: plain frozen dataclasses, whatever shape the document used.
+
+``rules`` and the seed's ``audit_configs`` shorthand both become :class:`Rule`; ``request:
+"POST /login"`` becomes methods + paths; single values become tuples. The canonical form of the
+finished :class:`PolicyModel` is what ``audit.policy.hash`` is computed over, so two documents that
+mean the same thing hash the same.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any, Mapping
+
+ADMIN = "@admin"  # placeholder in Match.actor_roles for "the policy's admin roles"
+DEFAULT_ADMIN_ROLES = ("admin", "superuser", "administrator", "root")
+DEFAULT_USERNAME_FIELDS = ("username", "email", "login", "user", "user_name")
+
+
+@dataclass(frozen=True)
+class Match:
+    """Conditions of a rule; all given ones must hold, an empty Match matches everything."""
+
+    categories: tuple[str, ...] = ()
+    actions: tuple[str, ...] = ()  # globs
+    methods: tuple[str, ...] = ()  # upper case
+    paths: tuple[str, ...] = ()  # globs over route template and path
+    resource_types: tuple[str, ...] = ()  # globs
+    actor_ids: tuple[str, ...] = ()
+    actor_roles: tuple[str, ...] = ()  # any of
+    actor_not_roles: tuple[str, ...] = ()  # none of
+    actor_authenticated: bool | None = None
+    outcomes: tuple[str, ...] = ()
+    status: tuple[tuple[int, int], ...] = ()  # inclusive ranges
+    db_operations: tuple[str, ...] = ()  # upper case
+    db_tables: tuple[str, ...] = ()  # globs
+
+    def described(self) -> dict[str, Any]:
+        return {key: value for key, value in asdict(self).items() if value not in ((), None)}
+
+
+@dataclass(frozen=True)
+class Rule:
+    id: str
+    match: Match
+    level: str | None  # None: the policy default level
+    log_success: bool | None = None
+    log_failure: bool | None = None
+    required: bool | None = None
+    attributes: tuple[tuple[str, Any], ...] = ()
+    tags: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Condition:
+    """An outcome condition on the response; all given parts must hold."""
+
+    status: tuple[tuple[int, int], ...] = ()
+    redirect: tuple[str, ...] = ()
+    redirect_not: tuple[str, ...] = ()
+    response_header: tuple[tuple[str, str], ...] = ()  # (lower-case name, glob)
+    session_changed: bool | None = None
+    actor_changed: bool | None = None
+
+
+@dataclass(frozen=True)
+class Route:
+    """What an app route means: which category/action a request to it is, and how its outcome is decided."""
+
+    id: str
+    methods: tuple[str, ...]  # empty: any
+    paths: tuple[str, ...]
+    category: str
+    action: str
+    failure_action: str | None = None
+    success_when: tuple[Condition, ...] = ()
+    failure_when: tuple[Condition, ...] = ()
+    attributes: tuple[tuple[str, Any], ...] = ()
+
+
+@dataclass(frozen=True)
+class Defaults:
+    level: str = "metadata"
+    log_success: bool = True
+    log_failure: bool = True
+    required: bool = False
+    attributes: tuple[tuple[str, Any], ...] = ()
+    tags: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ActorSettings:
+    sources: tuple[str, ...] | None = None  # None: otel_audit.actors.DEFAULT_SOURCES
+    admin_roles: tuple[str, ...] = DEFAULT_ADMIN_ROLES
+    record_attempted_username: str = "plain"  # plain | off | hmac
+    username_fields: tuple[str, ...] = DEFAULT_USERNAME_FIELDS
+
+
+@dataclass(frozen=True)
+class PolicyModel:
+    id: str
+    version: str
+    description: str | None
+    failure_mode: str  # open | closed
+    defaults: Defaults
+    redaction: Mapping[str, Any]
+    required_fields: tuple[tuple[str, tuple[str, ...]], ...]
+    actors: ActorSettings
+    rules: tuple[Rule, ...]
+    routes: tuple[Route, ...]
+    sources: tuple[str, ...] = field(default=(), compare=False)  # documents it was built from
+
+    def canonical(self) -> dict[str, Any]:
+        """The normalised policy as plain JSON-able data (what the hash covers)."""
+        data = asdict(self)
+        data.pop("sources", None)
+        return data
+
+    def canonical_json(self) -> str:
+        return json.dumps(self.canonical(), sort_keys=True, separators=(",", ":"), default=str)
+
+    @property
+    def hash(self) -> str:
+        return "sha256:" + hashlib.sha256(self.canonical_json().encode()).hexdigest()
