@@ -3,11 +3,12 @@ two stages of a request (before the view: fail-closed check; after the response:
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from otel_audit.actors import ActorFacts, ActorResolver
 from otel_audit.context import RequestScope, enter_scope, exit_scope
-from otel_audit.errors import containment
+from otel_audit.errors import ConfigError, containment
 from otel_audit.event import Actor, AuditEvent, HttpInfo, Source
 from otel_audit.runtime import get_runtime, record_event
 
@@ -26,20 +27,39 @@ def outcome_for_status(status: int | None) -> tuple[str, str | None]:
 
 
 def actor_resolver() -> ActorResolver:
-    """The resolver from the policy (``actors.sources``) or the default order."""
+    """The resolver from the policy (``actors.sources``) or the default order, with the app's own
+    resolver (``OTEL_AUDIT_ACTOR_RESOLVER=pkg.module:func``) consulted first when set."""
     runtime = get_runtime()
     policy = runtime.policy if runtime is not None else None
     resolver = getattr(policy, "actor_resolver", None)
-    return resolver if resolver is not None else _DEFAULT_RESOLVER
+    base = resolver if resolver is not None else _DEFAULT_RESOLVER
+    dotted = os.environ.get(ACTOR_RESOLVER_ENV, "").strip()
+    if not dotted:
+        return base
+    key = (id(base), dotted)
+    cached = _WITH_ENV_RESOLVER.get(key)
+    if cached is None:
+        try:
+            cached = ActorResolver((f"resolver:{dotted}", *base.sources))
+        except Exception as exc:  # noqa: BLE001 - import errors, missing attribute
+            raise ConfigError(
+                f"{ACTOR_RESOLVER_ENV}: {dotted!r} is invalid: expected an importable 'package.module:function' "
+                f"({type(exc).__name__})"
+            ) from None
+        _WITH_ENV_RESOLVER.clear()
+        _WITH_ENV_RESOLVER[key] = cached
+    return cached
 
 
+ACTOR_RESOLVER_ENV = "OTEL_AUDIT_ACTOR_RESOLVER"
 _DEFAULT_RESOLVER = ActorResolver()
+_WITH_ENV_RESOLVER: dict[tuple[int, str], ActorResolver] = {}
 
 
 class HttpExchange:
     """One request as seen by an adapter. Call :meth:`begin`, then :meth:`finish` exactly once."""
 
-    __slots__ = ("facts", "http", "source", "scope", "_token", "actor_before")
+    __slots__ = ("facts", "http", "source", "scope", "_token", "actor_before", "category")
 
     def __init__(self, facts: ActorFacts, http: HttpInfo, source: Source) -> None:
         self.facts = facts
@@ -48,6 +68,7 @@ class HttpExchange:
         self.scope = RequestScope(source=source, http=http)
         self._token: Any = None
         self.actor_before: Actor | None = None
+        self.category = "http"  # adapters set "admin" for requests to an admin site
 
     def begin(self) -> None:
         """Open the request scope and resolve the actor as the request arrives."""
@@ -90,7 +111,7 @@ class HttpExchange:
             if not actor.id and self.actor_before is not None and self.actor_before.id:
                 actor = self.actor_before  # e.g. logout: who it was before the session ended
             event = AuditEvent(
-                category="http",
+                category=self.category,
                 action="request",
                 outcome=outcome,
                 outcome_reason=reason,
