@@ -9,6 +9,7 @@ variable), otherwise the embedded JSON-lines sink, announced once on stderr.
 from __future__ import annotations
 
 import atexit
+import dataclasses
 import os
 import signal
 import sys
@@ -62,15 +63,18 @@ class AuditRuntime:
         self.provider = provider
         self.pipeline = pipeline
         self.destination = destination
+        self.policy_error: Any = None  # the PolicyError when the fallback policy is in force
         self._stopped = False
 
     @classmethod
     def from_env(cls) -> "AuditRuntime":
         config = AuditConfig.from_env()
-        from otel_audit.policy import load_policy
+        from otel_audit.policy import MarkIncomplete, load_or_fallback
         from otel_audit.redaction import Redactor
 
-        policy = load_policy(config.policy)
+        policy, policy_error = load_or_fallback(config.policy, config.fail_mode)
+        if getattr(policy, "failure_mode", "open") == "closed" and config.fail_mode != "closed":
+            config = dataclasses.replace(config, fail_mode="closed")
         exporter, destination = _make_exporter(config)
         provider = LoggerProvider(resource=Resource.create())
         if destination.startswith("the embedded sink") or destination == "the console":
@@ -80,8 +84,10 @@ class AuditRuntime:
             provider.add_log_record_processor(BatchLogRecordProcessor(exporter))
         logger = provider.get_logger(SCOPE_NAME, __version__)
         redactor = Redactor.from_config(getattr(policy, "redaction", None))
-        pipeline = Pipeline([Decide(policy), Enrich(policy), Redact(redactor), Emit(logger)])
-        return cls(config, policy, provider, pipeline, destination)
+        pipeline = Pipeline([Decide(policy), Enrich(policy), MarkIncomplete(policy), Redact(redactor), Emit(logger)])
+        runtime = cls(config, policy, provider, pipeline, destination)
+        runtime.policy_error = policy_error
+        return runtime
 
     def record(self, event: AuditEvent) -> bool:
         """Run an event through the pipeline; contain any failure unless fail-closed requires otherwise."""
@@ -136,6 +142,9 @@ def start() -> AuditRuntime | None:
         if not config.quiet:
             print(f"otel-audit: auditing on; records go to {runtime.destination}", file=sys.stderr)
         runtime.lifecycle("start")
+        if runtime.policy_error is not None:
+            problems = [str(problem) for problem in runtime.policy_error.problems]
+            runtime.lifecycle("policy_invalid", problems[0], **{"audit.policy.errors": problems[:20]})
         runtime.lifecycle(
             "policy_loaded",
             **{"audit.policy.id": runtime.policy.id, "audit.policy.version": runtime.policy.version},

@@ -46,3 +46,39 @@ __all__ = [
     "load_policy",
     "schema",
 ]
+
+
+def load_or_fallback(source: str | None, fail_mode: str = "open") -> tuple[CompiledPolicy, PolicyError | None]:
+    """The runtime's policy: the configured one, or - when it is broken - the safe fallback.
+
+    A broken policy never means "audit nothing": the error goes loudly to stderr (every problem,
+    even with OTEL_AUDIT_QUIET) and :func:`fallback_policy` is used. When fail-closed is configured
+    (``OTEL_AUDIT_FAIL_MODE=closed``, ``OTEL_AUDIT_POLICY_FAIL_MODE=closed`` or the broken document's
+    own ``failure_mode: closed``) the :class:`PolicyError` is raised instead, to stop start-up.
+    """
+    import os
+    import sys
+
+    try:
+        return load_policy(source), None
+    except PolicyError as exc:
+        closed = (
+            fail_mode == "closed"
+            or exc.failure_mode == "closed"
+            or os.environ.get("OTEL_AUDIT_POLICY_FAIL_MODE", "").strip().lower() == "closed"
+        )
+        consequence = (
+            "refusing to start: fail mode is closed"
+            if closed
+            else f"FALLING BACK to the safe default policy ({FALLBACK_ID}): every event is audited at "
+            "metadata level (no payloads) with full redaction"
+        )
+        print(f"otel-audit: ERROR: the audit policy is invalid; {consequence}:", file=sys.stderr)
+        for problem in exc.problems:
+            print(f"otel-audit:   {problem}", file=sys.stderr)
+        if closed:
+            raise
+        return fallback_policy(), exc
+
+
+__all__ += ["load_or_fallback"]
