@@ -180,5 +180,20 @@ class Redact:
 
     def __call__(self, event: AuditEvent) -> AuditEvent | None:
         draft: RecordDraft = event.record
-        draft.attributes = self.redactor.redact_attributes(draft.attributes)
+        redact = getattr(self.redactor, "redact", None)
+        if redact is None:  # a minimal redactor with only the attribute interface
+            draft.attributes = self.redactor.redact_attributes(draft.attributes)
+            return event
+        # Category and level select allow-list rules; the body is redacted like any value and
+        # the summary (count, field names, key id; never values) rides along on every record.
+        decision = event.decision
+        result = redact(
+            draft.attributes,
+            draft.body,
+            category=event.category,
+            level=decision.level if decision is not None else None,
+        )
+        draft.attributes = result.attributes
+        draft.attributes.update(result.summary())
+        draft.body = result.body
         return event

@@ -1,27 +1,28 @@
-"""Redaction before export (placeholder until the redaction issue lands): masks values under
-secret-looking keys, recursively."""
+"""Policy-driven redaction before export: key rules, validated detectors, HMAC pseudonyms, SQL and
+URL sanitising. Runs inside the process, in the pipeline's Redact step, before any exporter sees a
+record; opt-in (``OTEL_AUDIT_REDACT_ALL_LOGS``) for every application log record too.
+
+    redactor = Redactor.from_config(policy.redaction)      # the policy's ``redaction:`` section
+    clean = redactor.redact_attributes(attributes)
+    validate_config(section)                               # RedactionConfigError names the path
+
+See docs/redaction.md.
+"""
 
 from __future__ import annotations
 
-import re
-from typing import Any, Mapping
+from otel_audit.redaction.detectors import BUILTIN_DETECTORS, Detector
+from otel_audit.redaction.engine import RedactionResult, Redactor
+from otel_audit.redaction.settings import RedactionConfigError, RedactionSettings, validate_config
+from otel_audit.redaction.sql import sanitize_sql
 
-_SECRET_KEY = re.compile(r"pass(word|wd)?|secret|token|api.?key|authorization|cookie|session|csrf", re.I)
-
-
-class Redactor:
-    @classmethod
-    def from_config(cls, config: Mapping[str, Any] | None) -> "Redactor":
-        return cls()
-
-    def redact_value(self, key: str, value: Any) -> Any:
-        if _SECRET_KEY.search(key):
-            return "[REDACTED:secret_key]"
-        if isinstance(value, dict):
-            return {k: self.redact_value(str(k), v) for k, v in value.items()}
-        if isinstance(value, list):
-            return [self.redact_value(key, v) for v in value]
-        return value
-
-    def redact_attributes(self, attributes: dict[str, Any]) -> dict[str, Any]:
-        return {key: self.redact_value(key, value) for key, value in attributes.items()}
+__all__ = [
+    "BUILTIN_DETECTORS",
+    "Detector",
+    "RedactionConfigError",
+    "RedactionResult",
+    "RedactionSettings",
+    "Redactor",
+    "sanitize_sql",
+    "validate_config",
+]

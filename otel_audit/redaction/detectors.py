@@ -1,0 +1,177 @@
+"""Value detectors as data: name, what it matches, regex, validator, default action.
+
+A detector fires only when its cheap prefilter passes (a literal that must occur), its regex
+finds a candidate and its validator (if any) accepts it: the regex proposes, the validator
+decides. ``group`` names the part of the match that is secret (``value``), so
+``password=hunter2`` keeps ``password=`` and DSNs keep their user and host.
+
+Every pattern is linear-time on adversarial input: bounded repetitions, no nested unbounded
+quantifiers (tests feed 100 KB strings built to trip backtracking).
+
+``docs/redaction.md`` has a table generated from :data:`BUILTIN_DETECTORS`; a test keeps them equal.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Callable
+
+from otel_audit.redaction import validators as v
+
+#: Words that make the value after ``=``/``:`` a secret in free text and query strings.
+SECRET_ASSIGNMENT_WORDS = (
+    r"password|passwd|passwort|pwd|passphrase|secret|client_secret|api[_-]?key|apikey|"
+    r"access[_-]?token|refresh[_-]?token|id[_-]?token|auth[_-]?token|session[_-]?token|token|"
+    r"aws_secret_access_key|secret_access_key|private[_-]?key|credentials?"
+)
+
+#: URL query parameters that carry signatures or credentials (pre-signed S3/GCS URLs, OAuth).
+SIGNED_URL_PARAMS = (
+    "x-amz-signature", "x-amz-credential", "x-amz-security-token", "awsaccesskeyid", "signature",
+    "sig", "x-goog-signature", "x-goog-credential", "token", "access_token", "refresh_token",
+    "id_token", "api_key", "apikey", "key", "password", "passwd", "pwd", "secret", "client_secret",
+    "code", "auth",
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Detector:
+    name: str
+    kind: str  # secret | personal | network
+    description: str
+    pattern: str
+    default_action: str  # mask | partial | hmac | drop | off (= disabled unless the policy enables it)
+    validator: str | None = None  # a key of validators.VALIDATORS
+    prefilter: tuple[str, ...] = ()  # one of these must occur in the text (exact case)
+    prefilter_lower: tuple[str, ...] = ()  # ... or in the lower-cased text
+    flags: int = 0
+    compiled: re.Pattern[str] = field(init=False, repr=False, compare=False)
+    accept: Callable[[str], int] | None = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "compiled", re.compile(self.pattern, self.flags))
+        object.__setattr__(self, "accept", v.VALIDATORS[self.validator] if self.validator else None)
+
+    def may_match(self, text: str, lowered: str) -> bool:
+        if not self.prefilter and not self.prefilter_lower:
+            return True
+        return any(p in text for p in self.prefilter) or any(p in lowered for p in self.prefilter_lower)
+
+
+_PEM_LABEL = r"(?:[A-Z0-9]{1,20} ){0,3}PRIVATE KEY(?: BLOCK)?"
+
+BUILTIN_DETECTORS: tuple[Detector, ...] = (
+    Detector(
+        "private_key", "secret", "PEM private-key block (RSA, EC, OPENSSH, PGP, ...), also truncated",
+        r"-----BEGIN " + _PEM_LABEL + r"-----(?:[\s\S]{0,16384}?-----END " + _PEM_LABEL + r"-----"
+        r"|[A-Za-z0-9+/=\s\\:,-]{0,16384})",
+        "mask", prefilter=("PRIVATE KEY",),
+    ),
+    Detector(
+        "jwt", "secret", "JSON Web Token (three base64url segments)",
+        r"\beyJ[A-Za-z0-9_-]{6,4096}\.[A-Za-z0-9_-]{2,8192}\.[A-Za-z0-9_-]{0,4096}",
+        "mask", validator="jwt", prefilter=("eyJ",),
+    ),
+    Detector(
+        "bearer_token", "secret", "`Bearer`/`Token` credential in a header or text",
+        r"(?i)\b(?:bearer|token)\s{1,10}(?P<value>[A-Za-z0-9._~+/=-]{12,4096})",
+        "mask", validator="bearer_token", prefilter_lower=("bearer", "token "),
+    ),
+    Detector(
+        "basic_auth", "secret", "`Basic` credential (base64 of user:password)",
+        r"(?i)\bbasic\s{1,10}(?P<value>[A-Za-z0-9+/]{4,2048}={0,2})",
+        "mask", validator="basic_credentials", prefilter_lower=("basic",),
+    ),
+    Detector(
+        "aws_access_key", "secret", "AWS access key id (AKIA/ASIA/... + 16)",
+        r"\b(?:AKIA|ASIA|ABIA|ACCA|AGPA|AIDA|AIPA|ANPA|ANVA|AROA|APKA)[A-Z2-7]{16}\b",
+        "mask", prefilter=("AKIA", "ASIA", "ABIA", "ACCA", "AGPA", "AIDA", "AIPA", "ANPA", "ANVA", "AROA", "APKA"),
+    ),
+    Detector(
+        "aws_secret_key", "secret", "AWS secret access key (40 chars) near an AWS/secret keyword",
+        r"(?i)(?:aws|secret)[A-Za-z0-9_.-]{0,30}[\"']?\s{0,5}[:=]\s{0,5}[\"']?(?P<value>[A-Za-z0-9/+]{40})(?![A-Za-z0-9/+=])",
+        "mask", prefilter_lower=("aws", "secret"),
+    ),
+    Detector(
+        "github_token", "secret", "GitHub token (ghp_, gho_, ghu_, ghs_, ghr_, github_pat_)",
+        r"\b(?:gh[pousr]_[A-Za-z0-9]{36,255}|github_pat_[A-Za-z0-9_]{22,255})\b",
+        "mask", prefilter=("ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_"),
+    ),
+    Detector(
+        "gitlab_token", "secret", "GitLab personal/project access token (glpat-)",
+        r"\bglpat-[A-Za-z0-9_-]{20,255}", "mask", prefilter=("glpat-",),
+    ),
+    Detector(
+        "slack_token", "secret", "Slack token (xoxb-, xoxp-, ...) or incoming-webhook URL",
+        r"\bxox[abposr]-[A-Za-z0-9-]{10,255}|hooks\.slack\.com/services/[A-Za-z0-9/_-]{10,255}",
+        "mask", prefilter=("xox", "hooks.slack.com"),
+    ),
+    Detector(
+        "stripe_key", "secret", "Stripe secret or restricted key (sk_/rk_ live/test)",
+        r"\b[sr]k_(?:live|test)_[A-Za-z0-9]{16,255}\b", "mask", prefilter=("k_live_", "k_test_"),
+    ),
+    Detector(
+        "google_api_key", "secret", "Google API key (AIza + 35)", r"\bAIza[0-9A-Za-z_-]{35}(?![0-9A-Za-z_-])",
+        "mask", prefilter=("AIza",),
+    ),
+    Detector(
+        "openai_key", "secret", "OpenAI-style key (sk-, sk-proj-, sk-ant-, ...)",
+        r"\bsk-[A-Za-z0-9_-]{20,255}", "mask", prefilter=("sk-",),
+    ),
+    Detector(
+        "url_credentials", "secret", "password in a URL or DSN (`scheme://user:password@host`)",
+        r"\b[A-Za-z][A-Za-z0-9+.-]{0,30}://[^\s:/?#@\"'<>]{0,256}:(?P<value>[^\s/?#\"'<>]{1,256})@",
+        "mask", prefilter=("://",),
+    ),
+    Detector(
+        "signed_url_param", "secret",
+        "signature/credential query parameter (X-Amz-Signature, X-Amz-Credential, X-Amz-Security-Token, "
+        "AWSAccessKeyId, Signature, sig, X-Goog-Signature, token, access_token, api_key, password, code, ...)",
+        r"(?i)[?&;](?:" + "|".join(re.escape(p) for p in SIGNED_URL_PARAMS) + r")=(?P<value>[^&#\s\"'<>]{1,4096})",
+        "mask", prefilter=("=",),
+    ),
+    Detector(
+        "secret_assignment", "secret", "`password=...`, `\"token\": \"...\"`, `api_key: ...` in free text",
+        r"(?i)\b(?:" + SECRET_ASSIGNMENT_WORDS + r")\b[\"']?\s{0,5}[:=]\s{0,5}"
+        r"(?P<value>\"[^\"\n]{1,512}\"|'[^'\n]{1,512}'|[^\s&,;\"'<>}\]]{1,512})",
+        "mask", prefilter_lower=("pass", "pwd", "secret", "token", "key", "cred"),
+    ),
+    Detector(
+        "credit_card", "personal", "payment card number (PAN)",
+        r"(?<![\w.-])\d(?:[ -]?\d){12,18}(?![\w-])", "mask", validator="luhn",
+    ),
+    Detector(
+        "iban", "personal", "International Bank Account Number",
+        r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]){11,30}", "hmac", validator="iban",
+    ),
+    Detector(
+        "us_ssn", "personal", "US Social Security number (AAA-GG-SSSS)",
+        r"(?<![\w-])\d{3}-\d{2}-\d{4}(?![\w-])", "hmac", validator="us_ssn", prefilter=("-",),
+    ),
+    Detector(
+        "email", "personal", "e-mail address",
+        r"\b[A-Za-z0-9._%+-]{1,64}@(?:[A-Za-z0-9-]{1,63}\.){1,8}[A-Za-z]{2,24}\b", "hmac",
+        validator="email", prefilter=("@",),
+    ),
+    Detector(
+        "ipv4", "network", "IPv4 address (outside `client.address`, which is kept)",
+        r"(?<![\w.])\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}(?!\w|\.\d)", "hmac", validator="ipv4", prefilter=(".",),
+    ),
+    Detector(
+        "ipv6", "network", "IPv6 address",
+        r"(?<![\w:.])(?:[0-9A-Fa-f]{0,4}:){2,7}[0-9A-Fa-f]{0,4}(?![\w:])", "hmac", validator="ipv6",
+        prefilter=(":",),
+    ),
+    Detector(
+        "phone", "personal", "phone number (opt-in: enable with an action)",
+        r"(?<![\w+])\+?\d{1,3}[ .-]?\(?\d{2,4}\)?[ .-]?\d{3,4}[ .-]?\d{3,4}(?!\w)", "off", validator="phone",
+    ),
+)  # fmt: skip
+
+DETECTOR_NAMES = frozenset(d.name for d in BUILTIN_DETECTORS)
+
+
+def custom_detector(name: str, pattern: str, validator: str | None, action: str) -> Detector:
+    """A detector from the policy's ``custom_detectors`` (validated by ``validate_config`` first)."""
+    return Detector(name, "custom", "custom detector from the policy", pattern, action, validator=validator)

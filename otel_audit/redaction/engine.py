@@ -1,0 +1,528 @@
+"""The redactor: key rules first, then structure (JSON, form bodies, SQL), then value detectors.
+
+Order matters for speed and accuracy: a key rule settles a value without scanning it
+(``password`` is masked whatever it holds), short strings and plain numbers skip the scan, and
+detectors run only where their prefilter literal occurs. The redactor never raises: unexpected
+failures are contained and the record fails closed (every non-bookkeeping value masked).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import os
+import re
+import secrets
+import sys
+import threading
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+from otel_audit.errors import containment
+from otel_audit.redaction.detectors import Detector
+from otel_audit.redaction.keys import PROTECTED, URL_PARAM_NAMES, builtin_key_rule, normalise
+from otel_audit.redaction.settings import RedactionSettings
+from otel_audit.redaction.sql import sanitize_sql
+from otel_audit.redaction.validators import payment_card
+
+#: Strings shorter than this cannot hold anything a detector finds (shortest: ``a@b.io``).
+MIN_SCAN_LENGTH = 6
+#: Longer strings are cut here (and marked) before scanning: what was not scanned never leaves.
+MAX_SCAN_LENGTH = 256 * 1024
+MAX_DEPTH = 32
+MAX_NODES = 20_000
+#: Validator rejections per detector per string before the string is masked whole (adversarial input).
+MAX_REJECTIONS = 2_000
+
+KEY_ENV = "OTEL_AUDIT_HMAC_KEY"
+KEY_ID_ENV = "OTEL_AUDIT_HMAC_KEY_ID"
+URL_ATTRIBUTES = frozenset({"url.query", "url.full", "http.url", "http.target", "url.original"})
+
+_DROP = object()
+_FORM = re.compile(r"[^=&\s]{1,256}=[^&\s]*(?:&[^=&\s]{1,256}=[^&\s]*){0,1000}")
+_NOTHING = object()
+
+
+class _HmacKey:
+    """The pseudonym key: from ``OTEL_AUDIT_HMAC_KEY``, or one random key per process (said once)."""
+
+    _ephemeral: tuple[bytes, str] | None = None
+    _lock = threading.Lock()
+
+    @classmethod
+    def ephemeral(cls) -> tuple[bytes, str]:
+        with cls._lock:
+            if cls._ephemeral is None:
+                key = secrets.token_bytes(32)
+                key_id = f"ephemeral-{os.getpid()}-{secrets.token_hex(4)}"
+                cls._ephemeral = (key, key_id)
+                print(
+                    f"otel-audit: {KEY_ENV} is not set; pseudonyms (hmac) use a random key for this process "
+                    f"only (key id {key_id}): they correlate within this process, not across restarts. "
+                    f"Set {KEY_ENV} (and {KEY_ID_ENV}) to keep them stable.",
+                    file=sys.stderr,
+                )
+            return cls._ephemeral
+
+
+def key_id_for(key: bytes) -> str:
+    """A key id derived from the key (not reversible) when ``OTEL_AUDIT_HMAC_KEY_ID`` is unset."""
+    return "k-" + hmac.new(key, b"otel-audit key id", hashlib.sha256).hexdigest()[:12]
+
+
+@dataclass
+class RedactionResult:
+    attributes: dict[str, Any]
+    body: Any
+    count: int = 0
+    fields: list[str] = field(default_factory=list)
+    key_id: str | None = None  # set when a pseudonym was written
+
+    def summary(self, always: bool = True) -> dict[str, Any]:
+        """``audit.redaction.*`` attributes (never values): count always, fields/key id when used."""
+        if not self.count and not always:
+            return {}
+        out: dict[str, Any] = {"audit.redaction.count": self.count}
+        if self.fields:
+            out["audit.redaction.fields"] = list(self.fields)
+        if self.key_id:
+            out["audit.redaction.key_id"] = self.key_id
+        return out
+
+
+class _Pass:
+    """State of one redaction call."""
+
+    __slots__ = ("count", "nodes", "drop_attribute", "used_hmac", "replacements", "seen")
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.nodes = 0
+        self.drop_attribute = False
+        self.used_hmac = False
+        self.replacements: dict[str, str] = {}
+        self.seen: set[int] = set()
+
+
+class Redactor:
+    """Policy-driven redaction of audit records (and, opt-in, of every application log record)."""
+
+    def __init__(self, settings: RedactionSettings, key: bytes | None = None, key_id: str | None = None) -> None:
+        self.settings = settings
+        self._key = key
+        self._key_id = key_id or (key_id_for(key) if key else None)
+        self._detectors: tuple[Detector, ...] = settings.detectors
+        self._actions = settings.detector_actions
+
+    @classmethod
+    def from_config(cls, section: Mapping[str, Any] | None, environ: Mapping[str, str] | None = None) -> "Redactor":
+        """Build from the policy's ``redaction:`` section; the HMAC key comes from the environment."""
+        env = os.environ if environ is None else environ
+        raw_key = env.get(KEY_ENV) or None
+        return cls(
+            RedactionSettings.parse(section),
+            key=raw_key.encode("utf-8") if raw_key else None,
+            key_id=env.get(KEY_ID_ENV) or None,
+        )
+
+    def __repr__(self) -> str:  # never show the key
+        return f"Redactor(detectors={len(self._detectors)}, key_id={self._key_id!r})"
+
+    # ------------------------------------------------------------------ public API
+
+    def redact_attributes(self, attributes: Mapping[str, Any]) -> dict[str, Any]:
+        """Cleaned copy of ``attributes`` (no summary attributes added)."""
+        return self.redact(attributes).attributes
+
+    def redact(
+        self,
+        attributes: Mapping[str, Any] | None,
+        body: Any = _NOTHING,
+        *,
+        category: str | None = None,
+        level: str | None = None,
+        audit_record: bool = True,
+    ) -> RedactionResult:
+        """Redact a record. ``category``/``level`` select allow-list rules; ``audit_record=False``
+        (application logs) skips the allow-list and the bound-parameter rule. Never raises."""
+        try:
+            return self._redact(attributes or {}, body, category, level, audit_record)
+        except Exception as exc:  # noqa: BLE001 - fail closed, never break the caller
+            containment.record("redaction", exc)
+            safe: dict[str, Any] = {}
+            try:
+                for key, value in dict(attributes or {}).items():
+                    safe[key] = value if PROTECTED.matches(str(key)) else "[REDACTED:redaction_error]"
+            except Exception:  # noqa: BLE001
+                safe = {}
+            out_body = None if body is _NOTHING or body is None else "[REDACTED:redaction_error]"
+            return RedactionResult(safe, out_body, count=len(safe), fields=["<redaction_error>"])
+
+    def redact_text(self, text: str) -> str:
+        """Detectors and structure parsing over one string (used by tests and the benchmark)."""
+        return self._text(text, _Pass(), 0, url_context=False)
+
+    # ------------------------------------------------------------------ records
+
+    def _redact(
+        self, attributes: Mapping[str, Any], body: Any, category: str | None, level: str | None, audit_record: bool
+    ) -> RedactionResult:
+        settings = self.settings
+        state = _Pass()
+        out: dict[str, Any] = {}
+        fields: list[str] = []
+        allow = settings.allow_list(category, level) if audit_record else None
+        for raw_key, value in attributes.items():
+            key = str(raw_key)
+            if PROTECTED.matches(key):
+                out[key] = value
+                continue
+            before = state.count
+            state.drop_attribute = False
+            if allow is not None and not any(globs.matches(key) for globs in allow):
+                state.count += 1
+                fields.append(key)
+                continue
+            if audit_record and key == "db.query.parameters" and level != "full":
+                state.count += 1
+                fields.append(key)
+                continue
+            cleaned = self._attribute(key, value, state)
+            if cleaned is _DROP or state.drop_attribute:
+                state.count += 1 if state.count == before else 0
+                fields.append(key)
+                continue
+            out[key] = cleaned
+            if state.count != before:
+                fields.append(key)
+        result_body = body
+        if body is not _NOTHING and body is not None:
+            before = state.count
+            state.drop_attribute = False
+            result_body = self._body(body, state)
+            if state.drop_attribute:
+                result_body = "[REDACTED:dropped]"
+            if state.count != before:
+                fields.append("body")
+        result = RedactionResult(out, None if body is _NOTHING else result_body, state.count, fields)
+        if state.used_hmac:
+            result.key_id = self._key_id or _HmacKey.ephemeral()[1]
+        return result
+
+    def _attribute(self, key: str, value: Any, state: _Pass) -> Any:
+        action = self.settings.attribute_action(key)
+        if action == "keep":
+            return value
+        if action is not None:
+            return self._apply_remembering(action, key, value, state)
+        rule = self._key_rule(key, url_context=False)
+        if rule is not None:
+            name, rule_action = rule
+            if rule_action == "keep":
+                return value
+            return self._apply_remembering(rule_action, name, value, state)
+        if key == "db.query.text" and isinstance(value, str) and not self.settings.sql_raw_text:
+            sanitized = sanitize_sql(value)
+            if sanitized != value:
+                state.count += 1
+            value = sanitized
+        return self._value(value, state, 0, url_context=key in URL_ATTRIBUTES)
+
+    def _apply_remembering(self, action: str, label: str, value: Any, state: _Pass) -> Any:
+        """Apply an attribute-level action and remember string replacements for the body
+        (a pseudonymised ``user.name`` must not survive in the one-line summary)."""
+        result = self._apply(action, label, value, state)
+        if isinstance(value, str) and len(value) >= 3:
+            state.replacements[value] = result if isinstance(result, str) else f"[REDACTED:{label}]"
+        return result
+
+    def _body(self, body: Any, state: _Pass) -> Any:
+        if isinstance(body, str):
+            for raw, replacement in state.replacements.items():
+                if raw in body:
+                    body = body.replace(raw, replacement)
+            return self._text(body, state, 0, url_context=False)
+        return self._value(body, state, 0, url_context=False)
+
+    # ------------------------------------------------------------------ key rules and actions
+
+    def _key_rule(self, key: str, url_context: bool) -> tuple[str, str] | None:
+        for rule in self.settings.key_rules:
+            if rule.matches(key):
+                return "key_rule", rule.action
+        last = key.rsplit(".", 1)[-1] if "." in key else key
+        hit = builtin_key_rule(last)
+        if hit is None and last is not key:
+            hit = builtin_key_rule(key)
+        if hit is None and url_context and normalise(key) in URL_PARAM_NAMES:
+            hit = ("secret_key", "mask")
+        return hit
+
+    def _apply(self, action: str, label: str, value: Any, state: _Pass) -> Any:
+        if value is None:
+            return None
+        if action == "drop":
+            state.count += 1
+            return _DROP
+        if isinstance(value, (list, tuple)):
+            return [self._apply(action, label, item, state) for item in value if item is not None]
+        if isinstance(value, (bytes, bytearray, memoryview)):
+            value = bytes(value).decode("utf-8", "replace")
+        state.count += 1
+        if action == "hmac":
+            if not isinstance(value, str):
+                value = _canonical(value)
+            return self._pseudonym(label, value, state)
+        if action == "partial" and isinstance(value, str):
+            return _partial(label, value)
+        return f"[REDACTED:{label}]"
+
+    def _pseudonym(self, label: str, value: str, state: _Pass) -> str:
+        key = self._key
+        if key is None:
+            if self.settings.hmac_missing_key == "mask":
+                return f"[REDACTED:{label}]"
+            key = _HmacKey.ephemeral()[0]
+        state.used_hmac = True
+        digest = hmac.new(key, value.encode("utf-8", "surrogatepass"), hashlib.sha256).hexdigest()[:16]
+        return f"[HMAC:{label}:{digest}]"
+
+    # ------------------------------------------------------------------ values
+
+    def _value(self, value: Any, state: _Pass, depth: int, url_context: bool) -> Any:
+        state.nodes += 1
+        if value is None or isinstance(value, (bool, float)):
+            return value
+        if isinstance(value, str):
+            return self._text(value, state, depth, url_context)
+        if isinstance(value, int):
+            if value >= 10**12 or value <= -(10**12):
+                digits = str(abs(value))
+                if payment_card(digits) == len(digits):
+                    return self._detector_replacement(self._card_detector(), digits, state)
+            return value
+        if state.nodes > MAX_NODES:
+            state.count += 1
+            return "[REDACTED:too_large]"
+        if depth >= MAX_DEPTH:
+            state.count += 1
+            return "[REDACTED:too_deep]"
+        if isinstance(value, Mapping):
+            marker = id(value)
+            if marker in state.seen:
+                state.count += 1
+                return "[REDACTED:cycle]"
+            state.seen.add(marker)
+            try:
+                out: dict[Any, Any] = {}
+                for child_key, child in list(value.items()):
+                    name = child_key if isinstance(child_key, str) else str(child_key)
+                    rule = self._key_rule(name, url_context)
+                    if rule is not None and rule[1] != "keep":
+                        replaced = self._apply(rule[1], rule[0], child, state)
+                        if replaced is not _DROP:
+                            out[name] = replaced
+                        continue
+                    if rule is not None:
+                        out[name] = child
+                        continue
+                    out[name] = self._value(child, state, depth + 1, url_context)
+                return out
+            finally:
+                state.seen.discard(marker)
+        if isinstance(value, (list, tuple, set, frozenset)):
+            marker = id(value)
+            if marker in state.seen:
+                state.count += 1
+                return "[REDACTED:cycle]"
+            state.seen.add(marker)
+            try:
+                return [self._value(item, state, depth + 1, url_context) for item in list(value)]
+            finally:
+                state.seen.discard(marker)
+        if isinstance(value, (bytes, bytearray, memoryview)):
+            raw = bytes(value)
+            text = raw.decode("utf-8", "replace")
+            cleaned = self._text(text, state, depth, url_context)
+            return raw if cleaned == text else cleaned
+        try:
+            text = str(value)
+        except Exception:  # noqa: BLE001 - a hostile __str__
+            state.count += 1
+            return "[REDACTED:unprintable]"
+        return self._text(text, state, depth, url_context)
+
+    def _text(self, text: str, state: _Pass, depth: int, url_context: bool) -> str:
+        if len(text) < MIN_SCAN_LENGTH:
+            return text
+        suffix = ""
+        if len(text) > MAX_SCAN_LENGTH:
+            text = text[:MAX_SCAN_LENGTH]
+            suffix = "[TRUNCATED]"
+            state.count += 1
+        first = text[0] if text[0] not in " \t\r\n" else text.lstrip()[:1]
+        if first in ("{", "[") and depth < MAX_DEPTH:
+            parsed = _json_or_none(text)
+            if parsed is not None:
+                before = state.count
+                cleaned = self._value(parsed, state, depth + 1, url_context)
+                if state.count == before:
+                    return text + suffix
+                return json.dumps(cleaned, ensure_ascii=False, default=str) + suffix
+        if "=" in text and " " not in text and _FORM.fullmatch(text):
+            return self._form(text, state, depth, url_context) + suffix
+        return self._scan(text, state) + suffix
+
+    def _form(self, text: str, state: _Pass, depth: int, url_context: bool) -> str:
+        """``a=1&password=x``: key rules on names (URL parameter names too), values scanned."""
+        from urllib.parse import unquote_plus
+
+        parts = []
+        for pair in text.split("&"):
+            raw_name, _, raw_value = pair.partition("=")
+            name = unquote_plus(raw_name)
+            if "?" in name:  # a whole URL: the first parameter's name follows the "?"
+                scanned = self._scan(raw_name, state) if len(raw_name) >= MIN_SCAN_LENGTH else raw_name
+                if scanned != raw_name:
+                    pair, raw_name = f"{scanned}={raw_value}", scanned
+                name = name.rsplit("?", 1)[1]
+            rule = self._key_rule(name, url_context=True)
+            if rule is not None and rule[1] != "keep":
+                replaced = self._apply(rule[1], rule[0], unquote_plus(raw_value), state)
+                if replaced is _DROP:
+                    continue
+                parts.append(f"{raw_name}={replaced}")
+                continue
+            if rule is None and len(raw_value) >= MIN_SCAN_LENGTH:
+                value = unquote_plus(raw_value)
+                cleaned = self._text(value, state, depth + 1, url_context)
+                if cleaned != value:
+                    parts.append(f"{raw_name}={cleaned}")
+                    continue
+            parts.append(pair)
+        return "&".join(parts)
+
+    # ------------------------------------------------------------------ detectors
+
+    def _card_detector(self) -> Detector:
+        for detector in self._detectors:
+            if detector.name == "credit_card":
+                return detector
+        from otel_audit.redaction.detectors import BUILTIN_DETECTORS
+
+        return next(d for d in BUILTIN_DETECTORS if d.name == "credit_card")
+
+    def _detector_replacement(self, detector: Detector, found: str, state: _Pass) -> str:
+        action = self._actions.get(detector.name, detector.default_action)
+        if action == "off":
+            return found
+        if action == "drop":
+            state.drop_attribute = True
+            state.count += 1
+            return f"[REDACTED:{detector.name}]"
+        replaced = self._apply(action, detector.name, found, state)
+        return replaced if isinstance(replaced, str) else f"[REDACTED:{detector.name}]"
+
+    def _scan(self, text: str, state: _Pass) -> str:
+        lowered = text.lower()
+        spans: list[tuple[int, int, Detector]] = []
+        for detector in self._detectors:
+            if not detector.may_match(text, lowered):
+                continue
+            found = _find(detector, text)
+            if found is None:  # too many rejected candidates: treat the whole string as unsafe
+                state.count += 1
+                return f"[REDACTED:{detector.name}]"
+            spans.extend(found)
+        if not spans:
+            return text
+        spans.sort(key=lambda span: (span[0], -span[1]))
+        merged: list[list[Any]] = []
+        for start, end, detector in spans:
+            if merged and start < merged[-1][1]:  # overlap: one region, nothing partially leaks
+                merged[-1][1] = max(merged[-1][1], end)
+                continue
+            merged.append([start, end, detector])
+        pieces = []
+        position = 0
+        for start, end, detector in merged:
+            pieces.append(text[position:start])
+            pieces.append(self._detector_replacement(detector, text[start:end], state))
+            position = end
+        pieces.append(text[position:])
+        return "".join(pieces)
+
+
+def _find(detector: Detector, text: str) -> list[tuple[int, int, Detector]] | None:
+    """Validated spans of ``detector`` in ``text``; a rejected candidate is retried one character on,
+    so ``12 4111111111111111`` still finds the card."""
+    compiled = detector.compiled
+    accept = detector.accept
+    has_value = "value" in compiled.groupindex
+    found: list[tuple[int, int, Detector]] = []
+    position = 0
+    rejections = 0
+    length = len(text)
+    while position <= length:
+        match = compiled.search(text, position)
+        if match is None:
+            break
+        if has_value and match.group("value") is not None:
+            start, end = match.span("value")
+        else:
+            start, end = match.span()
+        if end == start:
+            position = match.end() + 1
+            continue
+        if accept is None:
+            found.append((start, end, detector))
+            position = match.end()
+            continue
+        taken = accept(text[start:end])
+        if taken:
+            found.append((start, start + taken, detector))
+            position = max(start + taken, match.start() + 1)
+        else:
+            rejections += 1
+            if rejections > MAX_REJECTIONS:
+                return None
+            position = match.start() + 1
+    return found
+
+
+def _json_or_none(text: str) -> Any:
+    try:
+        parsed = json.loads(text)
+    except (ValueError, RecursionError):
+        return None
+    return parsed if isinstance(parsed, (dict, list)) else None
+
+
+def _canonical(value: Any) -> str:
+    try:
+        return json.dumps(value, sort_keys=True, default=str, ensure_ascii=False)
+    except (TypeError, ValueError, RecursionError):
+        return repr(value)
+
+
+def _partial(label: str, text: str) -> str:
+    """Enough to tell items apart when investigating, never enough to use them."""
+    shown = None
+    if label == "credit_card":
+        digits = "".join(c for c in text if c.isdigit())
+        shown = "****" + digits[-4:]
+    elif label == "iban":
+        compact = text.replace(" ", "")
+        shown = compact[:2] + "****" + compact[-4:]
+    elif label == "email" and "@" in text:
+        local, _, domain = text.rpartition("@")
+        shown = local[:1] + "***@" + domain
+    elif label == "phone":
+        digits = "".join(c for c in text if c.isdigit())
+        shown = "****" + digits[-2:]
+    elif label == "ipv4":
+        shown = ".".join(text.split(".")[:2]) + ".*.*"
+    elif len(text) >= 20:
+        shown = "****" + text[-4:]
+    return f"[REDACTED:{label}:{shown}]" if shown else f"[REDACTED:{label}]"

@@ -1,0 +1,117 @@
+"""Key rules as data: attribute and field names that always mean secret, and the ones never touched.
+
+A key is normalised (lower case, ``-``/``_``/``.``/spaces removed) before matching, so
+``X-Api-Key``, ``api_key`` and ``apiKey`` are one name. Dotted attribute keys are also matched on
+their last part: ``http.request.header.authorization`` is the header ``authorization``.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+from dataclasses import dataclass
+
+#: Normalised names that are secret wherever they appear (exact match) -> (rule name, default action).
+SECRET_KEY_NAMES: dict[str, tuple[str, str]] = {
+    **{name: ("secret_key", "mask") for name in (
+        "password", "passwd", "passwort", "pwd", "pass", "passphrase", "secret", "clientsecret", "token",
+        "apikey", "xapikey", "accesskey", "secretkey", "authorization", "proxyauthorization", "auth",
+        "authtoken", "xauthtoken", "cookie", "setcookie", "csrf", "csrftoken", "xcsrftoken", "xsrftoken",
+        "xxsrftoken", "csrfmiddlewaretoken", "accesstoken", "refreshtoken", "idtoken", "bearertoken",
+        "privatekey", "pin", "cvv", "cvc", "cvv2", "otp", "totp", "mfacode", "credentials",
+        "credential", "signature", "xamzsignature", "xamzsecuritytoken", "xgoogsignature",
+        "awssecretaccesskey", "secretaccesskey", "connectionstring", "dsn", "ssn", "cardnumber", "pan",
+        "securitycode", "newpassword", "oldpassword", "currentpassword", "password1", "password2",
+        "passwordconfirmation", "confirmpassword",
+    )},
+    **{name: ("session", "hmac") for name in ("session", "sessionid", "sid", "sessionkey", "jsessionid", "phpsessid")},
+}  # fmt: skip
+
+#: Normalised substrings that make a name secret (``db_password``, ``stripe_secret_key``, ``x-auth-token``).
+SECRET_KEY_PARTS: tuple[tuple[str, tuple[str, str]], ...] = (
+    ("password", ("secret_key", "mask")),
+    ("passwd", ("secret_key", "mask")),
+    ("passphrase", ("secret_key", "mask")),
+    ("secret", ("secret_key", "mask")),
+    ("apikey", ("secret_key", "mask")),
+    ("token", ("secret_key", "mask")),
+    ("privatekey", ("secret_key", "mask")),
+    ("credential", ("secret_key", "mask")),
+    ("authorization", ("secret_key", "mask")),
+    ("cookie", ("secret_key", "mask")),
+    ("sessionid", ("session", "hmac")),
+    ("sessionkey", ("session", "hmac")),
+)
+
+#: Names that contain a secret-looking part but carry no secret.
+NOT_SECRET_KEY_NAMES = frozenset({
+    "tokentype", "tokenexpiry", "tokenexpiresin", "expiresin", "tokencount", "tokensused", "maxtokens",
+    "secretname", "passwordchanged", "passwordexpired", "passwordpolicy", "passwordstrength",
+    "cookiepolicy", "sessionchanged", "credentialtype",
+})  # fmt: skip
+
+#: Query-string parameter names that are secret only in URLs (``code`` is an OAuth code there,
+#: a country code in a JSON body).
+URL_PARAM_NAMES = frozenset({"sig", "code", "key", "xamzcredential", "awsaccesskeyid", "xgoogcredential"})
+
+#: Bookkeeping the pipeline relies on: never redacted, never dropped (not even in allow-list mode).
+PROTECTED_ATTRIBUTES: tuple[str, ...] = (
+    "audit.event_id", "audit.category", "audit.action", "audit.outcome", "audit.outcome.reason",
+    "audit.level", "audit.origin", "audit.rule", "audit.policy.*", "audit.chain.*", "audit.redaction.*",
+    "ocsf.*",
+)  # fmt: skip
+
+#: Per-attribute default actions: who/where stay readable for auditors, the session id is a
+#: bearer credential and is pseudonymised so records still correlate.
+DEFAULT_ATTRIBUTE_ACTIONS: dict[str, str] = {
+    "enduser.id": "keep",
+    "user.name": "keep",
+    "client.address": "keep",
+    "server.address": "keep",
+    "network.peer.address": "keep",
+    "session.id": "hmac",
+}
+
+_NORMALISE = re.compile(r"[-_.\s]")
+
+
+def normalise(key: str) -> str:
+    return _NORMALISE.sub("", key.lower())
+
+
+def builtin_key_rule(key: str) -> tuple[str, str] | None:
+    """(rule name, default action) when ``key`` names a secret, else None."""
+    name = normalise(key)
+    if not name or name in NOT_SECRET_KEY_NAMES:
+        return None
+    hit = SECRET_KEY_NAMES.get(name)
+    if hit is not None:
+        return hit
+    for part, rule in SECRET_KEY_PARTS:
+        if part in name:
+            return rule
+    return None
+
+
+@dataclass(frozen=True)
+class GlobSet:
+    """Case-insensitive glob patterns over attribute keys (``http.request.header.*``)."""
+
+    patterns: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        exact = frozenset(p.lower() for p in self.patterns if not any(c in p for c in "*?["))
+        wild = tuple(
+            re.compile(fnmatch.translate(p.lower())) for p in self.patterns if any(c in p for c in "*?[")
+        )
+        object.__setattr__(self, "_exact", exact)
+        object.__setattr__(self, "_wild", wild)
+
+    def matches(self, key: str) -> bool:
+        lowered = key.lower()
+        if lowered in self._exact:  # type: ignore[attr-defined]
+            return True
+        return any(rx.match(lowered) for rx in self._wild)  # type: ignore[attr-defined]
+
+
+PROTECTED = GlobSet(PROTECTED_ATTRIBUTES)
