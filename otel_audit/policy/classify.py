@@ -49,6 +49,11 @@ def already_recorded(event_name: str) -> bool:
     return value is not None and value[0] is current_scope() and event_name in value[1]
 
 
+def is_request_event(event: AuditEvent) -> bool:
+    """An adapter's per-request event (``http.request``, or ``admin.request`` for admin sites)."""
+    return event.action == "request" and event.category in ("http", "admin") and event.http is not None
+
+
 def _in_ranges(status: int | None, ranges: tuple[tuple[int, int], ...]) -> bool:
     return status is not None and any(low <= status <= high for low, high in ranges)
 
@@ -135,7 +140,7 @@ class Classifier:
 
     def classify(self, event: AuditEvent) -> Classification | None:
         http = event.http
-        if http is None or event.category != "http":
+        if http is None or not is_request_event(event):
             return None
         index = self._find((http.method or "").upper(), normalise_route(http.route), http.path)
         if index is None:

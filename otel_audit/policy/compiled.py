@@ -17,11 +17,11 @@ from typing import Any, NamedTuple
 from otel_audit.actors import DEFAULT_SOURCES, ActorResolver
 from otel_audit.event import CATEGORIES, AuditEvent
 from otel_audit.pipeline import Decision
-from otel_audit.policy.classify import Classification, Classifier, note_recorded
+from otel_audit.policy.classify import Classification, Classifier, is_request_event, note_recorded
 from otel_audit.policy.globs import compile_globs, normalise_route
 from otel_audit.policy.model import PolicyModel, Rule
 
-#: For unclassified ``http.request`` events, rules on ``action`` also see the CRUD verb of the method.
+#: For unclassified ``http.request``/``admin.request`` events, rules on ``action`` also see the CRUD verb of the method.
 IMPLIED_HTTP_ACTIONS = {
     "POST": "create_resource",
     "GET": "read_resource",
@@ -55,7 +55,7 @@ class Facts(NamedTuple):
 def facts_of(event: AuditEvent) -> Facts:
     http, db, actor = event.http, event.db, event.actor
     method = (http.method or "").upper() or None if http is not None else None
-    implied = IMPLIED_HTTP_ACTIONS.get(method or "") if event.category == "http" and event.action == "request" else None
+    implied = IMPLIED_HTTP_ACTIONS.get(method or "") if is_request_event(event) else None
     return Facts(
         category=event.category,
         action=event.action,
@@ -230,17 +230,18 @@ class CompiledPolicy:
 
     def decide(self, event: AuditEvent) -> Decision | None:
         """Classify ``http`` events by route, then the first matching rule (or the default) decides."""
-        if event.category == "http":
+        request_event = is_request_event(event)
+        if request_event:
             self.classifier.apply(event)
         index = self._first_match(self._key(facts_of(event)))
         decision, _ = self._decision(event, index)
-        if decision is not None and event.category != "http":
+        if decision is not None and not request_event:
             note_recorded(event.event_name)
         return decision
 
     def explain(self, event: AuditEvent) -> Explanation:
         """Like :meth:`decide`, with the reasons: the classification and why each earlier rule missed."""
-        classification = self.classifier.apply(event) if event.category == "http" else None
+        classification = self.classifier.apply(event) if is_request_event(event) else None
         facts = facts_of(event)
         why: list[str] = []
         if classification is not None:

@@ -1,0 +1,185 @@
+"""``otel-audit policy validate|explain|test|schema``.
+
+Exit codes: 0 fine, 1 the policy is invalid or a golden case failed, 2 bad command-line input
+(unreadable cases file, malformed event JSON).
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import json
+import sys
+from typing import Any, Sequence
+
+import yaml
+
+from otel_audit.policy.errors import PolicyError
+
+
+def _load(path: str) -> Any:
+    from otel_audit.policy import load_policy
+
+    return load_policy(path, environ={})
+
+
+def _validate(args: argparse.Namespace) -> int:
+    status = 0
+    for path in args.files:
+        try:
+            policy = _load(path)
+        except PolicyError as exc:
+            print(f"{path}: INVALID ({len(exc.problems)} problem{'s' if len(exc.problems) != 1 else ''})")
+            for problem in exc.problems:
+                print(f"  {problem}")
+            status = 1
+            continue
+        model = policy.model
+        print(f"{path}: OK  id={policy.id} version={policy.version} {policy.hash}  "
+              f"{len(model.rules)} rules, {len(model.routes)} routes (built-in routes included)")
+    return status
+
+
+def _explain(args: argparse.Namespace) -> int:
+    from otel_audit.policy.explain import EventSpecError, dry_run, event_from_dict
+
+    try:
+        policy = _load(args.file)
+    except PolicyError as exc:
+        print(exc.report(), file=sys.stderr)
+        return 1
+    try:
+        spec = json.loads(args.event)
+    except json.JSONDecodeError:
+        try:
+            spec = yaml.safe_load(args.event)
+        except yaml.YAMLError as exc:
+            print(f"--event: not JSON or YAML ({type(exc).__name__})", file=sys.stderr)
+            return 2
+    try:
+        event = event_from_dict(spec, "--event")
+    except (EventSpecError, TypeError) as exc:
+        print(str(exc), file=sys.stderr)
+        return 2
+    result = dry_run(policy, event)
+    if args.json:
+        print(json.dumps(result, indent=2, default=str))
+        return 0
+    print(f"event:      {result['original']}" + (f" -> {result['event_name']}" if result["event_name"] != "audit." + result["original"] else ""))
+    print(f"outcome:    {result['outcome']}")
+    print(f"rule:       {result['rule']}")
+    print(f"level:      {result['level']}" + ("" if result["audited"] else "  (NOT AUDITED)"))
+    print("why:")
+    for line in result["why"]:
+        print(f"  - {line}")
+    if result["attributes"] is not None:
+        print("record attributes (after redaction):")
+        for key, value in sorted(result["attributes"].items()):
+            marker = "  [redacted]" if key in result["redacted"] else ""
+            print(f"  {key} = {json.dumps(value, default=str)}{marker}")
+        if result["left_out_by_level"]:
+            print(f"left out at level {result['level']}: {', '.join(result['left_out_by_level'])}")
+    return 0
+
+
+def _test(args: argparse.Namespace) -> int:
+    from otel_audit.policy.explain import EventSpecError, compare, dry_run, event_from_dict
+
+    try:
+        policy = _load(args.file)
+    except PolicyError as exc:
+        print(exc.report(), file=sys.stderr)
+        return 1
+    try:
+        with open(args.cases, encoding="utf-8") as handle:
+            cases_doc = yaml.safe_load(handle)
+    except (OSError, yaml.YAMLError) as exc:
+        print(f"{args.cases}: cannot read the cases ({type(exc).__name__}: {exc})", file=sys.stderr)
+        return 2
+    cases = cases_doc.get("cases") if isinstance(cases_doc, dict) else cases_doc
+    if not isinstance(cases, list) or not cases:
+        print(f"{args.cases}: expected a list of cases (or a mapping with 'cases:')", file=sys.stderr)
+        return 2
+    failed = 0
+    for index, case in enumerate(cases):
+        name = case.get("name", f"cases[{index}]") if isinstance(case, dict) else f"cases[{index}]"
+        try:
+            if not isinstance(case, dict) or not isinstance(case.get("expect"), dict):
+                raise EventSpecError(f"cases[{index}]: expected a mapping with event: and expect:")
+            result = dry_run(policy, event_from_dict(case.get("event"), f"cases[{index}].event"))
+        except (EventSpecError, TypeError) as exc:
+            print(f"ERROR {name}: {exc}")
+            failed += 1
+            continue
+        problems = compare(case["expect"], result, f"cases[{index}].expect")
+        if not problems:
+            print(f"PASS  {name}")
+            continue
+        failed += 1
+        print(f"FAIL  {name}")
+        for problem in problems:
+            print(f"      {problem}")
+        print("\n".join("      " + line for line in _diff(case["expect"], result)))
+    total = len(cases)
+    print(f"{total - failed}/{total} cases passed")
+    return 1 if failed else 0
+
+
+def _diff(expected: dict[str, Any], result: dict[str, Any]) -> list[str]:
+    """A unified diff of the expectation against the same keys of the actual result."""
+    actual: dict[str, Any] = {}
+    for key, want in expected.items():
+        if key == "attributes":
+            got = result.get("attributes") or {}
+            actual[key] = {name: got.get(name, "<absent>") for name in (want or {})}
+        elif key == "absent":
+            got = result.get("attributes") or {}
+            actual[key] = [name for name in (want or []) if name not in got]
+        else:
+            actual[key] = result.get(key)
+    dump = lambda data: yaml.safe_dump(json.loads(json.dumps(data, default=str)), sort_keys=True).splitlines()  # noqa: E731
+    return list(difflib.unified_diff(dump(expected), dump(actual), "expected", "actual", lineterm=""))
+
+
+def _schema(args: argparse.Namespace) -> int:
+    from otel_audit.policy import schema
+
+    print(json.dumps(schema(), indent=2))
+    return 0
+
+
+def add_policy_commands(subparsers: Any) -> None:
+    """Register ``policy validate|explain|test|schema`` on the ``otel-audit`` parser."""
+    policy = subparsers.add_parser("policy", help="validate, explain and test audit policies")
+    commands = policy.add_subparsers(dest="policy_command", metavar="SUBCOMMAND")
+    commands.required = True
+
+    validate = commands.add_parser("validate", help="check policy files; non-zero exit with every problem listed")
+    validate.add_argument("files", nargs="+", metavar="FILE", help="policy file (or pack:NAME)")
+    validate.set_defaults(func=_validate)
+
+    explain = commands.add_parser("explain", help="show which rule matches an event, at what level, and the record")
+    explain.add_argument("file", metavar="FILE")
+    explain.add_argument("--event", required=True, help='event as JSON, e.g. \'{"category": "http", "action": '
+                         '"request", "http": {"method": "POST", "route": "/login", "status_code": 200}}\'')
+    explain.add_argument("--json", action="store_true", help="machine-readable output")
+    explain.set_defaults(func=_explain)
+
+    test = commands.add_parser("test", help="run golden cases (event in -> expected decision and record)")
+    test.add_argument("file", metavar="FILE")
+    test.add_argument("cases", metavar="CASES", help="YAML file: cases: [{name, event, expect}]")
+    test.set_defaults(func=_test)
+
+    schema_cmd = commands.add_parser("schema", help="print the policy JSON Schema")
+    schema_cmd.set_defaults(func=_schema)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="otel-audit")
+    add_policy_commands(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
