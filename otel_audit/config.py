@@ -54,6 +54,12 @@ def _positive_int(value: str) -> int:
     return number
 
 
+def _hmac_key(value: str) -> str:
+    if len(value) < 16:
+        raise ValueError("expected at least 16 characters")
+    return value
+
+
 def _default_sink_path() -> Path:
     state = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
     return Path(state) / "otel-audit" / "audit.jsonl"
@@ -109,6 +115,29 @@ ENV_VARS: tuple[EnvVar, ...] = (
         False,
         "Suppress the one-line stderr notice naming where records go.",
     ),
+    EnvVar(
+        "OTEL_AUDIT_HMAC_KEY",
+        "hmac_key",
+        _hmac_key,
+        None,
+        "Key for `hmac` redaction pseudonyms (at least 16 characters). Unset: a random per-process key, "
+        "announced once on stderr (or masking, if the policy says `redaction.hmac.missing_key: mask`).",
+        secret=True,
+    ),
+    EnvVar(
+        "OTEL_AUDIT_HMAC_KEY_ID",
+        "hmac_key_id",
+        _text,
+        None,
+        "Id of that key, recorded as `audit.redaction.key_id`. Unset: derived from the key (not reversible).",
+    ),
+    EnvVar(
+        "OTEL_AUDIT_REDACT_ALL_LOGS",
+        "redact_all_logs",
+        _bool,
+        False,
+        "Also redact every application log record of the global OTel LoggerProvider (runs before its exporters).",
+    ),
 )
 
 
@@ -120,6 +149,9 @@ class AuditConfig:
     sink_path: Path = field(default_factory=_default_sink_path)
     fail_mode: str = "open"
     quiet: bool = False
+    hmac_key: str | None = field(default=None, repr=False)
+    hmac_key_id: str | None = None
+    redact_all_logs: bool = False
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @classmethod
