@@ -114,22 +114,23 @@ class ActorResolver:
     def __init__(self, sources: Sequence[str] = DEFAULT_SOURCES) -> None:
         self.sources = tuple(sources)
         self._resolvers: dict[str, Callable[[Any], Any]] = {}
+        self._parsed: list[tuple[str, str, str]] = []  # (source, kind, arg), split once
         for source in self.sources:
             kind, _, arg = source.partition(":")
             if kind not in ("framework_user", "app_user", "session", "header", "jwt", "resolver"):
                 raise ValueError(f"unknown actor source {source!r}")
             if kind == "resolver":
                 self._resolvers[source] = _load_resolver(arg)
+            self._parsed.append((source, kind, arg))
 
     def resolve(self, facts: ActorFacts) -> Actor:
-        for source in self.sources:
-            actor = self._from_source(source, facts)
+        for source, kind, arg in self._parsed:
+            actor = self._from_source(source, kind, arg, facts)
             if actor is not None and actor.id:
                 return actor
         return Actor(type="anonymous")
 
-    def _from_source(self, source: str, facts: ActorFacts) -> Actor | None:
-        kind, _, arg = source.partition(":")
+    def _from_source(self, source: str, kind: str, arg: str, facts: ActorFacts) -> Actor | None:
         if kind == "framework_user":
             return actor_from_user(facts.framework_user(), source)
         if kind == "app_user":

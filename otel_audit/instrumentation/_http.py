@@ -59,7 +59,7 @@ _WITH_ENV_RESOLVER: dict[tuple[int, str], ActorResolver] = {}
 class HttpExchange:
     """One request as seen by an adapter. Call :meth:`begin`, then :meth:`finish` exactly once."""
 
-    __slots__ = ("facts", "http", "source", "scope", "_token", "actor_before", "category")
+    __slots__ = ("facts", "http", "source", "scope", "_token", "actor_before", "category", "_resolved")
 
     def __init__(self, facts: ActorFacts, http: HttpInfo, source: Source) -> None:
         self.facts = facts
@@ -69,15 +69,12 @@ class HttpExchange:
         self._token: Any = None
         self.actor_before: Actor | None = None
         self.category = "http"  # adapters set "admin" for requests to an admin site
+        self._resolved = False
 
     def begin(self) -> None:
-        """Open the request scope and resolve the actor as the request arrives."""
+        """Open the request scope. The actor is resolved in :meth:`before_view`, once the app's own
+        auth has run (``g.user`` is usually set by a before_request handler)."""
         self._token = enter_scope(self.scope)
-        try:
-            self.actor_before = actor_resolver().resolve(self.facts)
-            self.scope.actor = self.actor_before
-        except Exception as exc:  # noqa: BLE001
-            containment.record("actor resolution", exc)
 
     def before_view(self) -> None:
         """Stage 1, ``RequestReceived``: the app's own auth has run, the view has not.
@@ -87,13 +84,13 @@ class HttpExchange:
         without running the view.
         """
         self.refresh_actor()
+        self.actor_before = self.scope.actor
 
     def refresh_actor(self) -> None:
-        """Re-resolve after the app's own auth ran (``g.user`` set in before_request, for example)."""
+        """Resolve the actor from the facts as they are now (``g.user``, session, token)."""
         try:
-            actor = actor_resolver().resolve(self.facts)
-            if actor.id:
-                self.scope.actor = actor
+            self.scope.actor = actor_resolver().resolve(self.facts)
+            self._resolved = True
         except Exception as exc:  # noqa: BLE001
             containment.record("actor resolution", exc)
 
@@ -106,7 +103,8 @@ class HttpExchange:
             if error is not None:
                 outcome, reason = "failure", "unhandled exception"
                 error_type = f"{type(error).__module__}.{type(error).__qualname__}".removeprefix("builtins.")
-            self.refresh_actor()
+            if not self._resolved or self.http.session_changed is not False:
+                self.refresh_actor()  # first chance (view never ran), or login/logout changed who it is
             actor = self.scope.actor
             if not actor.id and self.actor_before is not None and self.actor_before.id:
                 actor = self.actor_before  # e.g. logout: who it was before the session ended
