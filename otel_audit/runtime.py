@@ -151,7 +151,20 @@ def start() -> AuditRuntime | None:
         )
         atexit.register(runtime.shutdown)
         _stop_on_sigterm(runtime)
+        if config.redact_all_logs:
+            _redact_all_logs(runtime)
         return runtime
+
+
+def _redact_all_logs(runtime: AuditRuntime) -> None:
+    """OTEL_AUDIT_REDACT_ALL_LOGS: the audit redactor also runs first for every application log."""
+    try:
+        from otel_audit.redaction.logs import install_all_logs_redaction
+
+        redactor = next(step.redactor for step in runtime.pipeline.steps if isinstance(step, Redact))
+        install_all_logs_redaction(redactor)
+    except Exception as exc:  # noqa: BLE001 - application logging must keep working
+        containment.record("log redaction install", exc)
 
 
 def _stop_on_sigterm(runtime: AuditRuntime) -> None:

@@ -19,7 +19,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from otel_audit.errors import containment
+from otel_audit.errors import ConfigError, containment
 from otel_audit.redaction.detectors import Detector
 from otel_audit.redaction.keys import PROTECTED, URL_PARAM_NAMES, builtin_key_rule, normalise
 from otel_audit.redaction.settings import RedactionSettings
@@ -120,6 +120,8 @@ class Redactor:
         """Build from the policy's ``redaction:`` section; the HMAC key comes from the environment."""
         env = os.environ if environ is None else environ
         raw_key = env.get(KEY_ENV) or None
+        if raw_key is not None and len(raw_key) < 16:
+            raise ConfigError(f"{KEY_ENV}: <hidden> is invalid: expected at least 16 characters")
         return cls(
             RedactionSettings.parse(section),
             key=raw_key.encode("utf-8") if raw_key else None,
