@@ -33,36 +33,59 @@ _NAME = re.compile(r"^[a-z][a-z0-9_]{0,40}$")
 
 
 class RedactionConfigError(OtelAuditError):
-    """The policy's ``redaction:`` section is invalid; the message names the path and the expectation."""
+    """The policy's ``redaction:`` section is invalid; the message names the path and the expectation.
+
+    ``path`` is the location inside the section as a tuple (``("custom_detectors", 0, "pattern")``)
+    and ``message`` the expectation alone, for the policy loader to compose its own report.
+    """
+
+    def __init__(self, path: tuple[Any, ...], message: str) -> None:
+        self.path = path
+        self.message = message
+        super().__init__(f"{render_path(('redaction',) + path)}: {message}")
 
 
-def _fail(path: str, expected: str, got: Any = None, show: bool = True) -> RedactionConfigError:
+def render_path(path: tuple[Any, ...]) -> str:
+    out = ""
+    for part in path:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif re.fullmatch(r"[A-Za-z_][\w.*-]*", str(part)):
+            out += ("." if out else "") + str(part)
+        else:
+            out += f"[{str(part)!r}]"
+    return out
+
+
+def _fail(path: tuple[Any, ...], expected: str, got: Any = None, show: bool = True) -> RedactionConfigError:
     shown = f"; got {got!r}" if show else ""
-    return RedactionConfigError(f"redaction{path}: expected {expected}{shown}")
+    if isinstance(got, str) and len(got) > 80:
+        shown = f"; got {got[:77]!r}..."
+    return RedactionConfigError(path, f"expected {expected}{shown}")
 
 
-def _mapping(value: Any, path: str) -> Mapping[str, Any]:
+def _mapping(value: Any, path: tuple[Any, ...]) -> Mapping[str, Any]:
     if not isinstance(value, Mapping):
         raise _fail(path, "a mapping", type(value).__name__)
     return value
 
 
-def _list(value: Any, path: str) -> list[Any]:
+def _list(value: Any, path: tuple[Any, ...]) -> list[Any]:
     if not isinstance(value, (list, tuple)):
         raise _fail(path, "a list", type(value).__name__)
     return list(value)
 
 
-def _strings(value: Any, path: str) -> tuple[str, ...]:
+def _strings(value: Any, path: tuple[Any, ...]) -> tuple[str, ...]:
     """A string or a list of non-empty strings."""
     items = [value] if isinstance(value, str) else _list(value, path)
     for index, item in enumerate(items):
         if not isinstance(item, str) or not item:
-            raise _fail(f"{path}[{index}]" if not isinstance(value, str) else path, "a non-empty string", item)
+            raise _fail(path + (index,) if not isinstance(value, str) else path, "a non-empty string", item)
     return tuple(items)
 
 
-def _choice(value: Any, path: str, choices: tuple[str, ...]) -> str:
+def _choice(value: Any, path: tuple[Any, ...], choices: tuple[str, ...]) -> str:
     if not isinstance(value, str) or value not in choices:
         raise _fail(path, "one of " + ", ".join(choices), value)
     return value
@@ -132,65 +155,65 @@ class RedactionSettings:
 
     @classmethod
     def parse(cls, section: Any) -> "RedactionSettings":
-        section = {} if section is None else _mapping(section, "")
+        section = {} if section is None else _mapping(section, ())
         for key in section:
             if key not in SECTION_KEYS:
-                raise _fail(f".{key}", "a known setting (" + ", ".join(SECTION_KEYS) + ")", key)
+                raise _fail((key,), "a known setting (" + ", ".join(SECTION_KEYS) + ")", key)
 
         actions = {d.name: d.default_action for d in BUILTIN_DETECTORS}
-        for name, action in _mapping(section.get("detectors") or {}, ".detectors").items():
+        for name, action in _mapping(section.get("detectors") or {}, ("detectors",)).items():
             if name not in DETECTOR_NAMES:
-                raise _fail(f".detectors.{name}", "a built-in detector (" + ", ".join(sorted(DETECTOR_NAMES)) + ")", name)
-            actions[name] = _choice(action, f".detectors.{name}", DETECTOR_ACTIONS)
+                raise _fail(("detectors", name), "a built-in detector (" + ", ".join(sorted(DETECTOR_NAMES)) + ")", name)
+            actions[name] = _choice(action, ("detectors", name), DETECTOR_ACTIONS)
 
         detectors = [d for d in BUILTIN_DETECTORS if actions[d.name] != "off"]
-        for index, raw in enumerate(_list(section.get("custom_detectors") or [], ".custom_detectors")):
-            path = f".custom_detectors[{index}]"
+        for index, raw in enumerate(_list(section.get("custom_detectors") or [], ("custom_detectors",))):
+            path = ("custom_detectors", index)
             raw = _mapping(raw, path)
             for key in raw:
                 if key not in ("name", "pattern", "validator", "action"):
-                    raise _fail(f"{path}.{key}", "one of name, pattern, validator, action", key)
+                    raise _fail(path + (key,), "one of name, pattern, validator, action", key)
             name = raw.get("name")
             if not isinstance(name, str) or not _NAME.match(name):
-                raise _fail(f"{path}.name", "a lower-case identifier such as employee_id", name)
+                raise _fail(path + ("name",), "a lower-case identifier such as employee_id", name)
             if name in actions:
-                raise _fail(f"{path}.name", "a name not already used by a detector", name)
+                raise _fail(path + ("name",), "a name not already used by a detector", name)
             pattern = raw.get("pattern")
             if not isinstance(pattern, str) or not pattern:
-                raise _fail(f"{path}.pattern", "a regular expression", pattern)
+                raise _fail(path + ("pattern",), "a regular expression", pattern)
             try:
                 compiled = re.compile(pattern)
             except re.error as exc:
-                raise _fail(f"{path}.pattern", f"a valid regular expression ({exc})", show=False) from None
+                raise _fail(path + ("pattern",), f"a valid regular expression ({exc})", show=False) from None
             if compiled.match(""):
-                raise _fail(f"{path}.pattern", "a pattern that does not match the empty string", pattern)
+                raise _fail(path + ("pattern",), "a pattern that does not match the empty string", pattern)
             validator = raw.get("validator")
             if validator is not None:
-                validator = _choice(validator, f"{path}.validator", tuple(VALIDATORS))
-            action = _choice(raw.get("action", "mask"), f"{path}.action", ACTIONS)
+                validator = _choice(validator, path + ("validator",), tuple(VALIDATORS))
+            action = _choice(raw.get("action", "mask"), path + ("action",), ACTIONS)
             actions[name] = action
             detectors.append(custom_detector(name, pattern, validator, action))
 
         key_rules = []
-        for index, raw in enumerate(_list(section.get("keys") or [], ".keys")):
-            path = f".keys[{index}]"
+        for index, raw in enumerate(_list(section.get("keys") or [], ("keys",))):
+            path = ("keys", index)
             raw = _mapping(raw, path)
             for key in raw:
                 if key not in ("match", "action"):
-                    raise _fail(f"{path}.{key}", "one of match, action", key)
+                    raise _fail(path + (key,), "one of match, action", key)
             if "match" not in raw:
-                raise _fail(f"{path}.match", "a key name or glob (or a list of them)", None)
+                raise _fail(path + ("match",), "a key name or glob (or a list of them)", None)
             key_rules.append(
-                KeyRule(_strings(raw["match"], f"{path}.match"), _choice(raw.get("action", "mask"), f"{path}.action", ATTRIBUTE_ACTIONS))
+                KeyRule(_strings(raw["match"], path + ("match",)), _choice(raw.get("action", "mask"), path + ("action",), ATTRIBUTE_ACTIONS))
             )
 
         attribute_actions = dict(DEFAULT_ATTRIBUTE_ACTIONS)
         attribute_globs = []
-        policy_attributes = _mapping(section.get("attributes") or {}, ".attributes")
+        policy_attributes = _mapping(section.get("attributes") or {}, ("attributes",))
         for key, action in policy_attributes.items():
             if not isinstance(key, str) or not key:
-                raise _fail(".attributes", "attribute names as keys", key)
-            action = _choice(action, f".attributes.{key}", ATTRIBUTE_ACTIONS)
+                raise _fail(("attributes",), "attribute names as keys", key)
+            action = _choice(action, ("attributes", key), ATTRIBUTE_ACTIONS)
             if any(c in key for c in "*?["):
                 attribute_globs.append((GlobSet((key,)), action))
             else:
@@ -199,43 +222,43 @@ class RedactionSettings:
         if "enduser.id" in policy_attributes and "audit.actor.before" not in policy_attributes:
             attribute_actions["audit.actor.before"] = attribute_actions["enduser.id"]
 
-        sql = _mapping(section.get("sql") or {}, ".sql")
+        sql = _mapping(section.get("sql") or {}, ("sql",))
         for key in sql:
             if key != "raw_text":
-                raise _fail(f".sql.{key}", "raw_text", key)
+                raise _fail(("sql", key), "raw_text", key)
         raw_text = sql.get("raw_text", False)
         if not isinstance(raw_text, bool):
-            raise _fail(".sql.raw_text", "true or false", raw_text)
+            raise _fail(("sql", "raw_text"), "true or false", raw_text)
 
         allow = []
-        for index, raw in enumerate(_list(section.get("allow") or [], ".allow")):
-            path = f".allow[{index}]"
+        for index, raw in enumerate(_list(section.get("allow") or [], ("allow",))):
+            path = ("allow", index)
             raw = _mapping(raw, path)
             for key in raw:
                 if key not in ("categories", "levels", "attributes"):
-                    raise _fail(f"{path}.{key}", "one of categories, levels, attributes", key)
+                    raise _fail(path + (key,), "one of categories, levels, attributes", key)
             if "attributes" not in raw:
-                raise _fail(f"{path}.attributes", "the list of attribute names (globs) that may leave", None)
+                raise _fail(path + ("attributes",), "the list of attribute names (globs) that may leave", None)
             categories = raw.get("categories")
             levels = raw.get("levels")
             level_set = None
             if levels is not None:
-                level_set = frozenset(_strings(levels, f"{path}.levels"))
+                level_set = frozenset(_strings(levels, path + ("levels",)))
                 for level in level_set:
-                    _choice(level, f"{path}.levels", LEVELS[1:])
+                    _choice(level, path + ("levels",), LEVELS[1:])
             allow.append(
                 AllowRule(
-                    frozenset(_strings(categories, f"{path}.categories")) if categories is not None else None,
+                    frozenset(_strings(categories, path + ("categories",))) if categories is not None else None,
                     level_set,
-                    GlobSet(_strings(raw["attributes"], f"{path}.attributes")),
+                    GlobSet(_strings(raw["attributes"], path + ("attributes",))),
                 )
             )
 
-        hmac_section = _mapping(section.get("hmac") or {}, ".hmac")
+        hmac_section = _mapping(section.get("hmac") or {}, ("hmac",))
         for key in hmac_section:
             if key != "missing_key":
-                raise _fail(f".hmac.{key}", "missing_key", key)
-        missing_key = _choice(hmac_section.get("missing_key", "ephemeral"), ".hmac.missing_key", ("ephemeral", "mask"))
+                raise _fail(("hmac", key), "missing_key", key)
+        missing_key = _choice(hmac_section.get("missing_key", "ephemeral"), ("hmac", "missing_key"), ("ephemeral", "mask"))
 
         return cls(
             detectors=tuple(detectors),
