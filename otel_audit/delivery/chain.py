@@ -1,0 +1,114 @@
+"""The hash chain: every record names its predecessor's MAC, so edits, deletions, insertions and
+reorderings show up in ``otel-audit verify``.
+
+Sealing (``seq``/``prev``/``mac``) happens on the spool's writer thread, in exactly the order the
+records are appended, so chain order is spool order by construction and no lock is held across the
+application's threads. With ``OTEL_AUDIT_CHAIN_KEY`` the MAC is HMAC-SHA256; without one it is a
+plain SHA-256 chain, which catches accidental edits and truncation but not a deliberate forger
+(anyone can recompute it) - ``verify`` says so.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import uuid
+from dataclasses import dataclass, field
+from typing import Mapping
+
+from otel_audit.delivery.canonical import mac_input
+
+ALG_HMAC = "hmac-sha256"
+ALG_UNKEYED = "sha256"
+UNKEYED_ID = "none"
+
+
+class ChainKey:
+    """A MAC key and its id. ``repr`` and ``str`` never show the secret."""
+
+    __slots__ = ("key_id", "_secret")
+
+    def __init__(self, key_id: str, secret: bytes | None) -> None:
+        self.key_id = key_id
+        self._secret = secret
+
+    @property
+    def alg(self) -> str:
+        return ALG_HMAC if self._secret else ALG_UNKEYED
+
+    def mac(self, data: bytes) -> str:
+        if self._secret:
+            return hmac.new(self._secret, data, hashlib.sha256).hexdigest()
+        return hashlib.sha256(data).hexdigest()
+
+    def __repr__(self) -> str:
+        return f"ChainKey(key_id={self.key_id!r}, alg={self.alg!r})"
+
+    __str__ = __repr__
+
+    @classmethod
+    def from_config(cls, secret: str | None, key_id: str | None) -> "ChainKey":
+        if secret:
+            return cls(key_id or "default", secret.encode("utf-8"))
+        return cls(UNKEYED_ID, None)
+
+
+def new_chain_id() -> str:
+    return uuid.uuid4().hex
+
+
+@dataclass
+class ChainState:
+    """Per-process chain position. Only the spool writer thread mutates it."""
+
+    chain_id: str = field(default_factory=new_chain_id)
+    seq: int = 0
+    prev: str = ""
+    pending_parents: list[str] = field(default_factory=list)  # "chain_id:last_seq", named on the next record
+    forked_from: str | None = None  # "chain_id:seq" of the parent process at fork, on the first record
+
+    def seal(self, key: ChainKey, canonical: bytes) -> tuple[int, str, str, list[str] | None, str | None]:
+        """Next (seq, prev, mac, parents, forked_from) for a record whose canonical bytes are given."""
+        seq = self.seq + 1
+        parents = self.pending_parents or None
+        forked_from = self.forked_from if seq == 1 else None
+        mac = key.mac(mac_input(canonical, seq, self.prev, parents, forked_from))
+        return seq, self.prev, mac, parents, forked_from
+
+    def advance(self, seq: int, mac: str, named_parents: bool) -> None:
+        self.seq = seq
+        self.prev = mac
+        if named_parents:
+            self.pending_parents = []
+
+    def snapshot(self) -> tuple[int, str, list[str]]:
+        return self.seq, self.prev, list(self.pending_parents)
+
+    def restore(self, snap: tuple[int, str, list[str]]) -> None:
+        """Undo seals whose records never reached the disk (failed write): the chain stays gap-free."""
+        self.seq, self.prev, self.pending_parents = snap[0], snap[1], list(snap[2])
+
+    def fork(self) -> "ChainState":
+        """The child's chain: a fresh id that names where in the parent's chain it split off."""
+        return ChainState(forked_from=f"{self.chain_id}:{self.seq}")
+
+
+def load_keys_for_verify(environ: Mapping[str, str] | None = None, key_file: str | None = None) -> dict[str, bytes]:
+    """Keys by id for verification: OTEL_AUDIT_CHAIN_KEY(_ID) and/or a file of ``KEY_ID:SECRET`` lines."""
+    env = os.environ if environ is None else environ
+    keys: dict[str, bytes] = {}
+    secret = env.get("OTEL_AUDIT_CHAIN_KEY")
+    if secret:
+        keys[env.get("OTEL_AUDIT_CHAIN_KEY_ID") or "default"] = secret.encode("utf-8")
+    if key_file:
+        with open(key_file, encoding="utf-8") as handle:
+            for number, line in enumerate(handle, start=1):
+                line = line.rstrip("\n")
+                if not line.strip() or line.lstrip().startswith("#"):
+                    continue
+                key_id, sep, value = line.partition(":")
+                if not sep or not key_id.strip() or not value:
+                    raise ValueError(f"{key_file}:{number}: expected KEY_ID:SECRET")
+                keys[key_id.strip()] = value.encode("utf-8")
+    return keys

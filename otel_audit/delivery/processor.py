@@ -1,0 +1,552 @@
+"""The durable log record processor: spool first, export later, delete only what was acknowledged.
+
+Replaces the SDK's BatchLogRecordProcessor for otel-audit's own records, because that one drops
+records when its queue is full, ignores export failures and discards its queue at shutdown.
+
+Flow of one record::
+
+    caller thread   on_emit: canonical bytes (typed JSON) -> bounded queue -> wait until durable
+    writer thread   group commit: seal the chain in queue order, one write (+ fdatasync), wake callers
+    exporter thread read spooled frames -> ReadableLogRecords -> exporter.export -> ack -> delete,
+                    retrying failures with exponential backoff and jitter (at-least-once)
+
+``ack`` decides when ``emit`` returns: ``fsync`` (default: on disk, survives power loss),
+``write`` (in the kernel: survives the process being killed) or ``queued`` (in memory: fastest,
+a crash loses the last few milliseconds). Everything is bounded: the queue by count, the spool by
+bytes, with the overflow policy deciding what happens at the limit.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import threading
+import time
+import weakref
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+from opentelemetry.trace import TraceFlags
+
+from otel_audit._logs_compat import LogExportResult, LogRecord, LogRecordProcessor, ReadableLogRecord, SeverityNumber
+from otel_audit.delivery import spool as spool_mod
+from otel_audit.delivery.canonical import (
+    CHAIN_ALG,
+    CHAIN_FORKED_FROM,
+    CHAIN_ID,
+    CHAIN_KEY_ID,
+    CHAIN_MAC,
+    CHAIN_PARENT,
+    CHAIN_PREV,
+    CHAIN_SEQ,
+    canonical_bytes,
+    id_hex,
+)
+from otel_audit.delivery.chain import ChainKey, ChainState
+from otel_audit.delivery.spool import ProcessSpool, encode_frame
+from otel_audit.delivery.telemetry import DeliveryStats, register_metrics
+from otel_audit.errors import OtelAuditError, containment
+
+OVERFLOW_POLICIES = ("block", "fail_closed", "drop_oldest", "drop_newest")
+ACK_MODES = ("fsync", "write", "queued")
+
+_PENDING, _WRITTEN, _SYNCED, _FAILED = 0, 1, 2, -1
+_SEPARATOR = b"\x1e"  # never appears in canonical JSON (ensure_ascii escapes control characters)
+_FRAME_OVERHEAD = 200  # header + trailer, for the size check before sealing
+
+
+class RecordNotDurable(OtelAuditError):
+    """The record could not be made durable (spool unavailable, full, or timed out). Counted as dropped."""
+
+
+@dataclass(frozen=True)
+class DeliveryOptions:
+    spool_dir: Path
+    max_bytes: int = 1 << 30
+    overflow: str = "block"
+    block_timeout_s: float = 5.0
+    ack: str = "fsync"
+    max_queue: int = 10_000
+    batch_records: int = 512
+    batch_bytes: int = 4 << 20
+    backoff_initial_s: float = 0.25
+    backoff_max_s: float = 30.0
+    shutdown_timeout_s: float = 5.0
+    orphan_scan_s: float = 10.0
+
+    @property
+    def segment_bytes(self) -> int:
+        return max(4096, min(self.max_bytes // 8, 8 << 20))
+
+
+_live: "weakref.WeakSet[DurableLogRecordProcessor]" = weakref.WeakSet()
+_current: "weakref.ref[DurableLogRecordProcessor] | None" = None
+
+
+def current_processor() -> "DurableLogRecordProcessor | None":
+    return _current() if _current is not None else None
+
+
+def _after_fork_in_child() -> None:
+    for processor in list(_live):
+        processor._reset_after_fork()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+class DurableLogRecordProcessor(LogRecordProcessor):
+    """See the module docstring. ``exporter_factory`` is called again in a forked child, so the
+    child never shares the parent's connections."""
+
+    def __init__(self, exporter_factory: Callable[[], Any], options: DeliveryOptions, key: ChainKey,
+                 resource: Resource, scope: InstrumentationScope) -> None:
+        global _current
+        self.exporter_factory = exporter_factory
+        self.options = options
+        self.key = key
+        self.resource = resource
+        self.scope = scope
+        self._init_process_state()
+        self.chain = ChainState()
+        _live.add(self)
+        _current = weakref.ref(self)
+        register_metrics(current_processor)
+
+    # -- per-process state -----------------------------------------------------------------------
+
+    def _init_process_state(self) -> None:
+        self.stats = DeliveryStats()
+        self._lock = threading.Lock()
+        self._work = threading.Condition(self._lock)  # writer waits for records
+        self._done = threading.Condition(self._lock)  # callers wait for durability / queue room
+        self._space = threading.Condition(self._lock)  # callers wait for spool room (block)
+        self._queue: list[list[Any]] = []
+        self._queued_bytes = 0
+        self._new_parents: list[str] = []
+        self._spool: ProcessSpool | None = None
+        self._adopted: list[ProcessSpool] = []
+        self._healthy = False
+        self._last_open_attempt = 0.0
+        self._started_pid = 0
+        self._closing = False
+        self._stop = threading.Event()
+        self._wake_exporter = threading.Event()
+        self._writer: threading.Thread | None = None
+        self._exporter_thread: threading.Thread | None = None
+        self._exporter: Any = None
+        self._unsynced = False
+        self._export_busy = False
+
+    def _reset_after_fork(self) -> None:
+        """In a forked child (gunicorn worker): own nothing of the parent's, start fresh lazily."""
+        for spool in [self._spool, *self._adopted]:
+            if spool is not None:
+                spool.abandon_after_fork()
+        self.chain = self.chain.fork()
+        self._init_process_state()
+
+    def _ensure_started(self) -> None:
+        if self._started_pid == os.getpid():
+            return
+        with self._lock:
+            if self._started_pid == os.getpid():
+                return
+            self._started_pid = os.getpid()
+            self._exporter = self.exporter_factory()
+            self._try_open_spool_locked()
+            self._writer = threading.Thread(target=self._writer_loop, name="otel-audit-spool-writer", daemon=True)
+            self._exporter_thread = threading.Thread(target=self._exporter_loop, name="otel-audit-exporter",
+                                                     daemon=True)
+        self._writer.start()
+        self._exporter_thread.start()
+
+    def _try_open_spool_locked(self) -> None:
+        """Create this process's spool directory (or retry after a failure, at most once a second)."""
+        now = time.monotonic()
+        if now - self._last_open_attempt < 1.0 and self._last_open_attempt:
+            return
+        self._last_open_attempt = now
+        try:
+            if self._spool is None:
+                root = self.options.spool_dir
+                spool_mod.ensure_root(root)
+                spool_mod.cleanup_stale_tmp(root)
+                meta = {
+                    "pid": os.getpid(),
+                    "chain_id": self.chain.chain_id,
+                    "created_unix_nano": time.time_ns(),
+                    "resource": dict(self.resource.attributes),
+                    "schema_url": self.resource.schema_url,
+                    "scope": {"name": self.scope.name, "version": self.scope.version},
+                }
+                self._spool = ProcessSpool.create(root, meta, self.options.segment_bytes)
+                self._new_parents.extend(spool_mod.take_ended_chains(root))
+            else:
+                spool_mod.ensure_root(self.options.spool_dir)
+            self._healthy = True
+        except Exception as exc:  # noqa: BLE001 - an unusable spool is a state, not a crash
+            self._healthy = False
+            containment.record("spool open", exc)
+
+    # -- the hot path ------------------------------------------------------------------------------
+
+    def on_emit(self, log_record: Any) -> None:
+        self._ensure_started()
+        self.stats.emitted += 1
+        rec = log_record.log_record
+        attrs = dict(rec.attributes or {})
+        attrs[CHAIN_ID] = self.chain.chain_id
+        attrs[CHAIN_KEY_ID] = self.key.key_id
+        attrs[CHAIN_ALG] = self.key.alg
+        severity = rec.severity_number.value if rec.severity_number is not None else None
+        canonical = canonical_bytes(rec.event_name, rec.timestamp, severity, rec.severity_text,
+                                    id_hex(rec.trace_id, 32), id_hex(rec.span_id, 16), rec.body, attrs)
+        item = [canonical, rec.observed_timestamp or 0, int(rec.trace_flags or 0), _PENDING]
+        size = len(canonical) + _FRAME_OVERHEAD
+        opts = self.options
+        with self._lock:
+            if self._closing:
+                self._refuse("shutdown")
+            if not self._healthy:
+                self._try_open_spool_locked()
+                if not self._healthy:
+                    self._refuse("spool_unavailable")
+            if self._over_limit(size):
+                self._handle_overflow(size)
+            while len(self._queue) >= opts.max_queue:  # back-pressure, not loss
+                self._done.wait(0.5)
+            self._queue.append(item)
+            self._queued_bytes += size
+            self._work.notify()
+            if opts.ack == "queued":
+                return
+            wanted = _SYNCED if opts.ack == "fsync" else _WRITTEN
+            while item[3] != _FAILED and item[3] < wanted:
+                self._done.wait()
+            if item[3] == _FAILED:
+                raise RecordNotDurable("audit spool write failed")
+
+    def _refuse(self, reason: str) -> None:
+        self.stats.drop(reason)
+        raise RecordNotDurable(f"audit record not durable: {reason.replace('_', ' ')}")
+
+    def _over_limit(self, size: int) -> bool:
+        spool = self._spool
+        used = (spool.disk_bytes() if spool is not None else 0) + self._queued_bytes
+        return used + size > self.options.max_bytes
+
+    def _handle_overflow(self, size: int) -> None:
+        policy = self.options.overflow
+        if policy == "drop_oldest" and self._spool is not None:
+            while self._over_limit(size):
+                lost, freed = self._spool.evict_oldest()
+                if not freed:
+                    break
+                if lost:
+                    self.stats.drop("overflow_evicted", lost)
+            if not self._over_limit(size):
+                return
+            self._refuse("overflow")
+        if policy == "block":
+            deadline = time.monotonic() + self.options.block_timeout_s
+            while self._over_limit(size):
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    self._refuse("block_timeout")
+                self._space.wait(min(remaining, 0.25))
+            return
+        self._refuse("overflow")
+
+    def can_accept(self) -> bool:
+        """Before-view check (fail-closed): would a record be made durable right now?"""
+        try:
+            self._ensure_started()
+            with self._lock:
+                if self._closing:
+                    return False
+                if not self._healthy:
+                    self._try_open_spool_locked()
+                if not self._healthy:
+                    return False
+                if self._over_limit(_FRAME_OVERHEAD * 4):
+                    return self.options.overflow in ("block", "drop_oldest")
+                return True
+        except Exception as exc:  # noqa: BLE001
+            containment.record("spool check", exc)
+            return False
+
+    # -- writer thread: group commit ---------------------------------------------------------------
+
+    def _writer_loop(self) -> None:
+        sync_every = 0.2
+        last_sync = time.monotonic()
+        while True:
+            with self._lock:
+                while not self._queue and not self._stop.is_set():
+                    if self._unsynced and time.monotonic() - last_sync >= sync_every:
+                        break
+                    self._work.wait(sync_every)
+                if not self._queue and self._stop.is_set():
+                    break
+                batch, self._queue, self._queued_bytes = self._queue, [], 0
+                self._done.notify_all()  # queue room for back-pressured callers
+                if self._new_parents:
+                    self.chain.pending_parents.extend(self._new_parents)
+                    self._new_parents = []
+            if not batch:
+                self._periodic_sync()
+                last_sync = time.monotonic()
+                continue
+            status = self._commit(batch)
+            if status == _SYNCED:
+                last_sync = time.monotonic()
+            with self._lock:
+                for item in batch:
+                    item[3] = status
+                self._done.notify_all()
+            self._wake_exporter.set()
+        self._periodic_sync()
+
+    def _periodic_sync(self) -> None:
+        spool = self._spool
+        if self._unsynced and spool is not None:
+            try:
+                spool.sync()
+                self._unsynced = False
+            except OSError:
+                pass
+
+    def _commit(self, batch: list[list[Any]]) -> int:
+        spool = self._spool
+        if spool is None:
+            self.stats.drop("spool_unavailable", len(batch))
+            return _FAILED
+        chain = self.chain
+        snapshot = chain.snapshot()
+        frames = []
+        dumps = json.dumps
+        for item in batch:
+            seq, prev, mac, parents, forked_from = chain.seal(self.key, item[0])
+            trailer = dumps([item[1], item[2], seq, prev, mac, parents, forked_from], separators=(",", ":"))
+            frames.append(encode_frame(item[0] + _SEPARATOR + trailer.encode()))
+            chain.advance(seq, mac, parents is not None)
+        try:
+            spool.append(b"".join(frames), len(batch))
+            status = _WRITTEN
+            if self.options.ack == "fsync":
+                spool.sync()
+                status = _SYNCED
+            else:
+                self._unsynced = True
+            spool.write_state(chain.chain_id, chain.seq, chain.prev)
+        except Exception as exc:  # noqa: BLE001 - disk full, permissions, I/O error
+            chain.restore(snapshot)
+            with self._lock:
+                self._healthy = False
+            containment.record("spool write", exc)
+            self.stats.drop("spool_write_failed", len(batch))
+            return _FAILED
+        self.stats.spooled += len(batch)
+        return status
+
+    # -- exporter thread ------------------------------------------------------------------------
+
+    def _exporter_loop(self) -> None:
+        next_scan = 0.0
+        while not self._stop.is_set():
+            try:
+                if time.monotonic() >= next_scan:
+                    self._adopt_orphans()
+                    next_scan = time.monotonic() + self.options.orphan_scan_s
+                if not self._export_one_batch():
+                    self._wake_exporter.wait(0.5)
+                    self._wake_exporter.clear()
+            except Exception as exc:  # noqa: BLE001 - keep delivering whatever happens
+                containment.record("exporter loop", exc)
+                self._stop.wait(1.0)
+
+    def _adopt_orphans(self) -> None:
+        root = self.options.spool_dir
+        own = self._spool.path if self._spool is not None else None
+        taken = {s.path for s in self._adopted}
+        for path in spool_mod.spool_dirs(root):
+            if path == own or path in taken:
+                continue
+            orphan = ProcessSpool.try_adopt(path, self.options.segment_bytes)
+            if orphan is None:
+                continue
+            state = orphan.read_state()
+            chain_id = state.get("chain_id") or orphan.meta.get("chain_id")
+            if chain_id and int(state.get("seq") or 0) > 0:
+                with self._lock:
+                    self._new_parents.append(f"{chain_id}:{int(state['seq'])}")
+            orphan.resource_obj = Resource(orphan.meta.get("resource") or {}, orphan.meta.get("schema_url"))
+            scope = orphan.meta.get("scope") or {}
+            orphan.scope_obj = InstrumentationScope(scope.get("name") or self.scope.name, scope.get("version"))
+            self._adopted.append(orphan)
+
+    def _export_one_batch(self) -> bool:
+        """Export the next batch (adopted spools first). False when there was nothing to send."""
+        for orphan in list(self._adopted):
+            if orphan.is_drained():
+                orphan.close(remove=True)
+                self._adopted.remove(orphan)
+                continue
+            if self._send(orphan, orphan.resource_obj, orphan.scope_obj):
+                return True
+            orphan.close(remove=orphan.is_drained())
+            self._adopted.remove(orphan)
+        spool = self._spool
+        if spool is None:
+            return False
+        return self._send(spool, self.resource, self.scope)
+
+    def _send(self, spool: ProcessSpool, resource: Resource, scope: InstrumentationScope) -> bool:
+        opts = self.options
+        payloads, position = spool.read_batch(opts.batch_records, opts.batch_bytes)
+        if not payloads:
+            if position != (spool.ack_segment, spool.ack_offset):
+                spool.ack(position, 0)
+            return False
+        records = []
+        for payload in payloads:
+            try:
+                records.append(decode_record(payload, resource, scope))
+            except Exception as exc:  # noqa: BLE001 - cannot happen with an intact frame; count it
+                containment.record("spool decode", exc)
+                self.stats.drop("undecodable")
+        attempt = 0
+        self._export_busy = True
+        try:
+            while True:
+                if self._export(records):
+                    self.stats.exported += len(records)
+                    spool.ack(position, len(payloads))
+                    with self._lock:
+                        self._space.notify_all()
+                    return True
+                self.stats.failed += 1
+                self.stats.retried += len(records)
+                delay = min(opts.backoff_max_s, opts.backoff_initial_s * (2 ** attempt))
+                attempt = min(attempt + 1, 30)
+                if self._stop.wait(delay * random.uniform(0.5, 1.5)):
+                    return True  # stopping: the batch stays spooled for the next process
+        finally:
+            self._export_busy = False
+
+    def _export(self, records: list[Any]) -> bool:
+        if not records:
+            return True
+        try:
+            result = self._exporter.export(records)
+        except Exception as exc:  # noqa: BLE001 - an exporter exception is a failed attempt
+            containment.record("export", exc)
+            return False
+        if result != LogExportResult.SUCCESS:
+            return False
+        flush = getattr(self._exporter, "force_flush", None)
+        if getattr(self._exporter, "ack_after_flush", False) and flush is not None:
+            return bool(flush())
+        return True
+
+    # -- status / flush / shutdown --------------------------------------------------------------------
+
+    def spool_status(self) -> dict[str, Any]:
+        spool = self._spool
+        spools = [s for s in [spool, *self._adopted] if s is not None]
+        return {
+            "bytes": sum(s.disk_bytes() for s in spools),
+            "healthy": 1 if self._healthy else 0,
+            "queued": len(self._queue),
+            "adopted": len(self._adopted),
+            "path": str(spool.path) if spool is not None else None,
+            "chain_id": self.chain.chain_id,
+            "seq": self.chain.seq,
+        }
+
+    def _drained(self) -> bool:
+        with self._lock:
+            if self._queue:
+                return False
+        if self._adopted:
+            return False
+        return self._spool is None or self._spool.is_drained()
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        """Wait until everything emitted so far was exported (or the timeout passes)."""
+        if self._started_pid != os.getpid():
+            return True
+        deadline = time.monotonic() + timeout_millis / 1000
+        self._wake_exporter.set()
+        while time.monotonic() < deadline:
+            if self._drained():
+                return True
+            self._wake_exporter.set()
+            time.sleep(0.02)
+        return self._drained()
+
+    def shutdown(self) -> None:
+        if self._started_pid != os.getpid():
+            return
+        with self._lock:
+            if self._closing:
+                return
+            self._closing = True
+            self._work.notify_all()
+        self.force_flush(int(self.options.shutdown_timeout_s * 1000))
+        self._stop.set()
+        self._wake_exporter.set()
+        with self._lock:
+            self._work.notify_all()
+        for thread in (self._writer, self._exporter_thread):
+            if thread is not None and thread is not threading.current_thread():
+                thread.join(timeout=2.0)
+        try:
+            if self._exporter is not None:
+                self._exporter.shutdown()
+        except Exception as exc:  # noqa: BLE001
+            containment.record("exporter shutdown", exc)
+        spool = self._spool
+        if spool is not None:
+            drained = spool.is_drained() and not self._export_busy
+            if drained:
+                try:
+                    spool_mod.record_ended_chain(self.options.spool_dir, self.chain.chain_id, self.chain.seq)
+                except OSError:
+                    drained = False  # keep the directory: its chain.state still names the end
+            spool.close(remove=drained)
+        for orphan in self._adopted:
+            orphan.close(remove=orphan.is_drained() and not self._export_busy)
+        self._adopted = []
+
+
+def decode_record(payload: bytes, resource: Resource, scope: InstrumentationScope) -> ReadableLogRecord:
+    """A spooled frame back into the SDK record the standard exporters take (resource and scope kept)."""
+    canonical, _, trailer = payload.partition(_SEPARATOR)
+    _version, event_name, ts, severity, severity_text, trace_hex, span_hex, body, attrs = json.loads(canonical)
+    observed, flags, seq, prev, mac, parents, forked_from = json.loads(trailer)
+    attrs[CHAIN_SEQ] = seq
+    attrs[CHAIN_PREV] = prev
+    attrs[CHAIN_MAC] = mac
+    if parents:
+        attrs[CHAIN_PARENT] = parents
+    if forked_from:
+        attrs[CHAIN_FORKED_FROM] = forked_from
+    record = LogRecord(
+        timestamp=ts,
+        observed_timestamp=observed,
+        trace_id=int(trace_hex, 16) if trace_hex else 0,
+        span_id=int(span_hex, 16) if span_hex else 0,
+        trace_flags=TraceFlags(flags),
+        severity_text=severity_text or None,
+        severity_number=SeverityNumber(severity) if severity is not None else None,
+        body=body,
+        attributes=attrs,
+        event_name=event_name or None,
+    )
+    return ReadableLogRecord(log_record=record, resource=resource, instrumentation_scope=scope)
