@@ -7,7 +7,12 @@ the one file to change.
 from __future__ import annotations
 
 from opentelemetry._logs import LogRecord, SeverityNumber  # noqa: F401  (re-exported)
-from opentelemetry.sdk._logs import LoggerProvider, LogRecordProcessor, ReadWriteLogRecord  # noqa: F401
+from opentelemetry.sdk._logs import (  # noqa: F401
+    LoggerProvider,
+    LogRecordProcessor,
+    ReadableLogRecord,
+    ReadWriteLogRecord,
+)
 from opentelemetry.sdk._logs.export import (  # noqa: F401
     BatchLogRecordProcessor,
     SimpleLogRecordProcessor,

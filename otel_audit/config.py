@@ -60,6 +60,23 @@ def _hmac_key(value: str) -> str:
     return value
 
 
+_BYTE_UNITS = {"": 1, "b": 1, "kb": 1000, "kib": 1024, "mb": 1000**2, "mib": 1024**2, "gb": 1000**3, "gib": 1024**3}
+
+
+def _byte_size(value: str) -> int:
+    text = value.strip().lower().replace("_", "")
+    number = text.rstrip("kmgib")
+    unit = text[len(number):]
+    if unit not in _BYTE_UNITS or not number.isdigit() or int(number) <= 0:
+        raise ValueError("expected a size above 0 such as 1048576, 512MiB or 2GB")
+    return int(number) * _BYTE_UNITS[unit]
+
+
+def _default_spool_dir() -> Path:
+    state = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
+    return Path(state) / "otel-audit" / "spool"
+
+
 def _default_sink_path() -> Path:
     state = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
     return Path(state) / "otel-audit" / "audit.jsonl"
@@ -138,6 +155,68 @@ ENV_VARS: tuple[EnvVar, ...] = (
         False,
         "Also redact every application log record of the global OTel LoggerProvider (runs before its exporters).",
     ),
+    EnvVar(
+        "OTEL_AUDIT_SPOOL_DIR",
+        "spool_dir",
+        _path,
+        None,
+        "Directory of the durable spool (one 0700 subdirectory per process, files 0600). Default "
+        "`$XDG_STATE_HOME/otel-audit/spool`. See docs/delivery.md.",
+    ),
+    EnvVar(
+        "OTEL_AUDIT_SPOOL_MAX_BYTES",
+        "spool_max_bytes",
+        _byte_size,
+        1 << 30,
+        "Size limit of one process's spool (`1073741824`, `512MiB`, `2GB`); `OTEL_AUDIT_OVERFLOW` says what "
+        "happens at the limit. Default 1 GiB.",
+    ),
+    EnvVar(
+        "OTEL_AUDIT_OVERFLOW",
+        "overflow",
+        _choice("block", "fail_closed", "drop_oldest", "drop_newest"),
+        "block",
+        "Spool full: `block` (wait up to `OTEL_AUDIT_BLOCK_TIMEOUT_MS`), `fail_closed` (refuse the record), "
+        "`drop_oldest` / `drop_newest` (counted in `otel_audit.records.dropped`, never silent).",
+    ),
+    EnvVar(
+        "OTEL_AUDIT_BLOCK_TIMEOUT_MS",
+        "block_timeout_ms",
+        _positive_int,
+        5000,
+        "How long `block` waits for spool room before the record counts as not durable.",
+    ),
+    EnvVar(
+        "OTEL_AUDIT_SPOOL_ACK",
+        "spool_ack",
+        _choice("fsync", "write", "queued"),
+        "fsync",
+        "When emitting returns: `fsync` (record on disk), `write` (handed to the kernel: survives the process "
+        "being killed, not a power cut) or `queued` (in memory: fastest, a crash loses the last milliseconds).",
+    ),
+    EnvVar(
+        "OTEL_AUDIT_FLUSH_TIMEOUT_MS",
+        "flush_timeout_ms",
+        _positive_int,
+        5000,
+        "At shutdown, how long to keep exporting before leaving the rest in the spool for the next process.",
+    ),
+    EnvVar(
+        "OTEL_AUDIT_CHAIN_KEY",
+        "chain_key",
+        _hmac_key,
+        None,
+        "HMAC-SHA256 key of the record hash chain (at least 16 characters). Unset: an unkeyed SHA-256 chain "
+        "that detects accidental edits but not deliberate tampering.",
+        secret=True,
+    ),
+    EnvVar(
+        "OTEL_AUDIT_CHAIN_KEY_ID",
+        "chain_key_id",
+        _text,
+        None,
+        "Id of the chain key, recorded as `audit.chain.key_id` so keys can be rotated. Default `default`.",
+    ),
 )
 
 
@@ -152,6 +231,14 @@ class AuditConfig:
     hmac_key: str | None = field(default=None, repr=False)
     hmac_key_id: str | None = None
     redact_all_logs: bool = False
+    spool_dir: Path = field(default_factory=_default_spool_dir)
+    spool_max_bytes: int = 1 << 30
+    overflow: str = "block"
+    block_timeout_ms: int = 5000
+    spool_ack: str = "fsync"
+    flush_timeout_ms: int = 5000
+    chain_key: str | None = field(default=None, repr=False)
+    chain_key_id: str | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @classmethod
