@@ -211,7 +211,10 @@ class CompiledPolicy:
             decision = Decision(level, rule_id, defaults.required, self._default_extra)
         else:
             rule = self.rules[index].rule
-            rule_id, level = rule.id, rule.level or defaults.level
+            # A rule without a level of its own selects events for auditing: the default level,
+            # or metadata when the default is "none" (the seed shorthand under defaults.level none).
+            rule_id = rule.id
+            level = rule.level or (defaults.level if defaults.level != "none" else "metadata")
             allowed = self._outcome_allowed(event.outcome, rule.log_success, rule.log_failure)
             required = defaults.required if rule.required is None else rule.required
             decision = Decision(level, rule_id, required, _extra(rule.attributes, rule.tags))
