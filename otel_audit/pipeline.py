@@ -197,3 +197,20 @@ class Redact:
         draft.attributes.update(result.summary())
         draft.body = result.body
         return event
+
+
+class Chain:
+    """Name the hash chain on the draft (id, key id, algorithm) after redaction, before emit.
+
+    Sequence number, predecessor and MAC are sealed by the durable processor's spool writer, in
+    exactly the order records are appended - so chain order is spool order without a lock held
+    across the application's threads (see :mod:`otel_audit.delivery.chain`).
+    """
+
+    def __init__(self, identity: Callable[[], Mapping[str, Any]]) -> None:
+        self.identity = identity
+
+    def __call__(self, event: AuditEvent) -> AuditEvent | None:
+        draft: RecordDraft = event.record
+        draft.attributes.update(self.identity())
+        return event

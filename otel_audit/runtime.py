@@ -19,11 +19,11 @@ from typing import Any
 from opentelemetry.sdk.resources import Resource
 
 from otel_audit import __version__
-from otel_audit._logs_compat import BatchLogRecordProcessor, LoggerProvider, SimpleLogRecordProcessor
+from otel_audit._logs_compat import LoggerProvider
 from otel_audit.config import AuditConfig
 from otel_audit.errors import AuditUnavailable, ConfigError, containment
 from otel_audit.event import Actor, AuditEvent
-from otel_audit.pipeline import Decide, Emit, Enrich, Pipeline, Redact
+from otel_audit.pipeline import Chain, Decide, Emit, Enrich, Pipeline, Redact
 
 SCOPE_NAME = "otel_audit"
 
@@ -64,6 +64,7 @@ class AuditRuntime:
         self.pipeline = pipeline
         self.destination = destination
         self.policy_error: Any = None  # the PolicyError when the fallback policy is in force
+        self.processor: Any = None  # the durable processor (otel_audit.delivery)
         self._stopped = False
 
     @classmethod
@@ -75,17 +76,20 @@ class AuditRuntime:
         policy, policy_error = load_or_fallback(config.policy, config.fail_mode)
         if getattr(policy, "failure_mode", "open") == "closed" and config.fail_mode != "closed":
             config = dataclasses.replace(config, fail_mode="closed")
-        exporter, destination = _make_exporter(config)
+        _exporter, destination = _make_exporter(config)
         provider = LoggerProvider(resource=Resource.create())
-        if destination.startswith("the embedded sink") or destination == "the console":
-            # A local file write is cheap and makes the record durable before the request returns.
-            provider.add_log_record_processor(SimpleLogRecordProcessor(exporter))
-        else:
-            provider.add_log_record_processor(BatchLogRecordProcessor(exporter))
+        # Every record (sink and console included) goes through the durable spool; see docs/delivery.md.
+        from otel_audit.delivery import make_durable_processor
+
+        processor = make_durable_processor(config, lambda: _make_exporter(config)[0], provider.resource,
+                                           SCOPE_NAME, __version__, first_exporter=_exporter)
+        provider.add_log_record_processor(processor)
         logger = provider.get_logger(SCOPE_NAME, __version__)
         redactor = Redactor.from_config(getattr(policy, "redaction", None))
-        pipeline = Pipeline([Decide(policy), Enrich(policy), MarkIncomplete(policy), Redact(redactor), Emit(logger)])
+        pipeline = Pipeline([Decide(policy), Enrich(policy), MarkIncomplete(policy), Redact(redactor),
+                             Chain(processor.chain_identity), Emit(logger)])
         runtime = cls(config, policy, provider, pipeline, destination)
+        runtime.processor = processor
         runtime.policy_error = policy_error
         return runtime
 
@@ -101,7 +105,21 @@ class AuditRuntime:
                 raise AuditUnavailable("audit record could not be written") from None
             return False
 
+    def admit(self) -> None:
+        """Before-view stage: under fail-closed, refuse the request when the spool cannot take a record."""
+        if self.config.fail_mode != "closed" or self.processor is None:
+            return
+        if not self.processor.can_accept():
+            self.processor.stats.refused += 1
+            raise AuditUnavailable("audit spool cannot accept records")
+
     def lifecycle(self, action: str, reason: str | None = None, **attributes: Any) -> None:
+        try:
+            self._lifecycle(action, reason, **attributes)
+        except AuditUnavailable as exc:  # counted as dropped; requests are refused before their view
+            containment.record(f"lifecycle {action}", exc)
+
+    def _lifecycle(self, action: str, reason: str | None = None, **attributes: Any) -> None:
         self.record(
             AuditEvent(
                 category="audit_system",
@@ -204,6 +222,20 @@ def record_event(event: AuditEvent) -> bool:
     if runtime is None:
         return False
     return runtime.record(event)
+
+
+def admit_request() -> None:
+    """Before-view stage for adapters: raises :class:`AuditUnavailable` (fail-closed) when the
+    request could not be audited; otherwise returns. Fail-open never raises."""
+    try:
+        runtime = get_runtime()
+    except Exception as exc:  # noqa: BLE001
+        containment.record("startup", exc)
+        if os.environ.get("OTEL_AUDIT_FAIL_MODE", "").strip().lower() == "closed":
+            raise AuditUnavailable("audit could not start") from None
+        return
+    if runtime is not None:
+        runtime.admit()
 
 
 def reset_for_tests() -> None:

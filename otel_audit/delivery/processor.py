@@ -104,9 +104,10 @@ class DurableLogRecordProcessor(LogRecordProcessor):
     child never shares the parent's connections."""
 
     def __init__(self, exporter_factory: Callable[[], Any], options: DeliveryOptions, key: ChainKey,
-                 resource: Resource, scope: InstrumentationScope) -> None:
+                 resource: Resource, scope: InstrumentationScope, first_exporter: Any = None) -> None:
         global _current
         self.exporter_factory = exporter_factory
+        self._first_exporter = (os.getpid(), first_exporter) if first_exporter is not None else None
         self.options = options
         self.key = key
         self.resource = resource
@@ -157,7 +158,9 @@ class DurableLogRecordProcessor(LogRecordProcessor):
             if self._started_pid == os.getpid():
                 return
             self._started_pid = os.getpid()
-            self._exporter = self.exporter_factory()
+            first = self._first_exporter
+            self._first_exporter = None
+            self._exporter = first[1] if first is not None and first[0] == os.getpid() else self.exporter_factory()
             self._try_open_spool_locked()
             self._writer = threading.Thread(target=self._writer_loop, name="otel-audit-spool-writer", daemon=True)
             self._exporter_thread = threading.Thread(target=self._exporter_loop, name="otel-audit-exporter",
@@ -193,6 +196,10 @@ class DurableLogRecordProcessor(LogRecordProcessor):
             self._healthy = False
             containment.record("spool open", exc)
 
+    def chain_identity(self) -> dict[str, str]:
+        """What the pipeline's Chain step stamps on each draft."""
+        return {CHAIN_ID: self.chain.chain_id, CHAIN_KEY_ID: self.key.key_id, CHAIN_ALG: self.key.alg}
+
     # -- the hot path ------------------------------------------------------------------------------
 
     def on_emit(self, log_record: Any) -> None:
@@ -227,7 +234,8 @@ class DurableLogRecordProcessor(LogRecordProcessor):
                 return
             wanted = _SYNCED if opts.ack == "fsync" else _WRITTEN
             while item[3] != _FAILED and item[3] < wanted:
-                self._done.wait()
+                if not self._done.wait(1.0) and not (self._writer and self._writer.is_alive()):
+                    item[3] = _FAILED  # the writer thread is gone: do not wait forever
             if item[3] == _FAILED:
                 raise RecordNotDurable("audit spool write failed")
 
