@@ -1,0 +1,271 @@
+"""FastAPI / Starlette adapter: every HTTP request becomes an ``http`` audit event (same semantics
+as Flask, through :class:`~otel_audit.instrumentation._http.HttpExchange`).
+
+``Starlette.build_middleware_stack`` is wrapped at class level, so every app (FastAPI included,
+created before or after instrumentation) gets a pure-ASGI middleware placed just inside the
+outermost ``ServerErrorMiddleware``: it sees the app's own middleware (authentication, sessions),
+its exception handlers' responses (403 from ``HTTPException``) and unhandled exceptions, and the
+stack still starts with ``ServerErrorMiddleware``, which contrib's FastAPI tracing relies on when it
+rebuilds the stack around its span — so audit records carry the request span's trace id, whichever
+instrumentation ran first.
+
+Actor sources: ``scope["user"]`` (Starlette AuthenticationMiddleware), ``request.state.user``, the
+session, headers/JWT, or ``OTEL_AUDIT_ACTOR_RESOLVER``. Async-safe: contextvars only. The request
+body is teed from ``receive`` (first 64 KB) without consuming it for the app.
+"""
+
+from __future__ import annotations
+
+import json
+import weakref
+from typing import Any, Collection, Mapping
+from urllib.parse import parse_qsl
+
+import starlette.applications
+import wrapt
+from opentelemetry.instrumentation.instrumentor import BaseInstrumentor
+from opentelemetry.instrumentation.utils import unwrap
+from starlette.middleware.errors import ServerErrorMiddleware
+
+from otel_audit.errors import AuditUnavailable, containment
+from otel_audit.event import HttpInfo, Source
+from otel_audit.instrumentation._http import HttpExchange
+from otel_audit.instrumentation._request import reset_exchange, set_exchange
+
+PAYLOAD_LIMIT = 64 * 1024
+
+_apps: "weakref.WeakSet[Any]" = weakref.WeakSet()
+
+
+class _AsgiFacts:
+    """ActorFacts over one ASGI scope (which the app's middleware mutates in place)."""
+
+    __slots__ = ("scope", "_headers")
+    origin = "asgi"
+
+    def __init__(self, scope: dict[str, Any]) -> None:
+        self.scope = scope
+        self._headers: dict[str, str] | None = None
+
+    def headers(self) -> dict[str, str]:
+        if self._headers is None:
+            headers: dict[str, str] = {}
+            for raw_name, raw_value in self.scope.get("headers") or ():
+                name = raw_name.decode("latin-1").lower()
+                value = raw_value.decode("latin-1")
+                headers[name] = f"{headers[name]}, {value}" if name in headers else value
+            self._headers = headers
+        return self._headers
+
+    def framework_user(self) -> Any:
+        return self.scope.get("user")
+
+    def app_user(self) -> Any:
+        state = self.scope.get("state")
+        user = state.get("user") if isinstance(state, Mapping) else getattr(state, "user", None)
+        if user is None:
+            return None
+        try:
+            getattr(user, "id", None)
+        except Exception:  # noqa: BLE001 - e.g. an ORM object whose session has closed
+            return None
+        return user
+
+    def identity_marker(self) -> tuple[int, int, int]:
+        """Changes when the app sets ``scope["user"]``, ``request.state.user`` or the session."""
+        state = self.scope.get("state")
+        user = state.get("user") if isinstance(state, Mapping) else getattr(state, "user", None)
+        return id(self.scope.get("user")), id(user), id(self.scope.get("session"))
+
+    def route(self) -> str | None:
+        return _route_template(self.scope)
+
+    def session(self) -> Mapping[str, Any] | None:
+        session = self.scope.get("session")
+        return session if isinstance(session, Mapping) else None
+
+    def header(self, name: str) -> str | None:
+        return self.headers().get(name.lower())
+
+
+def _http_info(scope: dict[str, Any], facts: _AsgiFacts) -> HttpInfo:
+    headers = facts.headers()
+    server = scope.get("server")
+    host = headers.get("host") or (f"{server[0]}:{server[1]}" if server else None)
+    query = scope.get("query_string") or b""
+    return HttpInfo(
+        method=scope.get("method"),
+        path=scope.get("path"),
+        scheme=scope.get("scheme"),
+        host=host,
+        query=query.decode("latin-1") or None,
+        request_headers=dict(headers),
+    )
+
+
+def _source(scope: dict[str, Any], facts: _AsgiFacts) -> Source:
+    client = scope.get("client")
+    return Source(
+        address=client[0] if client else None,
+        port=client[1] if client else None,
+        user_agent=facts.headers().get("user-agent"),
+    )
+
+
+def _route_template(scope: dict[str, Any]) -> str | None:
+    route = scope.get("route")
+    return getattr(route, "path", None) or getattr(route, "path_format", None)
+
+
+def _parse_body(body: bytes, content_type: str | None) -> Any:
+    if not body:
+        return None
+    content_type = (content_type or "").split(";", 1)[0].strip().lower()
+    if content_type == "application/json" or content_type.endswith("+json"):
+        try:
+            return json.loads(body)
+        except ValueError:
+            return None
+    if content_type == "application/x-www-form-urlencoded":
+        return dict(parse_qsl(body.decode("latin-1"), keep_blank_values=True))
+    return None
+
+
+async def _refuse(send: Any) -> None:
+    """Fail-closed: a required record cannot be made durable, so the app does not run."""
+    body = b"audit unavailable"
+    await send({"type": "http.response.start", "status": 503,
+                "headers": [(b"content-type", b"text/plain"), (b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})
+
+
+class AuditMiddleware:
+    """Pure ASGI middleware: opens the request scope, records the request once the response is known."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope.get("type") != "http" or not _ENABLED:
+            await self.app(scope, receive, send)
+            return
+        try:
+            facts = _AsgiFacts(scope)
+            exchange = HttpExchange(facts, _http_info(scope, facts), _source(scope, facts))
+            exchange.begin()
+            exchange_token = set_exchange(exchange)
+        except Exception as exc:  # noqa: BLE001 - never break the request
+            containment.record("asgi request start", exc)
+            await self.app(scope, receive, send)
+            return
+        try:
+            # The app's own auth runs inside; DB events refresh the actor lazily (request_actor).
+            exchange.before_view()
+        except AuditUnavailable:
+            await _refuse(send)
+            exchange.finish(503)
+            reset_exchange(exchange_token)
+            return
+
+        body = bytearray()
+        response: dict[str, Any] = {}
+
+        async def tee_receive() -> Any:
+            message = await receive()
+            if message.get("type") == "http.request" and len(body) < PAYLOAD_LIMIT:
+                body.extend(message.get("body", b"")[: PAYLOAD_LIMIT - len(body)])
+            return message
+
+        async def observe_send(message: Any) -> None:
+            if message.get("type") == "http.response.start":
+                response["status"] = message.get("status")
+                response["headers"] = message.get("headers") or ()
+            await send(message)
+
+        try:
+            await self.app(scope, tee_receive, observe_send)
+        except BaseException as error:
+            self._finish(exchange, scope, body, response, error)
+            reset_exchange(exchange_token)
+            raise
+        self._finish(exchange, scope, body, response, None)
+        reset_exchange(exchange_token)
+
+    @staticmethod
+    def _finish(exchange: HttpExchange, scope: dict[str, Any], body: bytearray, response: dict[str, Any],
+                error: BaseException | None) -> None:
+        try:
+            http = exchange.http
+            http.route = _route_template(scope) or http.route
+            headers = http.request_headers or {}
+            http.request_body = _parse_body(bytes(body), headers.get("content-type"))
+            response_headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in response.get("headers", ())}
+            http.response_headers = response_headers or None
+            http.redirect_location = response_headers.get("location")
+        except Exception as exc:  # noqa: BLE001
+            containment.record("asgi response", exc)
+        status = response.get("status")
+        if error is not None and status is None:
+            status = 500
+        exchange.finish(status, error)
+
+
+def _build_middleware_stack(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+    stack = wrapped(*args, **kwargs)
+    try:
+        _apps.add(instance)
+        if isinstance(stack, AuditMiddleware):
+            return stack
+        if isinstance(stack, ServerErrorMiddleware):
+            if not isinstance(stack.app, AuditMiddleware):
+                stack.app = AuditMiddleware(stack.app)
+            return stack
+        return AuditMiddleware(stack)
+    except Exception as exc:  # noqa: BLE001
+        containment.record("asgi middleware insertion", exc)
+        return stack
+
+
+_ENABLED = False
+
+
+def _app_classes() -> list[type]:
+    """Starlette, plus FastAPI, which overrides ``build_middleware_stack`` without calling super()."""
+    classes: list[type] = [starlette.applications.Starlette]
+    try:
+        import fastapi
+    except ImportError:
+        return classes
+    if "build_middleware_stack" in vars(fastapi.FastAPI):
+        classes.append(fastapi.FastAPI)
+    return classes
+
+
+class StarletteAuditInstrumentor(BaseInstrumentor):
+    """Audits every request of every Starlette/FastAPI app."""
+
+    def instrumentation_dependencies(self) -> Collection[str]:
+        return ("starlette >= 0.27",)
+
+    def _instrument(self, **kwargs: Any) -> None:
+        global _ENABLED
+        _ENABLED = True
+        for cls in _app_classes():
+            wrapt.wrap_function_wrapper(cls, "build_middleware_stack", _build_middleware_stack)
+        self._rebuild()
+
+    def _uninstrument(self, **kwargs: Any) -> None:
+        global _ENABLED
+        _ENABLED = False
+        for cls in _app_classes():
+            unwrap(cls, "build_middleware_stack")
+        self._rebuild()
+
+    @staticmethod
+    def _rebuild() -> None:
+        """Apps that already built their stack rebuild it on the next request."""
+        for app in list(_apps):
+            try:
+                app.middleware_stack = None
+            except Exception as exc:  # noqa: BLE001
+                containment.record("asgi rebuild", exc)

@@ -1,0 +1,48 @@
+"""Load the example apps fresh for a test (they read their settings from the environment at import),
+and turn sink / OTLP records into one shape so the same assertions check both runs."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Any, Iterable
+
+
+def fresh_import(name: str) -> ModuleType:
+    for loaded in [m for m in sys.modules if m == name or m.startswith(name + ".")]:
+        del sys.modules[loaded]
+    return importlib.import_module(name)
+
+
+@dataclass
+class Rec:
+    event_name: str
+    attributes: dict[str, Any]
+    trace_id: str
+
+    def get(self, key: str) -> Any:
+        return self.attributes.get(key)
+
+
+def from_sink(records: Iterable[dict[str, Any]]) -> list[Rec]:
+    return [Rec(r["event_name"], r["attributes"], r.get("trace_id", "")) for r in records]
+
+
+def from_otlp(records: Iterable[Any]) -> list[Rec]:
+    return [Rec(r.event_name, r.attributes, r.trace_id) for r in records]
+
+
+def where(records: list[Rec], **attrs: Any) -> list[Rec]:
+    """Records whose attributes equal every given value (keys use __ for dots)."""
+    wanted = {key.replace("__", "."): value for key, value in attrs.items()}
+    return [r for r in records if all(r.attributes.get(k) == v for k, v in wanted.items())]
+
+
+def one(records: list[Rec], **attrs: Any) -> Rec:
+    found = where(records, **attrs)
+    assert len(found) == 1, f"expected one record with {attrs}, found {len(found)}: " + "; ".join(
+        f"{r.event_name} {r.attributes.get('http.route')} {r.attributes.get('audit.outcome')}" for r in found
+    ) + f" among {[r.event_name for r in records]}"
+    return found[0]
