@@ -268,3 +268,22 @@ class AuditConfig:
         if "otlp" in [part.strip().lower() for part in logs_exporter.split(",")]:
             return True
         return bool(env.get("OTEL_EXPORTER_OTLP_LOGS_ENDPOINT") or env.get("OTEL_EXPORTER_OTLP_ENDPOINT"))
+
+
+def env_table_markdown() -> str:
+    """The README's configuration table, generated from :data:`ENV_VARS` (a test keeps them equal)."""
+
+    def shown(var: EnvVar) -> str:
+        if var.default is None:
+            return "unset"
+        if isinstance(var.default, bool):
+            return f"`{str(var.default).lower()}`"
+        return f"`{var.default}`"
+
+    lines = ["| variable | default | meaning |", "| --- | --- | --- |"]
+    lines += [f"| `{var.name}` | {shown(var)} | {var.description} |" for var in ENV_VARS]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":  # python -m otel_audit.config > table.md
+    print(env_table_markdown())

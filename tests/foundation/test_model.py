@@ -6,7 +6,7 @@ import uuid
 
 import pytest
 
-from otel_audit.config import ENV_VARS, AuditConfig
+from otel_audit.config import ENV_VARS, AuditConfig, env_table_markdown
 from otel_audit.errors import ConfigError
 from otel_audit.ids import new_event_id
 from tests.support.procs import REPO
@@ -43,10 +43,12 @@ def test_secret_env_values_never_echoed() -> None:
             assert "not-valid" not in str(exc)
 
 
-def test_readme_documents_every_env_var() -> None:
+def test_readme_env_table_is_the_generated_one() -> None:
     readme = (REPO / "README.md").read_text()
-    missing = [var.name for var in ENV_VARS if f"`{var.name}`" not in readme]
-    assert not missing, f"README env-var table lacks {missing}"
+    table = readme.split("<!-- env-table:start", 1)[1].split("-->\n", 1)[1]
+    table = table.split("\n<!-- env-table:end -->", 1)[0]
+    assert table == env_table_markdown(), "README table is stale: regenerate with python -m otel_audit.config"
+    assert all(f"| `{var.name}` |" in table for var in ENV_VARS)
 
 
 def test_otlp_inferred_from_standard_variables() -> None:
