@@ -397,8 +397,13 @@ class Redactor:
                 parts.append(f"{raw_name}={replaced}")
                 continue
             if rule is None and len(raw_value) >= MIN_SCAN_LENGTH:
+                # Decoded first (an encoded PEM or card hides from a raw scan); then raw, for
+                # values that were never encoded (``email=john+tag@example.com``).
                 value = unquote_plus(raw_value)
                 cleaned = self._text(value, state, depth + 1, url_context)
+                if cleaned == value and value != raw_value:
+                    value = raw_value
+                    cleaned = self._text(raw_value, state, depth + 1, url_context)
                 if cleaned != value:
                     parts.append(f"{raw_name}={cleaned}")
                     continue
