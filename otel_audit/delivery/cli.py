@@ -1,0 +1,64 @@
+"""``otel-audit verify`` and ``otel-audit status`` (registered by :mod:`otel_audit.cli`)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+
+def _verify(args: argparse.Namespace) -> int:
+    from otel_audit.delivery.chain import load_keys_for_verify
+    from otel_audit.delivery.verify import format_report, report_as_dict, verify_files
+
+    try:
+        keys = load_keys_for_verify(key_file=args.key_file)
+        report = verify_files(args.files, keys, allow_reorder=args.allow_reorder)
+    except OSError as exc:
+        print(f"otel-audit verify: cannot read {exc.filename}: {exc.strerror}", file=sys.stderr)
+        return 2
+    except ValueError as exc:
+        print(f"otel-audit verify: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps(report_as_dict(report), indent=2) if args.json else format_report(report))
+    return 0 if report.ok else 1
+
+
+def _status(args: argparse.Namespace) -> int:
+    from otel_audit.delivery.status import format_status, spool_status
+
+    if args.spool_dir:
+        root = Path(args.spool_dir)
+    else:
+        from otel_audit.config import AuditConfig
+        from otel_audit.errors import ConfigError
+
+        try:
+            root = AuditConfig.from_env().spool_dir
+        except ConfigError as exc:
+            print(f"otel-audit status: {exc}", file=sys.stderr)
+            return 2
+    status = spool_status(root)
+    print(json.dumps(status, indent=2) if args.json else format_status(status))
+    return 0
+
+
+def add_delivery_commands(subparsers: argparse._SubParsersAction) -> None:
+    verify = subparsers.add_parser(
+        "verify",
+        help="check exported audit records (sink JSON lines or OTLP JSON) against their hash chains",
+        description="Reports modified, inserted, deleted and reordered records by file:line. Keys come from "
+        "OTEL_AUDIT_CHAIN_KEY / OTEL_AUDIT_CHAIN_KEY_ID and --key-file. Exit 0 clean, 1 problems, 2 unreadable input.",
+    )
+    verify.add_argument("files", nargs="+", metavar="FILE", help="sink .jsonl or Collector file-exporter output")
+    verify.add_argument("--key-file", help="file of KEY_ID:SECRET lines (rotated keys)")
+    verify.add_argument("--allow-reorder", action="store_true",
+                        help="accept records out of file order (pipelines that do not preserve order)")
+    verify.add_argument("--json", action="store_true", help="machine-readable report")
+    verify.set_defaults(func=_verify)
+
+    status = subparsers.add_parser("status", help="records waiting in the durable spool, per process")
+    status.add_argument("--spool-dir", help="spool directory (default: OTEL_AUDIT_SPOOL_DIR or its default)")
+    status.add_argument("--json", action="store_true", help="machine-readable output")
+    status.set_defaults(func=_status)

@@ -1,0 +1,118 @@
+"""``otel-audit status``: what is waiting in a spool directory, read from disk (no running process needed)."""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from otel_audit.delivery.spool import ENDED_FILE, HEADER, count_frames, iter_frames, spool_dirs
+
+
+def _owner_alive(path: Path) -> bool:
+    try:
+        fd = os.open(path / "lock", os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return False
+    except OSError:
+        return True
+    finally:
+        os.close(fd)
+
+
+def _oldest_record_time(segment: Path, offset: int) -> int | None:
+    try:
+        with open(segment, "rb") as handle:
+            handle.seek(offset)
+            header = handle.read(HEADER.size)
+            if len(header) < HEADER.size:
+                return None
+            length, _ = HEADER.unpack(header)
+            data = header + handle.read(length)
+    except OSError:
+        return None
+    for payload, _end in iter_frames(data):
+        try:
+            return int(json.loads(payload.partition(b"\x1e")[0])[2])
+        except (ValueError, IndexError, TypeError):
+            return None
+    return None
+
+
+def spool_status(root: Path) -> dict[str, Any]:
+    processes = []
+    now = time.time_ns()
+    for path in spool_dirs(root):
+        try:
+            meta = json.loads((path / "meta.json").read_bytes())
+        except (OSError, ValueError):
+            meta = {}
+        try:
+            ack_seg, ack_off = (int(x) for x in (path / "ack").read_text().split())
+        except (OSError, ValueError):
+            ack_seg, ack_off = 1, 0
+        pending = pending_bytes = disk = 0
+        oldest: int | None = None
+        for segment in sorted(path.glob("*.seg")):
+            try:
+                number = int(segment.stem)
+                disk += segment.stat().st_size
+            except (ValueError, OSError):
+                continue
+            if number < ack_seg:
+                continue
+            start = ack_off if number == ack_seg else 0
+            count, size = count_frames(segment, start)
+            if count and oldest is None:
+                oldest = _oldest_record_time(segment, start)
+            pending += count
+            pending_bytes += size
+        processes.append({
+            "dir": path.name,
+            "pid": meta.get("pid"),
+            "alive": _owner_alive(path),
+            "chain_id": meta.get("chain_id"),
+            "service": (meta.get("resource") or {}).get("service.name"),
+            "records_pending": pending,
+            "bytes_pending": pending_bytes,
+            "bytes_on_disk": disk,
+            "oldest_age_s": round((now - oldest) / 1e9, 3) if oldest else None,
+        })
+    ended = []
+    try:
+        ended = (root / ENDED_FILE).read_text().split()
+    except OSError:
+        pass
+    ages = [p["oldest_age_s"] for p in processes if p["oldest_age_s"] is not None]
+    return {
+        "spool_dir": str(root),
+        "exists": root.is_dir(),
+        "records_pending": sum(p["records_pending"] for p in processes),
+        "bytes_pending": sum(p["bytes_pending"] for p in processes),
+        "bytes_on_disk": sum(p["bytes_on_disk"] for p in processes),
+        "oldest_age_s": max(ages) if ages else None,
+        "processes": processes,
+        "ended_chains": ended,
+    }
+
+
+def format_status(status: dict[str, Any]) -> str:
+    if not status["exists"]:
+        return f"spool {status['spool_dir']}: does not exist (nothing spooled yet)"
+    lines = [
+        f"spool {status['spool_dir']}: {status['records_pending']} record(s) pending, "
+        f"{status['bytes_pending']} bytes pending, {status['bytes_on_disk']} bytes on disk, "
+        f"oldest {status['oldest_age_s'] if status['oldest_age_s'] is not None else '-'} s",
+    ]
+    for p in status["processes"]:
+        state = "running" if p["alive"] else "dead (will be adopted by the next otel-audit process)"
+        lines.append(f"  {p['dir']}: pid {p['pid']} {state}, {p['records_pending']} pending, "
+                     f"{p['bytes_on_disk']} bytes, oldest {p['oldest_age_s'] if p['oldest_age_s'] is not None else '-'} s")
+    return "\n".join(lines)
