@@ -27,7 +27,7 @@ def format_path(path: Sequence[Any]) -> str:
             out += f".{part}" if out else part
         else:
             out += f"[{shown(part) if not isinstance(part, str) else repr(part)}]"
-    return out or "(document)"
+    return out
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from typing import Any, Callable, Mapping
 from jsonschema import Draft202012Validator
 
 from otel_audit.event import CATEGORIES
-from otel_audit.policy.errors import PolicyError, Problem, shown
+from otel_audit.policy.errors import PolicyError, Problem, format_path, shown
 from otel_audit.policy.globs import GlobError, glob_to_regex
 from otel_audit.policy.model import (
     ADMIN,
@@ -111,6 +111,7 @@ _TYPE_NAMES = {"object": "a mapping", "array": "a list", "string": "a string", "
 _PATTERN_HINTS = {
     "^[A-Za-z0-9][A-Za-z0-9._:-]*$": "an id (letters, digits, '.', '_', ':', '-'; starting with a letter or digit)",
     "^[a-z][a-z0-9_]*$": "an action name in lower_snake_case",
+    "^([1-5]xx|[1-5][0-9][0-9]-[1-5][0-9][0-9])$": 'a status code (200), a class ("4xx") or a range ("500-599")',
 }
 
 
@@ -134,15 +135,30 @@ def _choice(value: Any) -> str:
     return str(value).lower() if isinstance(value, bool) else str(value)
 
 
+def _type_fits(branch: Mapping[str, Any], instance: Any) -> bool:
+    """Whether ``instance`` has the JSON type an anyOf branch wants (refs and nested anyOf followed)."""
+    if "$ref" in branch:
+        branch = schema()["$defs"][branch["$ref"].rsplit("/", 1)[-1]]
+    if "type" in branch:
+        types = [branch["type"]] if isinstance(branch["type"], str) else branch["type"]
+        return any(_validator().is_type(instance, name) for name in types)
+    if "anyOf" in branch:
+        return any(_type_fits(sub, instance) for sub in branch["anyOf"])
+    return True
+
+
 def _describe(error: Any, doc: Document) -> list[Problem]:
     path = tuple(error.absolute_path)
     instance = error.instance
     kind = error.validator
     if kind in ("anyOf", "oneOf"):
-        deeper = [sub for sub in error.context or () if len(sub.absolute_path) > len(path)]
-        if deeper and isinstance(instance, (list, dict)):
-            return [p for sub in deeper for p in _describe(sub, doc)]
         expected = error.schema.get("x-expected", "of the expected form")
+        # Errors from the branch whose type fits say the most ("unknown key", "not one of ...").
+        alternatives = error.schema.get(kind, [])
+        fitting = [sub for sub in error.context or ()
+                   if _type_fits(alternatives[sub.relative_schema_path[0]], instance)]
+        if fitting and not error.schema.get("x-prefer-expected"):
+            return list(dict.fromkeys(p for sub in fitting for p in _describe(sub, doc)))
         return [doc.problem(path, f"{_kind(instance)} is not {expected}")]
     if kind == "additionalProperties":
         allowed = sorted(error.schema.get("properties", {}))
@@ -174,7 +190,8 @@ def _describe(error: Any, doc: Document) -> list[Problem]:
         hint = _PATTERN_HINTS.get(error.validator_value, f"a value matching {error.validator_value}")
         return [doc.problem(path, f"{shown(instance)} is not {hint}")]
     if kind in ("minimum", "maximum"):
-        return [doc.problem(path, f"{shown(instance)} is out of range")]
+        low, high = error.schema.get("minimum"), error.schema.get("maximum")
+        return [doc.problem(path, f"{shown(instance)} is out of range: expected {low} to {high}")]
     return [doc.problem(path, error.message)]  # pragma: no cover - every validator used is mapped above
 
 
@@ -430,7 +447,8 @@ class _Normaliser:
         except Exception as exc:  # noqa: BLE001 - any complaint from the validator is a policy problem
             sub_path = getattr(exc, "path", None)
             path = ("redaction",) + (tuple(sub_path) if isinstance(sub_path, (list, tuple)) else ())
-            message = getattr(exc, "message", None) or str(exc) or type(exc).__name__
+            message = str(getattr(exc, "message", None) or exc) or type(exc).__name__
+            message = message.removeprefix(f"{format_path(path)}: ")  # we add the path ourselves
             self.fail(path, message)
 
 

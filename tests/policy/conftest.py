@@ -34,7 +34,7 @@ class Audit:
         return str(path)
 
     def all_records(self) -> list[dict[str, Any]]:
-        rt = runtime.get_runtime()
+        rt = runtime._runtime  # noqa: SLF001 - read only; get_runtime() would start a new one
         if rt is not None:
             rt.provider.force_flush()
         return list(read_sink(self.sink)) if self.sink.exists() else []
