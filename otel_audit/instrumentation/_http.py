@@ -10,7 +10,7 @@ from otel_audit.actors import ActorFacts, ActorResolver
 from otel_audit.context import RequestScope, enter_scope, exit_scope
 from otel_audit.errors import ConfigError, containment
 from otel_audit.event import Actor, AuditEvent, HttpInfo, Source
-from otel_audit.runtime import get_runtime, record_event
+from otel_audit.runtime import admit_request, get_runtime, record_event
 
 
 def outcome_for_status(status: int | None) -> tuple[str, str | None]:
@@ -85,6 +85,7 @@ class HttpExchange:
         """
         self.refresh_actor()
         self.actor_before = self.scope.actor
+        admit_request()  # fail-closed: AuditUnavailable when the spool cannot take the record
 
     def refresh_actor(self) -> None:
         """Resolve the actor from the facts as they are now (``g.user``, session, token)."""

@@ -17,7 +17,7 @@ from opentelemetry.instrumentation.instrumentor import BaseInstrumentor
 from opentelemetry.instrumentation.utils import unwrap
 
 from otel_audit.context import current_scope
-from otel_audit.errors import containment
+from otel_audit.errors import AuditUnavailable, containment
 from otel_audit.event import Actor, AuditEvent, HttpInfo, Source
 from otel_audit.instrumentation._http import HttpExchange
 from otel_audit.runtime import record_event
@@ -124,7 +124,11 @@ def _dispatch_request(wrapped: Any, instance: flask.Flask, args: Any, kwargs: An
     """Runs after before_request handlers, just before the view: the ``before_view`` stage."""
     exchange = _CURRENT_EXCHANGE.get()
     if exchange is not None:
-        exchange.before_view()
+        try:
+            exchange.before_view()
+        except AuditUnavailable:  # fail-closed and the audit record could not be made durable
+            return instance.response_class("audit unavailable\n", status=503, mimetype="text/plain",
+                                           headers={"Retry-After": "5"})
     return wrapped(*args, **kwargs)
 
 
