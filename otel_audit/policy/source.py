@@ -111,7 +111,11 @@ def parse(text: str | bytes, name: str, base_dir: str | None = None) -> Document
     if len(text) > MAX_BYTES:
         raise PolicyError.single(f"document is larger than {MAX_BYTES} bytes", name)
     doc = Document(None, name, base_dir=base_dir)
-    loader = yaml.SafeLoader(text)
+    try:
+        loader = yaml.SafeLoader(text)
+    except yaml.reader.ReaderError as exc:
+        raise PolicyError.single(f"not YAML text: unprintable character {exc.character!r} at offset {exc.position}",
+                                 name) from None
     try:
         try:
             node = loader.get_single_node()
@@ -122,6 +126,9 @@ def parse(text: str | bytes, name: str, base_dir: str | None = None) -> Document
             message = " ".join(part for part in (exc.context, exc.problem) if part) or "invalid YAML"
             raise PolicyError.single(f"YAML syntax error: {message}", name, "",
                                      mark.line + 1 if mark else None, mark.column + 1 if mark else None) from None
+        except yaml.reader.ReaderError as exc:
+            raise PolicyError.single(
+                f"not YAML text: unprintable character {exc.character!r} at offset {exc.position}", name) from None
         except yaml.YAMLError as exc:
             raise PolicyError.single(f"YAML error: {type(exc).__name__}", name) from None
         if node is None:
