@@ -244,6 +244,7 @@ class Redactor:
             for raw, replacement in state.replacements.items():
                 if raw in body:
                     body = body.replace(raw, replacement)
+                    state.count += 1
             return self._text(body, state, 0, url_context=False)
         return self._value(body, state, 0, url_context=False)
 
@@ -287,8 +288,10 @@ class Redactor:
                 return f"[REDACTED:{label}]"
             key = _HmacKey.ephemeral()[0]
         state.used_hmac = True
-        digest = hmac.new(key, value.encode("utf-8", "surrogatepass"), hashlib.sha256).hexdigest()[:16]
-        return f"[HMAC:{label}:{digest}]"
+        # No label in the pseudonym: the same e-mail as enduser.id, in a body or in SQL parameters
+        # yields the same string, so records join on exact equality.
+        digest = hmac.new(key, value.encode("utf-8", "surrogatepass"), hashlib.sha256).hexdigest()[:20]
+        return f"[HMAC:{digest}]"
 
     # ------------------------------------------------------------------ values
 
