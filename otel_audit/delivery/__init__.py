@@ -3,6 +3,9 @@ admission, HMAC hash chain and ``otel-audit verify`` / ``status``. See docs/deli
 
 from __future__ import annotations
 
+import hashlib
+import os
+from pathlib import Path
 from typing import Any, Callable
 
 from otel_audit.delivery.chain import ChainKey
@@ -13,13 +16,32 @@ from otel_audit.delivery.processor import (
     current_processor,
 )
 
-__all__ = ["DeliveryOptions", "DurableLogRecordProcessor", "RecordNotDurable", "current_processor",
+__all__ = ["DeliveryOptions", "destination_spool_dir", "DurableLogRecordProcessor", "RecordNotDurable", "current_processor",
            "make_durable_processor"]
+
+
+def destination_spool_dir(root: Path, destination: str) -> Path:
+    """One spool per destination under the spool root: a dead process's records are always sent
+    where that process would have sent them, never to another app's sink or endpoint."""
+    kind = destination.split(":", 1)[0]
+    digest = hashlib.sha256(destination.encode()).hexdigest()[:12]
+    return Path(root) / f"{kind}-{digest}"
+
+
+def destination_key(config: Any) -> str:
+    """Identifies where records go: ``otlp:<endpoint>``, ``sink:<path>`` or ``console:``."""
+    if config.wants_otlp():
+        endpoint = os.environ.get("OTEL_EXPORTER_OTLP_LOGS_ENDPOINT") or os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT") or ""
+        return f"otlp:{endpoint}"
+    if config.exporter == "console":
+        return "console:"
+    return f"sink:{Path(config.sink_path).expanduser().resolve()}"
 
 
 def make_durable_processor(config: Any, exporter_factory: Callable[[], Any], resource: Any, scope_name: str,
                            scope_version: str, first_exporter: Any = None) -> DurableLogRecordProcessor:
     """The processor for otel-audit's own provider, configured from :class:`~otel_audit.config.AuditConfig`."""
+    destination = destination_key(config)
     from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
     from otel_audit.sink import JsonLinesExporter
@@ -30,12 +52,13 @@ def make_durable_processor(config: Any, exporter_factory: Callable[[], Any], res
         return exporter
 
     options = DeliveryOptions(
-        spool_dir=config.spool_dir,
+        spool_dir=destination_spool_dir(config.spool_dir, destination),
         max_bytes=config.spool_max_bytes,
         overflow=config.overflow,
         block_timeout_s=config.block_timeout_ms / 1000,
         ack=config.spool_ack,
         shutdown_timeout_s=config.flush_timeout_ms / 1000,
+        wait_for_export_s=0.0 if destination.startswith("otlp") else 2.0,
     )
     return DurableLogRecordProcessor(
         lambda: prepared(exporter_factory()),

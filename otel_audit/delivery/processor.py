@@ -77,6 +77,9 @@ class DeliveryOptions:
     backoff_max_s: float = 30.0
     shutdown_timeout_s: float = 5.0
     orphan_scan_s: float = 10.0
+    # Local sinks (JSON-lines file, console): also wait until the record is in the sink, so it is
+    # visible there when emit returns, as users of a local file expect. Bounded: durable is enough.
+    wait_for_export_s: float = 0.0
 
     @property
     def segment_bytes(self) -> int:
@@ -142,6 +145,8 @@ class DurableLogRecordProcessor(LogRecordProcessor):
         self._exporter: Any = None
         self._unsynced = False
         self._export_busy = False
+        self._exported_seq = 0
+        self._exported_chain = ""
 
     def _reset_after_fork(self) -> None:
         """In a forked child (gunicorn worker): own nothing of the parent's, start fresh lazily."""
@@ -213,7 +218,7 @@ class DurableLogRecordProcessor(LogRecordProcessor):
         severity = rec.severity_number.value if rec.severity_number is not None else None
         canonical = canonical_bytes(rec.event_name, rec.timestamp, severity, rec.severity_text,
                                     id_hex(rec.trace_id, 32), id_hex(rec.span_id, 16), rec.body, attrs)
-        item = [canonical, rec.observed_timestamp or 0, int(rec.trace_flags or 0), _PENDING]
+        item = [canonical, rec.observed_timestamp or 0, int(rec.trace_flags or 0), _PENDING, 0]
         size = len(canonical) + _FRAME_OVERHEAD
         opts = self.options
         with self._lock:
@@ -238,6 +243,14 @@ class DurableLogRecordProcessor(LogRecordProcessor):
                     item[3] = _FAILED  # the writer thread is gone: do not wait forever
             if item[3] == _FAILED:
                 raise RecordNotDurable("audit spool write failed")
+            if opts.wait_for_export_s:
+                deadline = time.monotonic() + opts.wait_for_export_s
+                chain_id = self.chain.chain_id
+                while not (self._exported_chain == chain_id and self._exported_seq >= item[4]):
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        break  # durable in the spool; the exporter keeps retrying
+                    self._done.wait(remaining)
 
     def _refuse(self, reason: str) -> None:
         self.stats.drop(reason)
@@ -343,6 +356,7 @@ class DurableLogRecordProcessor(LogRecordProcessor):
             trailer = dumps([item[1], item[2], seq, prev, mac, parents, forked_from], separators=(",", ":"))
             frames.append(encode_frame(item[0] + _SEPARATOR + trailer.encode()))
             chain.advance(seq, mac, parents is not None)
+            item[4] = seq
         try:
             spool.append(b"".join(frames), len(batch))
             status = _WRITTEN
@@ -436,6 +450,11 @@ class DurableLogRecordProcessor(LogRecordProcessor):
                     self.stats.exported += len(records)
                     spool.ack(position, len(payloads))
                     with self._lock:
+                        if spool is self._spool and records:
+                            attrs = records[-1].log_record.attributes
+                            self._exported_chain = attrs.get(CHAIN_ID, "")
+                            self._exported_seq = attrs.get(CHAIN_SEQ, 0)
+                            self._done.notify_all()
                         self._space.notify_all()
                     return True
                 self.stats.failed += 1

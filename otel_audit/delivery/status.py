@@ -46,10 +46,22 @@ def _oldest_record_time(segment: Path, offset: int) -> int | None:
     return None
 
 
+def _process_dirs(root: Path) -> list[Path]:
+    """Process spools directly under ``root`` or under its per-destination subdirectories."""
+    found = list(spool_dirs(root))
+    try:
+        subdirs = [p for p in root.iterdir() if p.is_dir() and not p.name.startswith((".", "p"))]
+    except OSError:
+        subdirs = []
+    for sub in sorted(subdirs):
+        found.extend(spool_dirs(sub))
+    return found
+
+
 def spool_status(root: Path) -> dict[str, Any]:
     processes = []
     now = time.time_ns()
-    for path in spool_dirs(root):
+    for path in _process_dirs(root):
         try:
             meta = json.loads((path / "meta.json").read_bytes())
         except (OSError, ValueError):
@@ -75,7 +87,7 @@ def spool_status(root: Path) -> dict[str, Any]:
             pending += count
             pending_bytes += size
         processes.append({
-            "dir": path.name,
+            "dir": str(path.relative_to(root)),
             "pid": meta.get("pid"),
             "alive": _owner_alive(path),
             "chain_id": meta.get("chain_id"),
@@ -85,11 +97,12 @@ def spool_status(root: Path) -> dict[str, Any]:
             "bytes_on_disk": disk,
             "oldest_age_s": round((now - oldest) / 1e9, 3) if oldest else None,
         })
-    ended = []
-    try:
-        ended = (root / ENDED_FILE).read_text().split()
-    except OSError:
-        pass
+    ended: list[str] = []
+    for directory in {root, *(p.parent for p in _process_dirs(root))}:
+        try:
+            ended += (directory / ENDED_FILE).read_text().split()
+        except OSError:
+            pass
     ages = [p["oldest_age_s"] for p in processes if p["oldest_age_s"] is not None]
     return {
         "spool_dir": str(root),
