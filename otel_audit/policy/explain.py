@@ -13,7 +13,7 @@ from otel_audit.attributes import event_attributes
 from otel_audit.event import Actor, AuditEvent, DbInfo, HttpInfo, Source, Target
 from otel_audit.pipeline import Enrich, Redact
 from otel_audit.policy.compiled import CompiledPolicy
-from otel_audit.policy.errors import format_path, shown
+from otel_audit.policy.errors import shown
 from otel_audit.policy.required import MarkIncomplete
 
 _PARTS = {"actor": Actor, "source": Source, "target": Target, "http": HttpInfo, "db": DbInfo}
@@ -39,10 +39,17 @@ def event_from_dict(spec: Any, where: str = "event") -> AuditEvent:
         if not isinstance(spec.get(key), str) or not spec.get(key):
             raise EventSpecError(f"{where}.{key}: required, a non-empty string")
     kwargs: dict[str, Any] = {key: spec[key] for key in _SCALARS if key in spec}
-    kwargs.setdefault("outcome", "success")
     for key, cls in _PARTS.items():
         if key in spec:
             kwargs[key] = _part(cls, spec[key], f"{where}.{key}")
+    if "outcome" not in kwargs:  # as the HTTP adapters would derive it
+        http = kwargs.get("http")
+        if http is not None and http.status_code is not None:
+            from otel_audit.instrumentation._http import outcome_for_status
+
+            kwargs["outcome"], kwargs["outcome_reason"] = outcome_for_status(http.status_code)
+        else:
+            kwargs["outcome"] = "success"
     kwargs["attributes"] = dict(spec.get("attributes") or {})
     if "actor_before" in spec:
         kwargs["attributes"]["audit.actor.before"] = spec["actor_before"]
@@ -122,7 +129,7 @@ def compare(expected: Mapping[str, Any], actual: Mapping[str, Any], where: str =
                     problems.append(f"{where}.absent: {name!r} is present ({shown(got_attrs[name])})")
         elif key in ("event_name", "rule", "level", "audited", "outcome", "classified_by", "redacted"):
             if _normal(actual.get(key)) != _normal(want):
-                problems.append(f"{format_path((where, key))}: expected {shown(want)}, got {shown(actual.get(key))}")
+                problems.append(f"{where}.{key}: expected {shown(want)}, got {shown(actual.get(key))}")
         else:
             problems.append(f"{where}: unknown expectation {key!r}; expected event_name, rule, level, audited, "
                             "outcome, classified_by, redacted, attributes, absent")
