@@ -9,6 +9,7 @@ Django's ``users/<int:pk>/roles`` and Starlette's ``/users/{id:int}/roles`` alik
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from typing import Iterable, Pattern
 
 _TEMPLATE_PARAM = re.compile(r"<(?:[^:<>]+:)?([^:<>]+)>|\{([^{}:]+)(?::[^{}]*)?\}|(?<=/):([A-Za-z_]\w*)")
@@ -52,6 +53,7 @@ def compile_globs(patterns: Iterable[str], ignore_case: bool = False) -> Pattern
     return re.compile("(?:" + "|".join(parts) + r")\Z", re.IGNORECASE if ignore_case else 0)
 
 
+@lru_cache(maxsize=4096)  # route templates are few; this runs for every request event
 def normalise_route(template: str | None) -> str | None:
     """Framework route template -> ``/users/{id}`` form (leading slash added for Django)."""
     if not template:
