@@ -1,0 +1,566 @@
+"""Django adapter: requests, logins, model changes, group/permission grants and admin actions.
+
+* Requests: ``BaseHandler.load_middleware`` is wrapped so every handler (WSGI, ASGI, test client)
+  gets our wrapper around its whole middleware chain — outermost, without touching
+  ``settings.MIDDLEWARE`` — and ``_get_response`` (after all middleware ran, before the view) is the
+  ``before_view`` stage where ``request.user`` is known. Unhandled exceptions arrive through
+  ``got_request_exception``. Requests to the admin site are category ``admin``.
+* Auth signals: ``user_logged_in`` / ``user_logged_out`` / ``user_login_failed`` (the attempted
+  username only — Django passes cleansed credentials and we take just the username field).
+* Models: ``post_init`` keeps a snapshot of loaded field values (no extra query), ``pre_save``
+  compares it to find the changed field names, ``post_save`` / ``post_delete`` record them with the
+  model label and primary key (values only in ``changes``: exported at ``full`` level, redacted).
+  The user model gets account-management actions (password change, enable/disable), and flips of
+  ``is_superuser`` / ``is_staff`` are role grants/revocations. ``m2m_changed`` on the user's
+  groups and permissions are role grants/revocations. Admin ``LogEntry`` rows are admin events.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+import weakref
+from contextvars import ContextVar
+from typing import Any, Collection, Mapping
+
+import wrapt
+from django.contrib.auth import signals as auth_signals
+from django.core import signals as core_signals
+from django.core.handlers.base import BaseHandler
+from django.db.models import signals as model_signals
+from opentelemetry.instrumentation.instrumentor import BaseInstrumentor
+from opentelemetry.instrumentation.utils import unwrap
+
+from otel_audit.actors import actor_from_user
+from otel_audit.context import current_scope
+from otel_audit.errors import AuditUnavailable, containment
+from otel_audit.event import Actor, AuditEvent, HttpInfo, Source, Target
+from otel_audit.instrumentation._http import HttpExchange
+from otel_audit.instrumentation._request import request_actor, reset_exchange, set_exchange
+from otel_audit.runtime import record_event
+
+PAYLOAD_LIMIT = 64 * 1024
+#: Models whose rows are framework bookkeeping, not user data (kept as data; lower-case labels).
+IGNORED_MODELS = frozenset({"sessions.session", "migrations.migration", "contenttypes.contenttype"})
+#: Fields whose values never go into ``changes`` (the name is still listed as changed).
+SECRET_FIELD = re.compile(r"pass(word|wd)?|secret|token|api_?key|otp", re.I)
+#: Boolean user flags whose flips are role grants (flag -> role name).
+ROLE_FLAGS = {"is_superuser": "superuser", "is_staff": "staff"}
+#: Admin LogEntry.action_flag -> action.
+ADMIN_ACTIONS = {1: "create_resource", 2: "update_resource", 3: "delete_resource"}
+
+_SNAPSHOT = "_otel_audit_loaded"
+_PENDING = "_otel_audit_pending"
+
+_current: ContextVar[HttpExchange | None] = ContextVar("otel_audit_django_exchange", default=None)
+_handlers: "weakref.WeakKeyDictionary[BaseHandler, Any]" = weakref.WeakKeyDictionary()
+
+
+# ---------------------------------------------------------------------------------------------
+# Requests
+
+
+class _DjangoFacts:
+    """ActorFacts over one Django request."""
+
+    __slots__ = ("request", "error", "session_key")
+    origin = "django"
+
+    def __init__(self, request: Any) -> None:
+        self.request = request
+        self.error: BaseException | None = None
+        self.session_key: str | None = None
+
+    def framework_user(self) -> Any:
+        return getattr(self.request, "user", None)
+
+    def app_user(self) -> Any:
+        return None
+
+    def session(self) -> Mapping[str, Any] | None:
+        return getattr(self.request, "session", None)
+
+    def header(self, name: str) -> str | None:
+        return self.request.headers.get(name)
+
+    def route(self) -> str | None:
+        match = getattr(self.request, "resolver_match", None)
+        return "/" + match.route if match is not None and match.route is not None else None
+
+
+def _http_info(request: Any) -> HttpInfo:
+    meta = request.META
+    return HttpInfo(
+        method=request.method,
+        path=request.path,
+        scheme=request.scheme,
+        host=meta.get("HTTP_HOST") or meta.get("SERVER_NAME"),
+        query=meta.get("QUERY_STRING") or None,
+        request_headers=dict(request.headers.items()),
+    )
+
+
+def _source(request: Any) -> Source:
+    meta = request.META
+    port = meta.get("REMOTE_PORT")
+    return Source(
+        address=meta.get("REMOTE_ADDR") or None,
+        port=int(port) if port and str(port).isdigit() else None,
+        user_agent=meta.get("HTTP_USER_AGENT") or None,
+    )
+
+
+def _start(request: Any) -> tuple[HttpExchange, Any] | None:
+    try:
+        facts = _DjangoFacts(request)
+        exchange = HttpExchange(facts, _http_info(request), _source(request))
+        exchange.begin()
+        return exchange, (_current.set(exchange), set_exchange(exchange))
+    except Exception as exc:  # noqa: BLE001 - never break the request
+        containment.record("django request start", exc)
+        return None
+
+
+def _request_body(request: Any) -> Any:
+    """What the app already parsed; never reads the stream itself."""
+    if getattr(request, "_post", None) is not None and len(request._post):  # noqa: SLF001
+        return request._post.dict()  # noqa: SLF001
+    body = getattr(request, "_body", None)
+    if body and len(body) <= PAYLOAD_LIMIT and "json" in (request.content_type or ""):
+        try:
+            return json.loads(body)
+        except ValueError:
+            return None
+    return None
+
+
+def _finish(exchange: HttpExchange, tokens: Any, request: Any, response: Any, error: BaseException | None) -> None:
+    facts: _DjangoFacts = exchange.facts  # type: ignore[assignment]
+    status = None
+    try:
+        http = exchange.http
+        http.route = http.route or facts.route()
+        http.request_body = _request_body(request)
+        if response is not None:
+            status = response.status_code
+            http.response_headers = dict(response.headers.items())
+            http.redirect_location = response.headers.get("Location")
+            content_type = response.headers.get("Content-Type", "")
+            if "json" in content_type and not getattr(response, "streaming", False) and len(response.content) <= PAYLOAD_LIMIT:
+                http.response_body = json.loads(response.content)
+        session = getattr(request, "session", None)
+        if session is not None:
+            http.session_changed = bool(getattr(session, "modified", False)) or session.session_key != facts.session_key
+    except Exception as exc:  # noqa: BLE001
+        containment.record("django response", exc)
+    error = error or facts.error
+    if error is not None and status is None:
+        status = 500
+    try:
+        exchange.finish(status, error)
+    finally:
+        _current.reset(tokens[0])
+        reset_exchange(tokens[1])
+
+
+def _wrap_sync_chain(chain: Any) -> Any:
+    def audited_chain(request: Any) -> Any:
+        started = _start(request) if _ENABLED else None
+        if started is None:
+            return chain(request)
+        exchange, tokens = started
+        try:
+            response = chain(request)
+        except BaseException as error:
+            _finish(exchange, tokens, request, None, error)
+            raise
+        _finish(exchange, tokens, request, response, None)
+        return response
+
+    audited_chain.__wrapped__ = chain  # type: ignore[attr-defined]
+    return audited_chain
+
+
+def _wrap_async_chain(chain: Any) -> Any:
+    async def audited_chain(request: Any) -> Any:
+        started = _start(request) if _ENABLED else None
+        if started is None:
+            return await chain(request)
+        exchange, tokens = started
+        try:
+            response = await chain(request)
+        except BaseException as error:
+            _finish(exchange, tokens, request, None, error)
+            raise
+        _finish(exchange, tokens, request, response, None)
+        return response
+
+    audited_chain.__wrapped__ = chain  # type: ignore[attr-defined]
+    return audited_chain
+
+
+def _load_middleware(wrapped: Any, instance: BaseHandler, args: Any, kwargs: Any) -> Any:
+    result = wrapped(*args, **kwargs)
+    try:
+        is_async = bool(args[0] if args else kwargs.get("is_async", False))
+        chain = instance._middleware_chain  # noqa: SLF001
+        _handlers[instance] = chain
+        instance._middleware_chain = _wrap_async_chain(chain) if is_async else _wrap_sync_chain(chain)  # noqa: SLF001
+    except Exception as exc:  # noqa: BLE001
+        containment.record("django middleware insertion", exc)
+    return result
+
+
+def _before_view(request: Any) -> Any:
+    """After every middleware ran: the actor is known. Returns a 503 response when fail-closed refuses."""
+    exchange = _current.get()
+    if exchange is None or getattr(exchange.facts, "request", None) is not request:
+        return None
+    try:
+        session = getattr(request, "session", None)
+        exchange.facts.session_key = session.session_key if session is not None else None  # type: ignore[attr-defined]
+    except Exception as exc:  # noqa: BLE001
+        containment.record("django session", exc)
+    try:
+        exchange.before_view()
+    except AuditUnavailable:
+        from django.http import HttpResponse
+
+        return HttpResponse("audit unavailable", status=503, content_type="text/plain")
+    return None
+
+
+def _after_resolve(request: Any) -> None:
+    exchange = _current.get()
+    if exchange is None:
+        return
+    try:
+        match = getattr(request, "resolver_match", None)
+        if match is not None:
+            exchange.http.route = exchange.facts.route()  # type: ignore[attr-defined]
+            if match.app_name == "admin" or "admin" in (match.namespaces or ()):
+                exchange.category = "admin"
+    except Exception as exc:  # noqa: BLE001
+        containment.record("django route", exc)
+
+
+def _get_response(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+    request = args[0] if args else kwargs["request"]
+    refused = _before_view(request)
+    if refused is not None:
+        return refused
+    try:
+        return wrapped(*args, **kwargs)
+    finally:
+        _after_resolve(request)
+
+
+async def _get_response_async(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+    request = args[0] if args else kwargs["request"]
+    refused = _before_view(request)
+    if refused is not None:
+        return refused
+    try:
+        return await wrapped(*args, **kwargs)
+    finally:
+        _after_resolve(request)
+
+
+def _got_request_exception(sender: Any, request: Any = None, **kwargs: Any) -> None:
+    exchange = _current.get()
+    if exchange is not None:
+        exchange.facts.error = sys.exc_info()[1]  # type: ignore[attr-defined]
+
+
+# ---------------------------------------------------------------------------------------------
+# Auth signals
+
+
+def _scope_facts() -> tuple[Source, HttpInfo | None]:
+    scope = current_scope()
+    return (scope.source, scope.http) if scope is not None else (Source(), None)
+
+
+def _auth_event(action: str, outcome: str, actor: Actor, reason: str | None = None) -> None:
+    source, http = _scope_facts()
+    record_event(AuditEvent(category="authentication", action=action, outcome=outcome, outcome_reason=reason,
+                            actor=actor, source=source, http=http, origin="django.auth"))
+
+
+def _logged_in(sender: Any, request: Any = None, user: Any = None, **kwargs: Any) -> None:
+    try:
+        actor = actor_from_user(user, "django_auth") or Actor()
+        scope = current_scope()
+        if scope is not None and actor.id:
+            scope.actor = actor
+        _auth_event("login", "success", actor)
+    except Exception as exc:  # noqa: BLE001
+        containment.record("django login signal", exc)
+
+
+def _logged_out(sender: Any, request: Any = None, user: Any = None, **kwargs: Any) -> None:
+    try:
+        _auth_event("logout", "success", actor_from_user(user, "django_auth") or request_actor())
+    except Exception as exc:  # noqa: BLE001
+        containment.record("django logout signal", exc)
+
+
+def _login_failed(sender: Any, credentials: Any = None, request: Any = None, **kwargs: Any) -> None:
+    try:
+        from django.contrib.auth import get_user_model
+
+        field = getattr(get_user_model(), "USERNAME_FIELD", "username")
+        attempted = (credentials or {}).get(field) or (credentials or {}).get("username")
+        actor = Actor(name=str(attempted) if attempted else None, type="user", source="login_attempt", verified=False)
+        _auth_event("login_failed", "failure", actor, "invalid credentials")
+    except Exception as exc:  # noqa: BLE001
+        containment.record("django login_failed signal", exc)
+
+
+# ---------------------------------------------------------------------------------------------
+# Model signals
+
+_attnames: dict[type, tuple[str, ...]] = {}
+
+
+def _fields_of(model: type) -> tuple[str, ...]:
+    names = _attnames.get(model)
+    if names is None:
+        names = tuple(field.attname for field in model._meta.concrete_fields)  # noqa: SLF001
+        _attnames[model] = names
+    return names
+
+
+def _label(model: type) -> str:
+    return model._meta.label_lower  # noqa: SLF001
+
+
+def _plain(value: Any) -> Any:
+    if value is None or isinstance(value, (str, bool, int, float)):
+        return value
+    return str(value)
+
+
+def _snapshot(instance: Any) -> dict[str, Any]:
+    values = instance.__dict__
+    return {name: values[name] for name in _fields_of(type(instance)) if name in values}
+
+
+def _post_init(sender: Any, instance: Any = None, **kwargs: Any) -> None:
+    try:
+        if _label(sender) not in IGNORED_MODELS:
+            instance.__dict__[_SNAPSHOT] = _snapshot(instance)
+    except Exception as exc:  # noqa: BLE001
+        containment.record("django post_init", exc)
+
+
+def _pre_save(sender: Any, instance: Any = None, raw: bool = False, update_fields: Any = None, **kwargs: Any) -> None:
+    try:
+        if raw or _label(sender) in IGNORED_MODELS:
+            return
+        current = _snapshot(instance)
+        pk_name = sender._meta.pk.attname  # noqa: SLF001
+        if instance._state.adding:  # noqa: SLF001
+            changed = {name: (None, value) for name, value in current.items() if name != pk_name}
+        else:
+            loaded = instance.__dict__.get(_SNAPSHOT, {})
+            changed = {name: (loaded.get(name), value) for name, value in current.items()
+                       if name != pk_name and (name not in loaded or loaded[name] != value)}
+        if update_fields is not None:
+            wanted = {sender._meta.get_field(name).attname for name in update_fields}  # noqa: SLF001
+            changed = {name: change for name, change in changed.items() if name in wanted}
+        instance.__dict__[_PENDING] = changed
+    except Exception as exc:  # noqa: BLE001
+        containment.record("django pre_save", exc)
+
+
+def _model_event(category: str, action: str, instance: Any, changed: Mapping[str, Any] | None,
+                 **attributes: Any) -> AuditEvent:
+    source, http = _scope_facts()
+    event = AuditEvent(
+        category=category,
+        action=action,
+        outcome="success",
+        actor=request_actor(),
+        source=source,
+        http=http,
+        target=Target(type=_label(type(instance)), id=str(instance.pk) if instance.pk is not None else None),
+        changed_fields=tuple(changed) if changed else None,
+        origin="django.orm",
+    )
+    if changed:
+        event.changes = {name: ({} if SECRET_FIELD.search(name) else {"old": _plain(old), "new": _plain(new)})
+                         for name, (old, new) in changed.items()}
+    exchange = _current.get()
+    if exchange is not None and exchange.category == "admin":
+        event.attributes["audit.via"] = "admin"
+    event.attributes.update({k.replace("__", "."): v for k, v in attributes.items()})
+    return event
+
+
+def _is_user_model(model: type) -> bool:
+    from django.contrib.auth import get_user_model
+
+    return model is get_user_model()
+
+
+def _user_events(instance: Any, created: bool, changed: Mapping[str, Any]) -> list[AuditEvent]:
+    if created:
+        return [_model_event("account_management", "create_user", instance, changed)]
+    events = [_model_event("account_management", "update_user", instance, changed)]
+    if "password" in changed:
+        events.append(_model_event("account_management", "password_change", instance, None))
+    if "is_active" in changed:
+        action = "enable_user" if changed["is_active"][1] else "disable_user"
+        events.append(_model_event("account_management", action, instance, None))
+    for flag, role in ROLE_FLAGS.items():
+        if flag in changed and bool(changed[flag][0]) != bool(changed[flag][1]):
+            action = "grant_role" if changed[flag][1] else "revoke_role"
+            events.append(_model_event("authorization", action, instance, None, audit__role__names=[role]))
+    return events
+
+
+def _post_save(sender: Any, instance: Any = None, created: bool = False, raw: bool = False, **kwargs: Any) -> None:
+    try:
+        label = _label(sender)
+        if raw or label in IGNORED_MODELS:
+            return
+        changed = instance.__dict__.pop(_PENDING, {})
+        instance.__dict__[_SNAPSHOT] = _snapshot(instance)
+        if label == "admin.logentry":
+            events = [_admin_event(instance)] if created else []
+        elif _is_user_model(sender):
+            events = _user_events(instance, created, changed)
+        elif created:
+            events = [_model_event("data_modification", "create_resource", instance, changed)]
+        elif changed:
+            events = [_model_event("data_modification", "update_resource", instance, changed)]
+        else:
+            events = []
+        for event in events:
+            record_event(event)
+    except Exception as exc:  # noqa: BLE001
+        containment.record("django post_save", exc)
+
+
+def _admin_event(entry: Any) -> AuditEvent:
+    source, http = _scope_facts()
+    content_type = entry.content_type
+    return AuditEvent(
+        category="admin",
+        action=ADMIN_ACTIONS.get(entry.action_flag, "admin_action"),
+        outcome="success",
+        actor=actor_from_user(entry.user, "django_admin") or request_actor(),
+        source=source,
+        http=http,
+        target=Target(type=f"{content_type.app_label}.{content_type.model}" if content_type else None,
+                      id=entry.object_id),
+        origin="django.admin",
+    )
+
+
+def _post_delete(sender: Any, instance: Any = None, **kwargs: Any) -> None:
+    try:
+        if _label(sender) in IGNORED_MODELS:
+            return
+        if _is_user_model(sender):
+            record_event(_model_event("account_management", "delete_user", instance, None))
+        else:
+            record_event(_model_event("data_modification", "delete_resource", instance, None))
+    except Exception as exc:  # noqa: BLE001
+        containment.record("django post_delete", exc)
+
+
+def _role_names(model: type, pks: Any) -> list[str]:
+    label = _label(model)
+    if label == "auth.group":
+        return sorted(model._default_manager.filter(pk__in=pks).values_list("name", flat=True))  # noqa: SLF001
+    if label == "auth.permission":
+        rows = model._default_manager.filter(pk__in=pks).values_list("content_type__app_label", "codename")  # noqa: SLF001
+        return sorted(f"{app}.{codename}" for app, codename in rows)
+    return [str(pk) for pk in pks]
+
+
+def _m2m_changed(sender: Any, instance: Any = None, action: str = "", reverse: bool = False, model: Any = None,
+                 pk_set: Any = None, **kwargs: Any) -> None:
+    """User <-> Group / Permission membership: a role grant or revocation per user."""
+    try:
+        if action not in ("post_add", "post_remove", "pre_clear"):
+            return
+        user_side = _is_user_model(type(instance))
+        role_model = model if user_side else type(instance)
+        if _label(role_model) not in ("auth.group", "auth.permission") or not (user_side or _is_user_model(model)):
+            return
+        if action == "pre_clear":  # post_clear has no pk_set: capture what is about to go
+            pk_set = _related_pks(sender, instance, model)
+        if not pk_set:
+            return
+        grant = action == "post_add"
+        kind = "groups" if _label(role_model) == "auth.group" else "permissions"
+        if user_side:
+            users, roles = [instance], _role_names(role_model, pk_set)
+        else:
+            users = list(model._default_manager.filter(pk__in=pk_set))  # noqa: SLF001
+            roles = _role_names(role_model, [instance.pk])
+        for user in users:
+            event = _model_event("authorization", "grant_role" if grant else "revoke_role", user, None,
+                                 audit__role__names=roles, audit__role__kind=kind)
+            event.target.name = getattr(user, "get_username", lambda: None)()
+            record_event(event)
+    except Exception as exc:  # noqa: BLE001
+        containment.record("django m2m_changed", exc)
+
+
+def _related_pks(through: Any, instance: Any, other_model: Any) -> set[Any]:
+    """Primary keys of ``other_model`` rows linked to ``instance`` through the ``through`` table."""
+    own = next(f for f in through._meta.fields if f.related_model is type(instance))  # noqa: SLF001
+    other = next(f for f in through._meta.fields if f.related_model is other_model)  # noqa: SLF001
+    rows = through._default_manager.filter(**{own.attname: instance.pk})  # noqa: SLF001
+    return set(rows.values_list(other.attname, flat=True))
+
+
+# ---------------------------------------------------------------------------------------------
+
+_SIGNALS = (
+    (core_signals.got_request_exception, _got_request_exception),
+    (auth_signals.user_logged_in, _logged_in),
+    (auth_signals.user_logged_out, _logged_out),
+    (auth_signals.user_login_failed, _login_failed),
+    (model_signals.post_init, _post_init),
+    (model_signals.pre_save, _pre_save),
+    (model_signals.post_save, _post_save),
+    (model_signals.post_delete, _post_delete),
+    (model_signals.m2m_changed, _m2m_changed),
+)
+_DISPATCH_UID = "otel_audit"
+_ENABLED = False
+
+
+class DjangoAuditInstrumentor(BaseInstrumentor):
+    """Audits Django requests, auth signals, model changes, role grants and admin actions."""
+
+    def instrumentation_dependencies(self) -> Collection[str]:
+        return ("django >= 4.2",)
+
+    def _instrument(self, **kwargs: Any) -> None:
+        global _ENABLED
+        _ENABLED = True
+        wrapt.wrap_function_wrapper(BaseHandler, "load_middleware", _load_middleware)
+        wrapt.wrap_function_wrapper(BaseHandler, "_get_response", _get_response)
+        wrapt.wrap_function_wrapper(BaseHandler, "_get_response_async", _get_response_async)
+        for signal, receiver in _SIGNALS:
+            signal.connect(receiver, weak=False, dispatch_uid=f"{_DISPATCH_UID}.{receiver.__name__}")
+
+    def _uninstrument(self, **kwargs: Any) -> None:
+        global _ENABLED
+        _ENABLED = False
+        unwrap(BaseHandler, "load_middleware")
+        unwrap(BaseHandler, "_get_response")
+        unwrap(BaseHandler, "_get_response_async")
+        for signal, receiver in _SIGNALS:
+            signal.disconnect(receiver, dispatch_uid=f"{_DISPATCH_UID}.{receiver.__name__}")
+        for handler, chain in list(_handlers.items()):
+            handler._middleware_chain = chain  # noqa: SLF001
+        _handlers.clear()
+
