@@ -122,3 +122,18 @@ def test_django_example_under_gunicorn_and_the_launcher(tmp_path):
             lambda recs: sum(r.event_name == "audit.audit_system.stop" for r in recs) >= 2))
     assert facts["crash"] == 500 and facts["admin_add"] == 302, server.output()
     check_trail([r for r in records if r.event_name.startswith("audit.")], facts)
+
+
+def test_django_security_log_lines_become_authorization_events(audit, instrument, django_example):
+    from django.test import Client
+
+    from otel_audit.instrumentation.django import DjangoAuditInstrumentor
+    from otel_audit.instrumentation.logging_bridge import LoggingAuditInstrumentor
+
+    instrument(DjangoAuditInstrumentor(), LoggingAuditInstrumentor())
+    response = Client(enforce_csrf_checks=True).post("/accounts/login/", {"username": "bob", "password": "bob-pw"})
+    assert response.status_code == 403
+    (csrf,) = [e for e in audit.events if e.origin == "logging.django.security.csrf"]
+    assert (csrf.category, csrf.action, csrf.outcome) == ("authorization", "csrf", "denied")
+    assert csrf.http.path == "/accounts/login/"  # attached to the request it refused
+    assert not audit.find("authentication", "login")  # the view never ran
