@@ -177,6 +177,7 @@ def _verify_chain(chain_id: str, entries: list[_Entry], keys: Mapping[str, bytes
                                            f"{seen.record.where}): the chain id was reused"))
 
     occupied = set(valid_by_seq)
+    highest_valid = max(occupied, default=0)
     for entry in entries:
         if entry.valid:
             continue
@@ -188,10 +189,11 @@ def _verify_chain(chain_id: str, entries: list[_Entry], keys: Mapping[str, bytes
             continue
         before, after = valid_by_seq.get(entry.seq - 1), valid_by_seq.get(entry.seq + 1)
         linked = (before is not None and before.mac == entry.prev) or (after is not None and after.prev == entry.mac)
-        if entry.seq not in occupied and linked:
+        if entry.seq not in occupied and (linked or 1 <= entry.seq <= highest_valid + 1):
             occupied.add(entry.seq)
+            how = "" if linked else " (modified, or forged into a free position)"
             report.problems.append(Problem("modified", chain_id, where, entry.seq,
-                                           f"record {entry.event_id}: content does not match its MAC"))
+                                           f"record {entry.event_id}: content does not match its MAC{how}"))
         else:
             report.problems.append(Problem("inserted", chain_id, where, entry.seq,
                                            f"record {entry.event_id}: MAC does not verify and it has no place "
