@@ -23,8 +23,12 @@ from otel_audit.redaction import validators as v
 SECRET_ASSIGNMENT_WORDS = (
     r"password|passwd|passwort|pwd|passphrase|secret|client_secret|api[_-]?key|apikey|"
     r"access[_-]?token|refresh[_-]?token|id[_-]?token|auth[_-]?token|session[_-]?token|token|"
-    r"aws_secret_access_key|secret_access_key|private[_-]?key|credentials?"
+    r"aws_secret_access_key|secret_access_key|private[_-]?key|credentials?|session[_-]?id|jsessionid|phpsessid|"
+    r"csrf[_-]?token|csrfmiddlewaretoken|xsrf[_-]?token"
 )
+
+#: Header lines whose whole value is a credential, in free text (``Cookie: a=b; c=d``).
+SECRET_HEADERS = r"cookie|set-cookie|authorization|proxy-authorization|x-api-key|x-auth-token|x-csrf-token|x-xsrf-token"
 
 #: URL query parameters that carry signatures or credentials (pre-signed S3/GCS URLs, OAuth).
 SIGNED_URL_PARAMS = (
@@ -130,6 +134,11 @@ BUILTIN_DETECTORS: tuple[Detector, ...] = (
         "AWSAccessKeyId, Signature, sig, X-Goog-Signature, token, access_token, api_key, password, code, ...)",
         r"(?i)[?&;](?:" + "|".join(re.escape(p) for p in SIGNED_URL_PARAMS) + r")=(?P<value>[^&#\s\"'<>]{1,4096})",
         "mask", prefilter=("=",),
+    ),
+    Detector(
+        "secret_header", "secret", "credential header line in text (`Cookie: ...`, `Authorization: ...`)",
+        r"(?im)^[ \t]{0,8}(?:" + SECRET_HEADERS + r")[ \t]{0,8}:[ \t]{0,8}(?P<value>[^\r\n]{1,8192})",
+        "mask", prefilter_lower=("cookie", "authorization", "x-api-key", "x-auth-token", "x-csrf", "x-xsrf"),
     ),
     Detector(
         "secret_assignment", "secret", "`password=...`, `\"token\": \"...\"`, `api_key: ...` in free text",

@@ -321,7 +321,13 @@ class Redactor:
             state.seen.add(marker)
             try:
                 out: dict[Any, Any] = {}
+                named = _named_secret(value, self)
                 for child_key, child in list(value.items()):
+                    if named is not None and child_key in _NAMED_VALUE_KEYS:
+                        replaced = self._apply(named[1], named[0], child, state)
+                        if replaced is not _DROP:
+                            out[str(child_key)] = replaced
+                        continue
                     name = child_key if isinstance(child_key, str) else str(child_key)
                     rule = self._key_rule(name, url_context)
                     if rule is not None and rule[1] != "keep":
@@ -499,6 +505,20 @@ def _find(detector: Detector, text: str) -> list[tuple[int, int, Detector]] | No
                 return None
             position = match.start() + 1
     return found
+
+
+_NAMED_VALUE_KEYS = ("value", "Value")
+
+
+def _named_secret(mapping: Mapping[Any, Any], redactor: Redactor) -> tuple[str, str] | None:
+    """``{"name": "AWS_SECRET_ACCESS_KEY", "value": ...}`` (k8s env, HAR headers, AWS tags): the
+    sibling name decides, as if it were the key."""
+    for name_key in ("name", "Name", "key", "Key"):
+        name = mapping.get(name_key)
+        if isinstance(name, str) and 0 < len(name) <= 128 and any(k in mapping for k in _NAMED_VALUE_KEYS):
+            rule = redactor._key_rule(name, url_context=False)
+            return rule if rule is not None and rule[1] != "keep" else None
+    return None
 
 
 def _json_or_none(text: str) -> Any:
