@@ -233,11 +233,12 @@ def _app_classes() -> list[type]:
     """Starlette, plus FastAPI, which overrides ``build_middleware_stack`` without calling super()."""
     classes: list[type] = [starlette.applications.Starlette]
     try:
-        import fastapi
+        # The defining module, not ``fastapi.FastAPI``: contrib's tracing swaps that for a subclass.
+        from fastapi.applications import FastAPI
     except ImportError:
         return classes
-    if "build_middleware_stack" in vars(fastapi.FastAPI):
-        classes.append(fastapi.FastAPI)
+    if "build_middleware_stack" in vars(FastAPI):
+        classes.append(FastAPI)
     return classes
 
 

@@ -29,6 +29,7 @@ from django.contrib.auth import signals as auth_signals
 from django.core import signals as core_signals
 from django.core.handlers.base import BaseHandler
 from django.db.models import signals as model_signals
+from opentelemetry import context as otel_context
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor
 from opentelemetry.instrumentation.utils import unwrap
 
@@ -64,13 +65,16 @@ _handlers: "weakref.WeakKeyDictionary[BaseHandler, Any]" = weakref.WeakKeyDictio
 class _DjangoFacts:
     """ActorFacts over one Django request."""
 
-    __slots__ = ("request", "error", "session_key")
+    __slots__ = ("request", "error", "session_key", "trace_context")
     origin = "django"
 
     def __init__(self, request: Any) -> None:
         self.request = request
         self.error: BaseException | None = None
         self.session_key: str | None = None
+        # The OTel context seen inside the middleware chain (contrib's tracing middleware may sit
+        # inside ours): the request record is emitted in it, so it carries the request span's ids.
+        self.trace_context: Any = None
 
     def framework_user(self) -> Any:
         return getattr(self.request, "user", None)
@@ -157,9 +161,12 @@ def _finish(exchange: HttpExchange, tokens: Any, request: Any, response: Any, er
     error = error or facts.error
     if error is not None and status is None:
         status = 500
+    context_token = otel_context.attach(facts.trace_context) if facts.trace_context is not None else None
     try:
         exchange.finish(status, error)
     finally:
+        if context_token is not None:
+            otel_context.detach(context_token)
         _current.reset(tokens[0])
         reset_exchange(tokens[1])
 
@@ -218,6 +225,7 @@ def _before_view(request: Any) -> Any:
     if exchange is None or getattr(exchange.facts, "request", None) is not request:
         return None
     try:
+        exchange.facts.trace_context = otel_context.get_current()  # type: ignore[attr-defined]
         session = getattr(request, "session", None)
         exchange.facts.session_key = session.session_key if session is not None else None  # type: ignore[attr-defined]
     except Exception as exc:  # noqa: BLE001

@@ -121,7 +121,14 @@ def test_django_example_under_gunicorn_and_the_launcher(tmp_path):
         records = from_otlp(receiver.wait_for(
             lambda recs: sum(r.event_name == "audit.audit_system.stop" for r in recs) >= 2))
     assert facts["crash"] == 500 and facts["admin_add"] == 302, server.output()
-    check_trail([r for r in records if r.event_name.startswith("audit.")], facts)
+    audit_records = [r for r in records if r.event_name.startswith("audit.")]
+    check_trail(audit_records, facts)
+    # contrib's Django tracing is active under the launcher too: same trace id for the request
+    # record and the row change it caused.
+    (create_request,) = where(audit_records, url__path="/notes/", http__request__method="POST", audit__origin="django")
+    created = one(audit_records, audit__action="create_resource", audit__target__type="notes.note",
+                  audit__target__id=str(facts["note_id"]))
+    assert len(create_request.trace_id) == 32 and created.trace_id == create_request.trace_id
 
 
 def test_django_security_log_lines_become_authorization_events(audit, instrument, django_example):

@@ -97,4 +97,10 @@ def test_fastapi_example_under_uvicorn_and_the_launcher(tmp_path):
             server.stop()
         records = from_otlp(receiver.wait_for(lambda recs: any(r.event_name == "audit.audit_system.stop" for r in recs)))
     assert facts["crash"] == 500
-    check_trail([r for r in records if r.event_name.startswith("audit.")], facts)
+    audit_records = [r for r in records if r.event_name.startswith("audit.")]
+    check_trail(audit_records, facts)
+    # contrib's FastAPI tracing is active under the launcher too: the request record and the row
+    # change it caused carry the request span's trace id.
+    (create_request,) = where(audit_records, http__route="/notes", http__request__method="POST", audit__origin="asgi")
+    created = one(audit_records, audit__action="create_resource", audit__target__type="note")
+    assert len(create_request.trace_id) == 32 and created.trace_id == create_request.trace_id
