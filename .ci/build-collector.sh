@@ -88,7 +88,7 @@ cp "$CONFIG" "$WORK/builder-config.yaml"
 echo "building otelcol-audit with ocb $OCB_VERSION into $OUT_DIR (log: $OUT_DIR/build.log)" >&2
 start=$(date +%s)
 # output_path in the manifest is relative: run ocb from the work dir.
-if ! (cd "$WORK" && "$OCB" --config builder-config.yaml) >"$OUT_DIR/build.log" 2>&1; then
+if ! (cd "$WORK" && "$OCB" --config builder-config.yaml --verbose) >"$OUT_DIR/build.log" 2>&1; then
   tail -n 60 "$OUT_DIR/build.log" >&2
   echo "collector build failed (full log: $OUT_DIR/build.log)" >&2
   exit 1
