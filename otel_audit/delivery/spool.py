@@ -74,7 +74,14 @@ def _write_atomic(path: Path, data: bytes) -> None:
 
 
 def ensure_root(root: Path) -> None:
-    root.mkdir(parents=True, exist_ok=True, mode=DIR_MODE)
+    """Create the spool directory, and any missing parent, private to the owner (0700)."""
+    missing = []
+    path = root
+    while not path.exists():
+        missing.append(path)
+        path = path.parent
+    for directory in reversed(missing):
+        directory.mkdir(mode=DIR_MODE, exist_ok=True)
     if not os.access(root, os.W_OK | os.X_OK):
         raise PermissionError(errno.EACCES, "spool directory is not writable", str(root))
 

@@ -1,0 +1,82 @@
+"""Fail-closed: when the spool cannot take records, audited requests get 503 before the view runs.
+Fail-open: requests succeed and the drop counter says how many records were lost."""
+
+from __future__ import annotations
+
+import time
+
+import flask
+import pytest
+
+from otel_audit import runtime
+from otel_audit.instrumentation.flask import FlaskAuditInstrumentor
+
+
+@pytest.fixture
+def app():
+    instrumentor = FlaskAuditInstrumentor()
+    instrumentor.instrument()
+    app = flask.Flask(__name__)
+    app.view_calls = 0
+
+    @app.post("/transfer")
+    def transfer():
+        app.view_calls += 1
+        return {"ok": True}
+
+    yield app
+    instrumentor.uninstrument()
+
+
+def _unwritable_spool(delivery) -> None:
+    blocker = delivery.tmp_path / "not-a-dir"
+    blocker.write_text("a regular file where the spool directory should be\n")
+    delivery.monkeypatch.setenv("OTEL_AUDIT_SPOOL_DIR", str(blocker / "spool"))  # ENOTDIR, even for root
+
+
+def test_fail_closed_refuses_before_the_view_and_recovers(delivery, app) -> None:
+    _unwritable_spool(delivery)
+    delivery.start(OTEL_AUDIT_FAIL_MODE="closed")
+    client = app.test_client()
+    for _ in range(3):
+        response = client.post("/transfer")
+        assert response.status_code == 503
+        assert response.headers["Retry-After"]
+    assert app.view_calls == 0  # nothing unaudited happened
+    processor = runtime.get_runtime().processor
+    assert processor.stats.refused == 3
+    # The operator fixes the disk: within a second the spool is retried and requests go through.
+    (delivery.tmp_path / "not-a-dir").unlink()
+    time.sleep(1.1)
+    assert client.post("/transfer").status_code == 200
+    assert app.view_calls == 1
+    [record] = [r for r in delivery.records() if r["event_name"] == "audit.http.request"
+                and r["attributes"].get("http.response.status_code") == 200]
+    assert record["attributes"]["url.path"] == "/transfer"
+
+
+def test_fail_open_serves_requests_and_counts_the_drops(delivery, app) -> None:
+    _unwritable_spool(delivery)
+    delivery.start(OTEL_AUDIT_FAIL_MODE="open")
+    processor = runtime.get_runtime().processor
+    dropped_at_start = processor.stats.dropped  # lifecycle records could not be spooled either
+    assert dropped_at_start == 2
+    client = app.test_client()
+    for _ in range(5):
+        assert client.post("/transfer").status_code == 200
+    assert app.view_calls == 5
+    assert processor.stats.dropped - dropped_at_start == 5
+    assert processor.stats.dropped_by_reason["spool_unavailable"] == processor.stats.dropped
+    assert processor.stats.refused == 0
+
+
+def test_fail_closed_with_full_spool_and_fail_closed_overflow(delivery, app) -> None:
+    """Spool over its limit (exporter down) + OTEL_AUDIT_OVERFLOW=fail_closed: the next request gets 503."""
+    delivery.start(OTEL_AUDIT_FAIL_MODE="closed", OTEL_AUDIT_OVERFLOW="fail_closed",
+                   OTEL_AUDIT_SPOOL_MAX_BYTES="16KiB", OTEL_AUDIT_EXPORTER="otlp",
+                   OTEL_EXPORTER_OTLP_LOGS_ENDPOINT="http://127.0.0.1:9/v1/logs", OTEL_EXPORTER_OTLP_LOGS_TIMEOUT="1",
+                   OTEL_AUDIT_FLUSH_TIMEOUT_MS="100")
+    client = app.test_client()
+    statuses = [client.post("/transfer").status_code for _ in range(40)]
+    assert statuses[0] == 200 and statuses[-1] == 503
+    assert app.view_calls == statuses.count(200)
