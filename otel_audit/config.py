@@ -280,8 +280,11 @@ def env_table_markdown() -> str:
             return f"`{str(var.default).lower()}`"
         return f"`{var.default}`"
 
+    from otel_audit.policy.loader import ENV_OVERRIDES  # the policy's knobs, declared beside the policy
+
     lines = ["| variable | default | meaning |", "| --- | --- | --- |"]
     lines += [f"| `{var.name}` | {shown(var)} | {var.description} |" for var in ENV_VARS]
+    lines += [f"| `{override.name}` | from the policy | {override.description} |" for override in ENV_OVERRIDES]
     return "\n".join(lines)
 
 

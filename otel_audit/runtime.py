@@ -127,10 +127,19 @@ class AuditRuntime:
                 outcome="success" if action not in ("policy_invalid", "audit_failure") else "failure",
                 outcome_reason=reason,
                 actor=Actor(id=f"pid:{os.getpid()}", type="system"),
-                attributes={"audit.policy.source": self.config.policy or "default", **attributes},
+                attributes={"audit.policy.source": self._policy_source(), **attributes},
                 origin="otel_audit",
             )
         )
+
+    def _policy_source(self) -> str:
+        """Where the policy came from, for lifecycle records: a path or pack name, never inline text."""
+        source = self.config.policy
+        if not source:
+            return "default"
+        if source.startswith("pack:") or ("\n" not in source and os.path.exists(source)):
+            return source
+        return "inline"
 
     def shutdown(self) -> None:
         if self._stopped:

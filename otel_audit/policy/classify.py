@@ -14,9 +14,6 @@ event names were recorded; a route whose result was already recorded leaves the 
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import os
 from contextvars import ContextVar
 from dataclasses import dataclass
 from functools import lru_cache
@@ -126,7 +123,6 @@ class Classifier:
         self.routes = [_CompiledRoute(route) for route in routes]
         self.actors = actors
         self._find = lru_cache(maxsize=cache_size)(self._find_uncached)
-        self._hmac_key = (os.environ.get("OTEL_AUDIT_PSEUDONYM_KEY") or "").encode() or os.urandom(32)
 
     def _find_uncached(self, method: str, route: str | None, path: str | None) -> int | None:
         for index, compiled in enumerate(self.routes):
@@ -197,7 +193,9 @@ class Classifier:
             if isinstance(value, str) and value.strip():
                 value = value.strip()[:256]
                 if mode == "hmac":
-                    value = "hmac-sha256:" + hmac.new(self._hmac_key, value.encode(), hashlib.sha256).hexdigest()
+                    from otel_audit.redaction.engine import pseudonymise
+
+                    value = pseudonymise(value)
                 event.attributes["audit.attempted_username"] = value
                 return
 

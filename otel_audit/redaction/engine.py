@@ -114,6 +114,7 @@ class Redactor:
         self._key_id = key_id or (key_id_for(key) if key else None)
         self._detectors: tuple[Detector, ...] = settings.detectors
         self._actions = settings.detector_actions
+        self._plan = _scan_plan(settings.detectors)
 
     @classmethod
     def from_config(cls, section: Mapping[str, Any] | None, environ: Mapping[str, str] | None = None) -> "Redactor":
@@ -443,13 +444,17 @@ class Redactor:
     def _scan(self, text: str, state: _Pass) -> str:
         lowered = text.lower()
         spans: list[tuple[int, int, Detector]] = []
-        for detector in self._detectors:
-            if not detector.may_match(text, lowered):
-                continue
-            found = _find(detector, text)
+        for compiled, detectors in self._plan:
+            if len(detectors) == 1:
+                detector = detectors[0]
+                if not detector.may_match(text, lowered):
+                    continue
+                found = _find(compiled, detectors, text)
+            else:
+                found = _find(compiled, detectors, text)
             if found is None:  # too many rejected candidates: treat the whole string as unsafe
                 state.count += 1
-                return f"[REDACTED:{detector.name}]"
+                return f"[REDACTED:{detectors[0].name}]"
             spans.extend(found)
         if not spans:
             return text
@@ -470,27 +475,57 @@ class Redactor:
         return "".join(pieces)
 
 
-def _find(detector: Detector, text: str) -> list[tuple[int, int, Detector]] | None:
-    """Validated spans of ``detector`` in ``text``; a rejected candidate is retried one character on,
-    so ``12 4111111111111111`` still finds the card."""
-    compiled = detector.compiled
-    accept = detector.accept
-    has_value = "value" in compiled.groupindex
+def _scan_plan(detectors: tuple[Detector, ...]) -> list[tuple[re.Pattern[str], tuple[Detector, ...]]]:
+    """One regex per detector, except detectors sharing a ``lead`` (``\\d``), which are compiled
+    into one factored alternation and found in a single pass (their shapes are disjoint)."""
+    plan: list[tuple[re.Pattern[str], tuple[Detector, ...]]] = []
+    by_lead: dict[str, list[Detector]] = {}
+    for detector in detectors:
+        if detector.lead:
+            by_lead.setdefault(detector.lead, []).append(detector)
+        else:
+            plan.append((detector.compiled, (detector,)))
+    for lead, group in by_lead.items():
+        if len(group) == 1:
+            plan.append((group[0].compiled, (group[0],)))
+            continue
+        alternatives = "|".join(f"(?P<_d{index}>{d.pattern})" for index, d in enumerate(group))
+        plan.append((re.compile(f"{lead}(?:{alternatives})"), tuple(group)))
+    return plan
+
+
+def _find(compiled: re.Pattern[str], detectors: tuple[Detector, ...], text: str) -> list[tuple[int, int, Detector]] | None:
+    """Validated spans in ``text``; a rejected candidate is retried one character on, so
+    ``12 4111111111111111`` still finds the card."""
+    single = detectors[0] if len(detectors) == 1 else None
+    has_value = single is not None and "value" in compiled.groupindex
     found: list[tuple[int, int, Detector]] = []
     position = 0
     rejections = 0
     length = len(text)
+    search = compiled.search
     while position <= length:
-        match = compiled.search(text, position)
+        match = search(text, position)
         if match is None:
             break
+        detector = single if single is not None else detectors[int(match.lastgroup[2:])]
         if has_value and match.group("value") is not None:
             start, end = match.span("value")
         else:
             start, end = match.span()
+        if detector.extend_left:
+            allowed = detector.extend_left
+            left = start
+            while left > 0 and start - left < 64 and text[left - 1] in allowed:
+                left -= 1
+            if left == start:
+                position = match.start() + 1
+                continue
+            start = left
         if end == start:
             position = match.end() + 1
             continue
+        accept = detector.accept
         if accept is None:
             found.append((start, end, detector))
             position = match.end()
@@ -556,3 +591,15 @@ def _partial(label: str, text: str) -> str:
     elif len(text) >= 20:
         shown = "****" + text[-4:]
     return f"[REDACTED:{label}:{shown}]" if shown else f"[REDACTED:{label}]"
+
+
+def pseudonymise(value: str, environ: Mapping[str, str] | None = None) -> str:
+    """The ``hmac`` action's pseudonym for one value, outside a redaction pass.
+
+    Same key (``OTEL_AUDIT_HMAC_KEY`` or this process's random key) and format as the redactor's,
+    so an attempted username pseudonymised by the policy joins with the same name elsewhere.
+    """
+    env = os.environ if environ is None else environ
+    raw = env.get(KEY_ENV)
+    key = raw.encode() if raw and len(raw) >= 16 else _HmacKey.ephemeral()[0]
+    return "[HMAC:" + hmac.new(key, value.encode("utf-8", "surrogatepass"), hashlib.sha256).hexdigest()[:20] + "]"
