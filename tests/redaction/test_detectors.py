@@ -35,6 +35,7 @@ FOUND = [
     ("url_credentials", "dsn postgresql://app:Sup3rS3cret@db:5432/prod", "Sup3rS3cret"),
     ("signed_url_param", "GET https://b.s3.amazonaws.com/o?X-Amz-Credential=AK%2F2024&X-Amz-Signature=f00dfeedbeef1234 done", "f00dfeedbeef1234"),
     ("signed_url_param", "https://x.example/cb?state=1&code=SplxlOBeZQQYbYS6WxSbIA", "SplxlOBeZQQYbYS6WxSbIA"),
+    ("secret_header", "GET / HTTP/1.1\nHost: x\nCookie: sid=c00k1e-value; theme=dark\nAccept: */*", "c00k1e-value"),
     ("secret_assignment", "login failed password=hunter2! for bob", "hunter2!"),
     ("secret_assignment", 'payload {"client_secret": "s3cr3t-v@lue"}', "s3cr3t-v@lue"),
     ("credit_card", "paid with 4111 1111 1111 1111 today", "4111 1111 1111 1111"),
