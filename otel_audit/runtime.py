@@ -68,7 +68,10 @@ class AuditRuntime:
         self._stopped = False
 
     @classmethod
-    def from_env(cls) -> "AuditRuntime":
+    def from_env(cls, exporter: Any = None) -> "AuditRuntime":
+        """Build from ``OTEL_AUDIT_*``. ``exporter`` (a LogExporter) replaces the configured
+        destination: :mod:`otel_audit.testing` passes an in-memory one, so a test sees exactly the
+        records that would be exported (after policy, redaction, chain and the durable spool)."""
         config = AuditConfig.from_env()
         from otel_audit.policy import MarkIncomplete, load_or_fallback
         from otel_audit.redaction import Redactor
@@ -76,12 +79,16 @@ class AuditRuntime:
         policy, policy_error = load_or_fallback(config.policy, config.fail_mode)
         if getattr(policy, "failure_mode", "open") == "closed" and config.fail_mode != "closed":
             config = dataclasses.replace(config, fail_mode="closed")
-        _exporter, destination = _make_exporter(config)
+        if exporter is not None:
+            _exporter, destination = exporter, f"the injected exporter {type(exporter).__name__}"
+        else:
+            _exporter, destination = _make_exporter(config)
         provider = LoggerProvider(resource=Resource.create())
         # Every record (sink and console included) goes through the durable spool; see docs/delivery.md.
         from otel_audit.delivery import make_durable_processor
 
-        processor = make_durable_processor(config, lambda: _make_exporter(config)[0], provider.resource,
+        factory = (lambda: exporter) if exporter is not None else (lambda: _make_exporter(config)[0])
+        processor = make_durable_processor(config, factory, provider.resource,
                                            SCOPE_NAME, __version__, first_exporter=_exporter)
         provider.add_log_record_processor(processor)
         logger = provider.get_logger(SCOPE_NAME, __version__)
@@ -155,8 +162,11 @@ _runtime: AuditRuntime | None = None
 _lock = threading.RLock()
 
 
-def start() -> AuditRuntime | None:
-    """Start auditing for this process (idempotent). Returns None when disabled."""
+def start(exporter: Any = None) -> AuditRuntime | None:
+    """Start auditing for this process (idempotent). Returns None when disabled.
+
+    ``exporter``: send records to this LogExporter instead of the configured destination (used by
+    the pytest plugin, :mod:`otel_audit.testing`; see :meth:`AuditRuntime.from_env`)."""
     global _runtime
     with _lock:
         if _runtime is not None:
@@ -164,7 +174,7 @@ def start() -> AuditRuntime | None:
         config = AuditConfig.from_env()
         if not config.enabled:
             return None
-        runtime = AuditRuntime.from_env()
+        runtime = AuditRuntime.from_env(exporter=exporter)
         _runtime = runtime
         if not config.quiet:
             print(f"otel-audit: auditing on; records go to {runtime.destination}", file=sys.stderr)
@@ -245,6 +255,15 @@ def admit_request() -> None:
         return
     if runtime is not None:
         runtime.admit()
+
+
+def swap_runtime(new: AuditRuntime | None) -> AuditRuntime | None:
+    """Install ``new`` as this process's runtime without starting or stopping anything; returns the
+    one it replaced. The pytest plugin runs each test on its own runtime and puts the previous back."""
+    global _runtime
+    with _lock:
+        previous, _runtime = _runtime, new
+        return previous
 
 
 def reset_for_tests() -> None:
