@@ -1,0 +1,320 @@
+"""Per-request cost of otel-audit vs contrib tracing, per framework, in-process.
+
+    python benchmarks/frameworks.py [--requests 3000] [--repeat 3] [--profile flask:audit:hello]
+
+For Flask, FastAPI (called as an ASGI app directly) and Django (its WSGI handler), a hello-world
+endpoint and a CRUD endpoint (insert, update, delete one row: sqlite3 for Flask, the SQLAlchemy
+ORM for FastAPI, the Django ORM for Django) are timed in three modes, each in a fresh subprocess
+so instrumentation never leaks between modes:
+
+* ``bare``    - no instrumentation
+* ``audit``   - otel-audit's framework adapter plus its DB adapters, the runtime with its policy,
+                redaction and durable local sink (records written before the request returns)
+* ``tracing`` - contrib's tracing instrumentation of the framework, spans batched to an exporter
+                that drops them
+
+N requests go straight through the WSGI/ASGI callable (no network, nothing subtracted); the best
+of ``--repeat`` runs is reported as µs/request. Targets: audit's added µs on hello-world at most
+one third of tracing's added µs; audit latency on CRUD at most 1.05x bare.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import io
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+REPO = Path(__file__).resolve().parents[1]
+FRAMEWORKS = ("flask", "fastapi", "django")
+MODES = ("bare", "audit", "tracing")
+#: The CRUD endpoints measure CPU cost, not this machine's fsync latency (which would dwarf both).
+NO_FSYNC = "PRAGMA synchronous = OFF"
+ENDPOINTS = {"hello": ("GET", "/hello"), "crud": ("POST", "/crud")}
+
+
+# ---------------------------------------------------------------------------------------------
+# Worker side: one framework in one mode
+
+
+def _tracer_provider() -> Any:
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+
+    class Drop(SpanExporter):
+        def export(self, spans: Any) -> SpanExportResult:
+            return SpanExportResult.SUCCESS
+
+    provider = TracerProvider()
+    provider.add_span_processor(BatchSpanProcessor(Drop()))
+    return provider
+
+
+def _start_audit(workdir: Path) -> None:
+    os.environ["OTEL_AUDIT_SINK_PATH"] = str(workdir / "audit.jsonl")
+    os.environ["OTEL_AUDIT_QUIET"] = "1"
+    from otel_audit import runtime
+
+    runtime.start()
+
+
+def _instrument_audit(*instrumentors: Any) -> None:
+    for instrumentor in instrumentors:
+        instrumentor.instrument(skip_dep_check=True)
+
+
+def _wsgi_caller(app: Callable[..., Any]) -> Callable[[str, str], int]:
+    from wsgiref.util import setup_testing_defaults
+
+    def call(method: str, path: str) -> int:
+        environ: dict[str, Any] = {"REQUEST_METHOD": method, "PATH_INFO": path, "wsgi.input": io.BytesIO(b""),
+                                   "CONTENT_LENGTH": "0", "REMOTE_ADDR": "127.0.0.1", "SERVER_NAME": "localhost"}
+        setup_testing_defaults(environ)
+        status: list[str] = []
+        body = app(environ, lambda s, h, exc_info=None: status.append(s))
+        try:
+            for _ in body:
+                pass
+        finally:
+            getattr(body, "close", lambda: None)()
+        return int(status[0].split()[0])
+
+    return call
+
+
+def flask_app(mode: str, workdir: Path) -> Callable[[str, str], int]:
+    if mode == "audit":
+        from otel_audit.instrumentation.dbapi import Sqlite3AuditInstrumentor
+        from otel_audit.instrumentation.flask import FlaskAuditInstrumentor
+
+        _start_audit(workdir)
+        _instrument_audit(FlaskAuditInstrumentor(), Sqlite3AuditInstrumentor())
+    elif mode == "tracing":
+        from opentelemetry.instrumentation.flask import FlaskInstrumentor
+
+        FlaskInstrumentor().instrument(tracer_provider=_tracer_provider())
+    import sqlite3
+
+    import flask
+
+    conn = sqlite3.connect(workdir / "flask.db", check_same_thread=False)
+    conn.execute(NO_FSYNC)
+    conn.execute("CREATE TABLE IF NOT EXISTS note (id INTEGER PRIMARY KEY, title TEXT)")
+    app = flask.Flask("bench")
+
+    @app.get("/hello")
+    def hello() -> str:
+        return "hello"
+
+    @app.post("/crud")
+    def crud() -> Any:
+        cur = conn.execute("INSERT INTO note (title) VALUES (?)", ("draft",))
+        conn.execute("UPDATE note SET title = ? WHERE id = ?", ("final", cur.lastrowid))
+        conn.execute("DELETE FROM note WHERE id = ?", (cur.lastrowid,))
+        conn.commit()
+        return {"id": cur.lastrowid}
+
+    return _wsgi_caller(app)
+
+
+def fastapi_app(mode: str, workdir: Path) -> Callable[[str, str], int]:
+    if mode == "audit":
+        from otel_audit.instrumentation.asgi import StarletteAuditInstrumentor
+        from otel_audit.instrumentation.dbapi import Sqlite3AuditInstrumentor
+        from otel_audit.instrumentation.sqlalchemy import SQLAlchemyAuditInstrumentor
+
+        _start_audit(workdir)
+        _instrument_audit(StarletteAuditInstrumentor(), SQLAlchemyAuditInstrumentor(), Sqlite3AuditInstrumentor())
+    elif mode == "tracing":
+        from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+
+        FastAPIInstrumentor().instrument(tracer_provider=_tracer_provider())
+    import fastapi
+    from sqlalchemy import create_engine
+    from sqlalchemy.orm import Session
+
+    from sqlalchemy import event
+
+    engine = create_engine(f"sqlite:///{workdir / 'fastapi.db'}")
+    event.listen(engine, "connect", lambda dbapi_connection, record: dbapi_connection.execute(NO_FSYNC))
+    SqlBase.metadata.create_all(engine)
+    app = fastapi.FastAPI()
+
+    @app.get("/hello")
+    async def hello() -> dict[str, str]:
+        return {"hello": "world"}
+
+    @app.post("/crud")
+    def crud() -> dict[str, int]:
+        with Session(engine) as session:
+            note = SqlNote(title="draft")
+            session.add(note)
+            session.commit()
+            note.title = "final"
+            session.commit()
+            session.delete(note)
+            session.commit()
+            return {"id": note.id}
+
+    loop = asyncio.new_event_loop()
+
+    async def one(method: str, path: str) -> int:
+        scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": method, "path": path,
+                 "raw_path": path.encode(), "root_path": "", "scheme": "http", "query_string": b"",
+                 "headers": [(b"host", b"localhost")], "client": ("127.0.0.1", 50000), "server": ("localhost", 80)}
+        status: list[int] = []
+
+        async def receive() -> dict[str, Any]:
+            return {"type": "http.request", "body": b"", "more_body": False}
+
+        async def send(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                status.append(message["status"])
+
+        await app(scope, receive, send)
+        return status[0]
+
+    return lambda method, path: loop.run_until_complete(one(method, path))
+
+
+def django_app(mode: str, workdir: Path) -> Callable[[str, str], int]:
+    sys.path.insert(0, str(REPO / "examples" / "django_app"))
+    from django.conf import settings
+
+    settings.configure(
+        DEBUG=False,
+        SECRET_KEY="bench-only",
+        ALLOWED_HOSTS=["*"],
+        ROOT_URLCONF="benchmarks.django_urls",
+        INSTALLED_APPS=["django.contrib.auth", "django.contrib.contenttypes", "notes"],
+        MIDDLEWARE=["django.middleware.security.SecurityMiddleware", "django.middleware.common.CommonMiddleware"],
+        DATABASES={"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": str(workdir / "django.sqlite3"),
+                                 "OPTIONS": {"init_command": NO_FSYNC}}},
+        DEFAULT_AUTO_FIELD="django.db.models.BigAutoField",
+        USE_TZ=True,
+    )
+    if mode == "audit":
+        from otel_audit.instrumentation.dbapi import Sqlite3AuditInstrumentor
+        from otel_audit.instrumentation.django import DjangoAuditInstrumentor
+
+        _start_audit(workdir)
+        _instrument_audit(DjangoAuditInstrumentor(), Sqlite3AuditInstrumentor())
+    elif mode == "tracing":
+        from opentelemetry.instrumentation.django import DjangoInstrumentor
+
+        DjangoInstrumentor().instrument(tracer_provider=_tracer_provider())
+    import django
+    from django.core.handlers.wsgi import WSGIHandler
+    from django.core.management import call_command
+
+    django.setup()
+    call_command("migrate", verbosity=0, run_syncdb=True)
+    from django.contrib.auth.models import User
+
+    User.objects.get_or_create(username="bench")
+    return _wsgi_caller(WSGIHandler())
+
+
+class SqlBase(DeclarativeBase):
+    pass
+
+
+class SqlNote(SqlBase):
+    """The FastAPI benchmark's table (module level: the ORM resolves annotations from here)."""
+
+    __tablename__ = "note"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    title: Mapped[str]
+
+
+APPS = {"flask": flask_app, "fastapi": fastapi_app, "django": django_app}
+
+
+def worker(framework: str, mode: str, requests: int, repeat: int, profile: str | None) -> dict[str, float]:
+    workdir = Path(tempfile.mkdtemp(prefix=f"bench-{framework}-{mode}-"))
+    call = APPS[framework](mode, workdir)
+    results: dict[str, float] = {}
+    for endpoint, (method, path) in ENDPOINTS.items():
+        count = requests if endpoint == "hello" else max(requests // 3, 100)
+        for _ in range(min(200, count)):  # warm-up: caches, lazy imports, first connections
+            assert call(method, path) < 400
+        if profile == endpoint:
+            import cProfile
+            import pstats
+
+            profiler = cProfile.Profile()
+            profiler.enable()
+            for _ in range(count):
+                call(method, path)
+            profiler.disable()
+            pstats.Stats(profiler, stream=sys.stderr).sort_stats("cumulative").print_stats(35)
+        best = float("inf")
+        for _ in range(repeat):
+            started = time.perf_counter()
+            for _ in range(count):
+                call(method, path)
+            best = min(best, (time.perf_counter() - started) / count * 1e6)
+        results[endpoint] = best
+    return results
+
+
+# ---------------------------------------------------------------------------------------------
+# Driver side
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--requests", type=int, default=3000)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--frameworks", default=",".join(FRAMEWORKS))
+    parser.add_argument("--profile", help="framework:mode:endpoint to profile with cProfile (stderr)")
+    parser.add_argument("--worker", nargs=2, metavar=("FRAMEWORK", "MODE"), help=argparse.SUPPRESS)
+    parser.add_argument("--json", action="store_true", help="print the figures as JSON")
+    args = parser.parse_args()
+    if args.worker:
+        framework, mode = args.worker
+        profile = None
+        if args.profile:
+            p_framework, p_mode, p_endpoint = args.profile.split(":")
+            profile = p_endpoint if (p_framework, p_mode) == (framework, mode) else None
+        print(json.dumps(worker(framework, mode, args.requests, args.repeat, profile)))
+        return
+
+    figures: dict[str, dict[str, dict[str, float]]] = {}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    for framework in args.frameworks.split(","):
+        figures[framework] = {}
+        for mode in MODES:
+            argv = [sys.executable, __file__, "--worker", framework, mode, "--requests", str(args.requests),
+                    "--repeat", str(args.repeat)]
+            if args.profile:
+                argv += ["--profile", args.profile]
+            out = subprocess.run(argv, env=env, cwd=REPO, check=True, text=True, stdout=subprocess.PIPE,
+                                 stderr=None if args.profile else subprocess.PIPE)
+            figures[framework][mode] = json.loads(out.stdout.strip().splitlines()[-1])
+    if args.json:
+        print(json.dumps(figures, indent=2))
+        return
+    print(f"{'framework':9} {'endpoint':8} {'bare µs':>8} {'audit µs':>9} {'trace µs':>9} {'audit +µs':>10} "
+          f"{'trace +µs':>10} {'audit/trace added':>18} {'audit x bare':>13}")
+    for framework, modes in figures.items():
+        for endpoint in ENDPOINTS:
+            bare, audit, tracing = (modes[m][endpoint] for m in MODES)
+            added_audit, added_tracing = audit - bare, tracing - bare
+            ratio = added_audit / added_tracing if added_tracing > 0 else float("nan")
+            print(f"{framework:9} {endpoint:8} {bare:8.1f} {audit:9.1f} {tracing:9.1f} {added_audit:10.1f} "
+                  f"{added_tracing:10.1f} {ratio:18.2f} {audit / bare:13.2f}")
+
+
+if __name__ == "__main__":
+    main()
