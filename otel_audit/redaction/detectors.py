@@ -19,14 +19,6 @@ from typing import Callable
 
 from otel_audit.redaction import validators as v
 
-#: Words that make the value after ``=``/``:`` a secret in free text and query strings.
-SECRET_ASSIGNMENT_WORDS = (
-    r"password|passwd|passwort|pwd|passphrase|secret|client_secret|api[_-]?key|apikey|"
-    r"access[_-]?token|refresh[_-]?token|id[_-]?token|auth[_-]?token|session[_-]?token|token|"
-    r"aws_secret_access_key|secret_access_key|private[_-]?key|credentials?|session[_-]?id|jsessionid|phpsessid|"
-    r"csrf[_-]?token|csrfmiddlewaretoken|xsrf[_-]?token"
-)
-
 #: Header lines whose whole value is a credential, in free text (``Cookie: a=b; c=d``).
 SECRET_HEADERS = r"cookie|set-cookie|authorization|proxy-authorization|x-api-key|x-auth-token|x-csrf-token|x-xsrf-token"
 
@@ -53,6 +45,7 @@ class Detector:
     lead: str = ""  # shared first token (``\d``): detectors with the same lead are scanned in one pass
     extend_left: str = ""  # characters the item extends over to the left of the match (e-mail local part)
     gate: Callable[[str], bool] | None = field(default=None, compare=False)  # cheap check before the regex
+    keyed: bool = False  # the name just before the match must be a secret key name (see keys.py)
     compiled: re.Pattern[str] = field(init=False, repr=False, compare=False)
     accept: Callable[[str], int] | None = field(init=False, repr=False, compare=False)
 
@@ -154,10 +147,11 @@ BUILTIN_DETECTORS: tuple[Detector, ...] = (
         "mask", prefilter_lower=("cookie", "authorization", "x-api-key", "x-auth-token", "x-csrf", "x-xsrf"),
     ),
     Detector(
-        "secret_assignment", "secret", "`password=...`, `\"token\": \"...\"`, `api_key: ...` in free text",
-        r"(?i)\b(?:" + SECRET_ASSIGNMENT_WORDS + r")\b[\"']?\s{0,5}[:=]\s{0,5}"
-        r"(?P<value>\"[^\"\n]{1,512}\"|'[^'\n]{1,512}'|[^\s&,;\"'<>}\]]{1,512})",
-        "mask", prefilter_lower=("pass", "pwd", "secret", "token", "key", "cred"),
+        "secret_assignment", "secret",
+        "`password=...`, `\"token\": \"...\"`, `db_password: ...` in free text: the name before `=`/`:` "
+        "is judged by the key rules",
+        r"[:=][ \t]{0,5}(?P<value>\"[^\"\n]{1,512}\"|'[^'\n]{1,512}'|[^\s&,;\"'<>}\]]{1,512})",
+        "mask", keyed=True,
     ),
     Detector(
         "credit_card", "personal", "payment card number (PAN)",

@@ -444,7 +444,10 @@ class Redactor:
     def _scan(self, text: str, state: _Pass) -> str:
         lowered = text.lower()
         spans: list[tuple[int, int, Detector]] = []
-        for compiled, detectors in self._plan:
+        length = len(text)
+        for compiled, detectors, min_length in self._plan:
+            if length < min_length:  # too short to hold this detector's shortest match
+                continue
             if len(detectors) == 1:
                 detector = detectors[0]
                 if not detector.may_match(text, lowered):
@@ -475,9 +478,21 @@ class Redactor:
         return "".join(pieces)
 
 
-def _scan_plan(detectors: tuple[Detector, ...]) -> list[tuple[re.Pattern[str], tuple[Detector, ...]]]:
+def _min_width(compiled: re.Pattern[str]) -> int:
+    try:
+        from re import _parser as sre_parse  # type: ignore[attr-defined]
+    except ImportError:  # pragma: no cover - Python < 3.11
+        import sre_parse  # type: ignore[no-redef]
+    try:
+        return int(sre_parse.parse(compiled.pattern, compiled.flags).getwidth()[0])
+    except Exception:  # noqa: BLE001 - an estimate only; 0 means "always scan"
+        return 0
+
+
+def _scan_plan(detectors: tuple[Detector, ...]) -> list[tuple[re.Pattern[str], tuple[Detector, ...], int]]:
     """One regex per detector, except detectors sharing a ``lead`` (``\\d``), which are compiled
-    into one factored alternation and found in a single pass (their shapes are disjoint)."""
+    into one factored alternation and found in a single pass (their shapes are disjoint). Each
+    entry carries the shortest text it can match, so short values skip it."""
     plan: list[tuple[re.Pattern[str], tuple[Detector, ...]]] = []
     by_lead: dict[str, list[Detector]] = {}
     for detector in detectors:
@@ -491,7 +506,7 @@ def _scan_plan(detectors: tuple[Detector, ...]) -> list[tuple[re.Pattern[str], t
             continue
         alternatives = "|".join(f"(?P<_d{index}>{d.pattern})" for index, d in enumerate(group))
         plan.append((re.compile(f"{lead}(?:{alternatives})"), tuple(group)))
-    return plan
+    return [(compiled, group, _min_width(compiled)) for compiled, group in plan]
 
 
 def _find(compiled: re.Pattern[str], detectors: tuple[Detector, ...], text: str) -> list[tuple[int, int, Detector]] | None:
@@ -513,6 +528,9 @@ def _find(compiled: re.Pattern[str], detectors: tuple[Detector, ...], text: str)
             start, end = match.span("value")
         else:
             start, end = match.span()
+        if detector.keyed and not _secret_name_before(text, match.start()):
+            position = match.start() + 1
+            continue
         if detector.extend_left:
             allowed = detector.extend_left
             left = start
@@ -540,6 +558,18 @@ def _find(compiled: re.Pattern[str], detectors: tuple[Detector, ...], text: str)
                 return None
             position = match.start() + 1
     return found
+
+
+_NAME_BEFORE = re.compile(r"([A-Za-z][A-Za-z0-9_.-]{0,40})[\"']?[ \t]{0,5}\Z")
+
+
+def _secret_name_before(text: str, operator: int) -> bool:
+    """Is the word before ``=``/``:`` a secret name (``password``, ``db_password``, ``sessionid``)?"""
+    found = _NAME_BEFORE.search(text, max(0, operator - 48), operator)
+    if found is None:
+        return False
+    rule = builtin_key_rule(found.group(1))
+    return rule is not None
 
 
 _NAMED_VALUE_KEYS = ("value", "Value")
