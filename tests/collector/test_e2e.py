@@ -37,7 +37,9 @@ def read_file_journal(path: Path) -> list[dict[str, Any]]:
     if not path.exists():
         return []
     records = []
-    for line in path.read_text().splitlines():
+    text = path.read_text()
+    lines = text.split("\n")[:-1]  # the part after the last newline may still be being written
+    for line in lines:
         if not line.strip():
             continue
         data = json.loads(line)
