@@ -102,7 +102,7 @@ class StandIn:
     def __init__(self, port: int = 0) -> None:
         self.requested_port = port
         self.records: list[dict[str, Any]] = []
-        self.requests: list[dict[str, Any]] = []  # method, path, status, headers (for asserts)
+        self.requests: list[dict[str, Any]] = []  # method, path, status, lower-cased headers
         self.lock = threading.Lock()
         self.connections: set[Any] = set()  # open keep-alive sockets, closed on stop()
         self.server: ThreadingHTTPServer | None = None
@@ -181,9 +181,8 @@ class StandIn:
         except Exception as exc:  # a bug in the stand-in must not look like success
             status, ctype, payload = 500, "text/plain", f"stand-in error: {exc!r}".encode()
         with self.lock:
-            self.requests.append(
-                {"method": method, "path": path, "status": status, "headers": dict(handler.headers)}
-            )
+            headers = {k.lower(): v for k, v in handler.headers.items()}
+            self.requests.append({"method": method, "path": path, "status": status, "headers": headers})
         handler.send_response(status)
         if payload or status not in (204, 304):
             handler.send_header("Content-Type", ctype)

@@ -233,7 +233,7 @@ def test_splunk_hec(run_collector, make_sender) -> None:
             assert value not in rendered
     # Every request carried the HEC token and was accepted.
     assert splunk.statuses() and set(splunk.statuses()) == {200}
-    assert all(r["headers"].get("Authorization") == f"Splunk {SPLUNK_TOKEN}" for r in splunk.requests)
+    assert all(r["headers"].get("authorization") == f"Splunk {SPLUNK_TOKEN}" for r in splunk.requests)
 
 
 def test_loki_native_otlp(run_collector, make_sender) -> None:
