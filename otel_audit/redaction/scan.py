@@ -1,57 +1,99 @@
-"""Find secrets in text with the redaction module's own detectors (regex proposes, validator decides).
+"""Find secrets in text with the redaction engine itself (regex proposes, validator decides).
 
 For tests and tools, not the hot path: ``otel_audit.testing``'s ``assert_no_secrets`` scans every
-captured record with it, so "no secret left the process" is checked by the same detectors that
-redact. Nothing here changes what the :class:`~otel_audit.redaction.Redactor` does.
+captured record with it, so "no secret left the process" is judged by exactly the detectors and
+rules that redact. It runs a :class:`~otel_audit.redaction.Redactor` whose chosen detectors all
+``mask``, and reports what it replaced; nothing here changes what the runtime's redactor does.
 """
 
 from __future__ import annotations
 
+import difflib
 import re
-from typing import Iterable
+from functools import lru_cache
+from typing import Any, Iterable
 
-from otel_audit.redaction.detectors import BUILTIN_DETECTORS, Detector
-from otel_audit.redaction.engine import _find, _scan_plan
+from otel_audit.redaction.detectors import BUILTIN_DETECTORS
 
 #: What must never leave the process in clear: every ``secret`` detector, plus card numbers (PCI DSS).
 DEFAULT_SCAN = tuple(d.name for d in BUILTIN_DETECTORS if d.kind == "secret") + ("credit_card",)
 
-#: What the redactor writes in place of a value (``mask`` and ``hmac`` actions).
-REDACTION_MARKER = re.compile(r"\[(?:REDACTED|HMAC):[^\]\s]{0,64}\]")
+#: What the redactor writes in place of a masked value.
+_MARKER = re.compile(r"\[REDACTED:([^\]\s]{1,64})\]")
 
 
-def detectors_named(names: Iterable[str]) -> tuple[Detector, ...]:
-    """Built-in detectors by name; an unknown name raises ValueError listing the known ones."""
-    by_name = {d.name: d for d in BUILTIN_DETECTORS}
-    chosen = []
+@lru_cache(maxsize=16)
+def _scanner(names: tuple[str, ...]) -> Any:
+    from otel_audit.redaction.engine import Redactor
+
+    known = [d.name for d in BUILTIN_DETECTORS]
     for name in names:
-        if name not in by_name:
-            raise ValueError(f"unknown detector {name!r}; known detectors: {', '.join(by_name)}")
-        chosen.append(by_name[name])
-    return tuple(chosen)
+        if name not in known:
+            raise ValueError(f"unknown detector {name!r}; known detectors: {', '.join(known)}")
+    actions = {name: ("mask" if name in names else "off") for name in known}
+    return Redactor.from_config({"detectors": actions}, environ={})
 
 
-def find_secrets(text: str, detectors: Iterable[str] | None = None,
-                 ignore_redacted: bool = True) -> list[tuple[str, int, int]]:
-    """``(detector name, start, end)`` for every validated finding in ``text``, in text order.
+_PLACEHOLDER = "\ue000"  # stands in for a marker already in the text (private-use, never a secret)
 
-    ``detectors``: names of built-in detectors (default :data:`DEFAULT_SCAN`). A string built to
-    exhaust the validators (too many rejected candidates) is reported whole, as the redactor would
-    treat it. With ``ignore_redacted``, findings that lie inside a redaction marker
-    (``password=[REDACTED:secret_assignment]`` looks like an assignment) are not reported.
+
+def find_secrets(text: str, detectors: Iterable[str] | None = None) -> list[tuple[str, int, int]]:
+    """``(detector or rule name, start, end)`` for every secret in ``text``, in text order.
+
+    ``detectors``: names of built-in detectors (default :data:`DEFAULT_SCAN`). Values already
+    redacted (``[REDACTED:…]``, ``[HMAC:…]``) are not findings. Spans are exact when the redactor
+    replaced values in place; when it restructured the text (parsed JSON, for example) the finding
+    spans the whole text.
     """
-    chosen = detectors_named(DEFAULT_SCAN if detectors is None else detectors)
-    lowered = text.lower()
-    found: list[tuple[str, int, int]] = []
-    for compiled, group in _scan_plan(chosen):
-        if len(group) == 1 and not group[0].may_match(text, lowered):
-            continue
-        spans = _find(compiled, group, text)
-        if spans is None:
-            found.append((group[0].name, 0, len(text)))
-            continue
-        found.extend((detector.name, start, end) for start, end, detector in spans)
-    if ignore_redacted and found:
-        markers = [m.span() for m in REDACTION_MARKER.finditer(text)]
-        found = [item for item in found if not any(lo <= item[1] and item[2] <= hi for lo, hi in markers)]
-    return sorted(found, key=lambda item: (item[1], item[2]))
+    names = tuple(sorted(DEFAULT_SCAN if detectors is None else detectors))
+    # Markers already present are swapped for one placeholder character each, so the scan does
+    # not judge them (and positions map back through ``origin``).
+    protected, origin, position = [], [], 0
+    for marker in _EXISTING.finditer(text):
+        protected.append(text[position:marker.start()])
+        origin.extend(range(position, marker.start()))
+        protected.append(_PLACEHOLDER)
+        origin.append(marker.start())
+        position = marker.end()
+    protected.append(text[position:])
+    origin.extend(range(position, len(text)))
+    origin.append(len(text))
+    plain = "".join(protected)
+    redacted = _scanner(names).redact_text(plain)
+    if redacted == plain:
+        return []
+    found = []
+    for label, start, end in _replaced_spans(plain, redacted):
+        if plain[start:end].strip(_PLACEHOLDER) == "" and end > start:
+            continue  # only an earlier marker was re-judged
+        found.append((label, origin[start], origin[end] if end < len(origin) else len(text)))
+    return found
+
+
+_EXISTING = re.compile(r"\[(?:REDACTED|HMAC):[^\]\s]{0,64}\]")
+
+
+def _replaced_spans(plain: str, redacted: str) -> list[tuple[str, int, int]]:
+    """Where each ``[REDACTED:label]`` of ``redacted`` sits in ``plain``: the literal text between
+    markers is unchanged, so each marker spans up to the next literal."""
+    parts = _MARKER.split(redacted)
+    literals, labels = parts[0::2], parts[1::2]
+    if not labels:
+        return [("redacted", 0, len(plain))]  # restructured without a marker
+    if not plain.startswith(literals[0]) or not plain.endswith(literals[-1]):
+        return [(labels[0], 0, len(plain))]
+    spans = []
+    position = len(literals[0])
+    for index, label in enumerate(labels):
+        following = literals[index + 1]
+        if index == len(labels) - 1:
+            end = len(plain) - len(following)
+        elif following:
+            end = plain.find(following, position)
+        else:
+            end = position
+        if end < position:
+            return [(labels[0], 0, len(plain))]
+        spans.append((label, position, max(end, position)))
+        position = end + len(following)
+    return spans

@@ -367,9 +367,23 @@ class AuditTrail:
 # adapters
 
 
+#: Adapter (entry point ``otel_audit_<name>``) -> the module whose presence in ``sys.modules``
+#: makes ``auto`` pick it: the test process already uses that framework, so nothing new is imported.
+FRAMEWORK_MODULES = {
+    "flask": "flask",
+    "django": "django",
+    "fastapi": "starlette",
+    "sqlalchemy": "sqlalchemy",
+    "sqlite3": "sqlite3",
+    "psycopg": "psycopg",
+    "logging": "logging",
+}
+
+
 def selected_instrumentors(names: Sequence[str]) -> list[Any]:
     """otel-audit's adapter instrumentors by entry-point name (``flask`` for ``otel_audit_flask``);
-    ``auto``: every one whose framework is importable; ``none``: no adapter."""
+    ``auto``: every one whose framework the process has already imported (the app under test's);
+    ``none``: no adapter."""
     from importlib.metadata import entry_points
 
     wanted = [name.strip().lower() for name in names if name.strip()]
@@ -383,7 +397,12 @@ def selected_instrumentors(names: Sequence[str]) -> list[Any]:
     if unknown:
         raise ValueError(f"audit_instrument: unknown adapter {unknown[0]!r}; expected auto, none or "
                          f"{', '.join(sorted(available))}")
-    chosen = sorted(available) if "auto" in wanted else wanted
+    if "auto" in wanted:
+        import sys
+
+        chosen = [name for name in sorted(available) if FRAMEWORK_MODULES.get(name, name) in sys.modules]
+    else:
+        chosen = wanted
     instrumentors = []
     for name in chosen:
         try:
