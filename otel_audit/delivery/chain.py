@@ -27,19 +27,22 @@ UNKEYED_ID = "none"
 class ChainKey:
     """A MAC key and its id. ``repr`` and ``str`` never show the secret."""
 
-    __slots__ = ("key_id", "_secret")
+    __slots__ = ("key_id", "_secret", "_keyed")
 
     def __init__(self, key_id: str, secret: bytes | None) -> None:
         self.key_id = key_id
         self._secret = secret
+        self._keyed = hmac.new(secret, digestmod=hashlib.sha256) if secret else None  # key schedule once
 
     @property
     def alg(self) -> str:
         return ALG_HMAC if self._secret else ALG_UNKEYED
 
     def mac(self, data: bytes) -> str:
-        if self._secret:
-            return hmac.new(self._secret, data, hashlib.sha256).hexdigest()
+        if self._keyed is not None:
+            mac = self._keyed.copy()
+            mac.update(data)
+            return mac.hexdigest()
         return hashlib.sha256(data).hexdigest()
 
     def __repr__(self) -> str:

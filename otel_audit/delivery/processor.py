@@ -80,6 +80,9 @@ class DeliveryOptions:
     # Local sinks (JSON-lines file, console): also wait until the record is in the sink, so it is
     # visible there when emit returns, as users of a local file expect. Bounded: durable is enough.
     wait_for_export_s: float = 0.0
+    # Remote exporters: after waking, let a batch build up this long (fewer, larger exports and
+    # less GIL contention with the application's threads). Not used for local sinks.
+    export_linger_s: float = 0.05
 
     @property
     def segment_bytes(self) -> int:
@@ -388,6 +391,8 @@ class DurableLogRecordProcessor(LogRecordProcessor):
                 if not self._export_one_batch():
                     self._wake_exporter.wait(0.5)
                     self._wake_exporter.clear()
+                    if not self.options.wait_for_export_s:
+                        self._stop.wait(self.options.export_linger_s)
             except Exception as exc:  # noqa: BLE001 - keep delivering whatever happens
                 containment.record("exporter loop", exc)
                 self._stop.wait(1.0)
