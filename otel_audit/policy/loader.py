@@ -27,6 +27,8 @@ from otel_audit.policy.model import (
     DEFAULT_ADMIN_ROLES,
     ActorSettings,
     Condition,
+    Critical,
+    CriticalRoute,
     Defaults,
     Match,
     PolicyModel,
@@ -396,7 +398,26 @@ class _Normaliser:
         partial["rules"] = rules
         partial["routes"] = [self.route(i, spec) for i, spec in enumerate(data.get("routes") or [])]
         self.unique_ids("routes", data.get("routes") or [])
+        if "critical" in data:
+            partial["critical"] = self.critical(data["critical"])
         return partial
+
+    def critical(self, spec: Mapping[str, Any]) -> dict[str, tuple[Any, ...]]:
+        """``critical.routes`` ("METHOD /glob" or "/glob") and ``critical.tables`` (globs)."""
+        routes = []
+        for number, text in enumerate(_tuple(spec.get("routes"))):
+            where = ("critical", "routes") + ((number,) if isinstance(spec.get("routes"), list) else ())
+            parts = text.split()
+            if len(parts) == 1 and parts[0].startswith(("/", "*")):
+                parts = ["*", parts[0]]
+            if len(parts) != 2:
+                self.fail(where, f"{shown(text)} is not \"METHOD /path-glob\" or \"/path-glob\" (e.g. \"DELETE *\")")
+                continue
+            methods = self.methods(where, parts[0].split("|"))
+            self.globs(where, parts[1], is_path=True)
+            routes.append(CriticalRoute(methods, parts[1], text))
+        tables = self.globs(("critical", "tables"), spec.get("tables"))
+        return {"routes": tuple(routes), "tables": tuple(tables)}
 
     def unique_ids(self, *sections: Any) -> None:
         seen: dict[str, str] = {}
@@ -504,6 +525,10 @@ def merge(base: Mapping[str, Any], child: Mapping[str, Any], inherit_identity: b
         out["required_fields"] = fields
     for key in ("rules", "routes"):
         out[key] = list(child.get(key, [])) + list(base.get(key, []))
+    if "critical" in child or "critical" in base:  # what a parent marks critical stays critical
+        parent, own = base.get("critical", {}), child.get("critical", {})
+        out["critical"] = {key: tuple(dict.fromkeys(tuple(own.get(key, ())) + tuple(parent.get(key, ()))))
+                           for key in ("routes", "tables")}
     return out
 
 
@@ -596,6 +621,7 @@ def _finalise(partial: Mapping[str, Any], default_id: str, sources: tuple[str, .
         actors=ActorSettings(**actors),
         rules=rules,
         routes=tuple(partial.get("routes", [])),
+        critical=Critical(**partial.get("critical", {})),
         sources=sources,
     )
 

@@ -98,6 +98,24 @@ class ActorSettings:
 
 
 @dataclass(frozen=True)
+class CriticalRoute:
+    """A ``critical.routes`` entry: methods (empty: any) and a path glob."""
+
+    methods: tuple[str, ...]
+    path: str
+    text: str  # as written, for reports
+
+
+@dataclass(frozen=True)
+class Critical:
+    """What ``otel-audit coverage`` requires an explicit rule for. Changes no record, so it is left
+    out of the canonical form (and the hash)."""
+
+    routes: tuple[CriticalRoute, ...] = ()
+    tables: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class PolicyModel:
     id: str
     version: str
@@ -109,12 +127,14 @@ class PolicyModel:
     actors: ActorSettings
     rules: tuple[Rule, ...]
     routes: tuple[Route, ...]
+    critical: Critical = field(default_factory=Critical)  # CI gate only: not in the hash
     sources: tuple[str, ...] = field(default=(), compare=False)  # documents it was built from
 
     def canonical(self) -> dict[str, Any]:
         """The normalised policy as plain JSON-able data (what the hash covers)."""
         data = asdict(self)
         data.pop("sources", None)
+        data.pop("critical", None)
         return data
 
     def canonical_json(self) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
+from difflib import SequenceMatcher
 from fnmatch import fnmatchcase
 from typing import Any, Callable, Mapping
 
@@ -152,10 +153,13 @@ def nearest_report(wanted: Criteria, records: list[Mapping[str, Any]], limit: in
     for position, record in enumerate(records):
         checks = [(criterion, *criterion.check(record)) for criterion in wanted.criteria]
         met = sum(1 for _, ok, _ in checks if ok)
-        scored.append((met, position, record, checks))
-    scored.sort(key=lambda item: (-item[0], -item[1]))
+        # Ties: the record whose mismatching strings are closest (login vs login_failed) first.
+        closeness = sum(SequenceMatcher(None, str(c.expected), str(got)).ratio()
+                        for c, ok, got in checks if not ok and isinstance(c.expected, str))
+        scored.append((met, closeness, position, record, checks))
+    scored.sort(key=lambda item: (-item[0], -item[1], -item[2]))
     lines = [f"{len(records)} records were captured; the nearest:"]
-    for met, position, record, checks in scored[:limit]:
+    for met, _, position, record, checks in scored[:limit]:
         lines.append(f"  #{position} {describe_record(record)}  [{met}/{total} criteria met]")
         for criterion, ok, got in checks:
             if not ok:
