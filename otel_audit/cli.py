@@ -14,6 +14,7 @@ from typing import Sequence
 _COMMAND_PROVIDERS = (
     ("otel_audit.policy.cli", "add_policy_commands"),
     ("otel_audit.delivery.cli", "add_delivery_commands"),
+    ("otel_audit.coverage", "add_coverage_command"),
 )
 
 
