@@ -227,17 +227,20 @@ class PsycopgAuditInstrumentor(BaseInstrumentor):
     def instrumentation_dependencies(self) -> Collection[str]:
         return ("psycopg >= 3.1",)
 
+    _original: Any = None
+
     def _instrument(self, **kwargs: Any) -> None:
         try:
             import psycopg
         except ImportError:  # not installed: nothing to audit
             return
-        wrapt.wrap_function_wrapper(psycopg, "connect", _psycopg_connect)
+        self._original = psycopg.connect
+        psycopg.connect = wrapt.FunctionWrapper(self._original, _psycopg_connect)
 
     def _uninstrument(self, **kwargs: Any) -> None:
-        try:
-            import psycopg
-        except ImportError:
+        if self._original is None:
             return
-        if isinstance(psycopg.connect, wrapt.ObjectProxy):
-            psycopg.connect = psycopg.connect.__wrapped__
+        import psycopg
+
+        psycopg.connect = self._original
+        self._original = None

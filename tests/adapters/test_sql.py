@@ -110,7 +110,9 @@ def test_psycopg_statements_against_postgresql(audit, instrument, pg_dsn):
         finally:
             exit_scope(token)
         conn.execute(f"DROP TABLE {table}")
-    (insert,) = audit.find("data_modification", "insert", collection=table)
+    inserts = audit.find("data_modification", "insert", collection=table)
+    assert len(inserts) == 1, [(e.origin, e.db.query_text, e.db.parameters) for e in inserts]
+    (insert,) = inserts
     assert insert.db.system == "postgresql" and insert.db.namespace == "otel_audit"
     assert insert.db.row_count == 2 and insert.actor.id == "alice"
     (update,) = audit.find("data_modification", "update", collection=table)
@@ -153,7 +155,9 @@ def _check_orm_and_statements(audit, post_id: int, table: str = "post", actor: s
     (deleted,) = audit.find("data_modification", "delete_resource", origin="sqlalchemy.orm")
     assert deleted.target.id == str(post_id)
     # Statement level: exactly one record per statement even though the DB-API adapter is on too.
-    (insert,) = audit.find("data_modification", "insert", collection=table)
+    inserts = audit.find("data_modification", "insert", collection=table)
+    assert len(inserts) == 1, [(e.origin, e.db.query_text, e.db.parameters) for e in inserts]
+    (insert,) = inserts
     assert insert.origin == "sqlalchemy" and insert.actor.id == actor and insert.db.row_count == 1
     assert len(audit.find("data_modification", "update", collection=table)) == 1
     assert len(audit.find("data_modification", "delete", collection=table)) == 1
@@ -186,6 +190,7 @@ def test_sqlalchemy_failed_statement_is_a_failure_event(audit, instrument):
 
 def test_sqlalchemy_async_aiosqlite(audit, instrument, tmp_path):
     pytest.importorskip("aiosqlite")
+    pytest.importorskip("greenlet", reason="SQLAlchemy's asyncio support needs sqlalchemy[asyncio]")
     from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 
     instrument(Sqlite3AuditInstrumentor(), SQLAlchemyAuditInstrumentor())
@@ -248,11 +253,14 @@ def test_sqlalchemy_postgresql_sync(audit, instrument, pg_dsn):
         base.metadata.drop_all(engine)
         engine.dispose()
     _check_orm_and_statements(audit, post_id, table=table)
-    (insert,) = audit.find("data_modification", "insert", collection=table)
+    inserts = audit.find("data_modification", "insert", collection=table)
+    assert len(inserts) == 1, [(e.origin, e.db.query_text, e.db.parameters) for e in inserts]
+    (insert,) = inserts
     assert insert.db.system == "postgresql" and insert.db.namespace == "otel_audit"
 
 
 def test_sqlalchemy_postgresql_async(audit, instrument, pg_dsn):
+    pytest.importorskip("greenlet", reason="SQLAlchemy's asyncio support needs sqlalchemy[asyncio]")
     from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 
     instrument(PsycopgAuditInstrumentor(), SQLAlchemyAuditInstrumentor())
@@ -275,7 +283,19 @@ def test_sqlalchemy_postgresql_async(audit, instrument, pg_dsn):
                 await conn.run_sync(base.metadata.drop_all)
             await engine.dispose()
 
-    import selectors
-
-    post_id = asyncio.run(main(), loop_factory=lambda: asyncio.SelectorEventLoop(selectors.SelectSelector()))
+    post_id = asyncio.run(main())
     _check_orm_and_statements(audit, post_id, table=table)
+
+
+def test_psycopg_uninstrument_restores_connect():
+    import psycopg
+
+    original = psycopg.connect
+    instrumentor = PsycopgAuditInstrumentor()
+    instrumentor.instrument(skip_dep_check=True)
+    assert psycopg.connect is not original
+    instrumentor.uninstrument()
+    assert psycopg.connect == original  # a bound classmethod: equal, not identical
+    instrumentor.instrument(skip_dep_check=True)  # and again, without stacking wrappers
+    instrumentor.uninstrument()
+    assert psycopg.connect == original
