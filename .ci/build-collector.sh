@@ -18,7 +18,7 @@ set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 CONFIG=${OTEL_AUDIT_BUILDER_CONFIG:-$ROOT/collector-config/builder-config.yaml}
-CACHE_ROOT=${OTEL_AUDIT_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/otel-audit}
+CACHE_ROOT=${OTEL_AUDIT_CACHE:-${XDG_CACHE_HOME:-${HOME:-/tmp}/.cache}/otel-audit}
 
 mode=build
 for arg in "$@"; do

@@ -376,3 +376,24 @@ def test_persistent_queue_survives_backend_outage_and_restart(run_collector, mak
         restarted.stop()
     assert traffic.audit_ids <= ids_of(events, "fields")
     assert not any(e["fields"].get("app.marker") in traffic.app for e in events)
+
+
+# ----------------------------------------------------------------------------------------------
+# Agent + gateway
+
+
+def test_agent_holds_records_until_the_gateway_is_up(run_collector, make_sender, tmp_path: Path) -> None:
+    """app -> agent.yaml -> gateway (+ file.yaml): the agent's persistent queue covers a gateway
+    that is not up yet; the gateway then routes and redacts as usual."""
+    gateway = run_collector(["gateway.yaml", "file.yaml"], start=False)
+    agent = run_collector(
+        ["agent.yaml"],
+        env={"OTEL_AUDIT_GATEWAY_ENDPOINT": gateway.otlp_http_endpoint, "OTEL_AUDIT_AGENT_QUEUE_DIR": str(tmp_path / "agent-queue")},
+    )
+    sender = make_sender(agent.otlp_http_endpoint)
+    traffic = send_mix(sender)
+    time.sleep(1.0)
+    assert any((tmp_path / "agent-queue").iterdir())
+    gateway.start()
+    records = wait_for_ids(lambda: read_file_journal(gateway.workdir / "audit.jsonl"), traffic.audit_ids, timeout=90)
+    assert_otlp_records(records, traffic)
