@@ -29,6 +29,16 @@ def pytest_configure(config: pytest.Config) -> None:
     )
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests using ``audit_trail`` set it up before their other function fixtures, so apps and
+    clients those fixtures build are created with the adapters already in place."""
+    for item in items:
+        names = getattr(item, "fixturenames", None)
+        if isinstance(names, list) and "audit_trail" in names and names[0] != "audit_trail":
+            names.remove("audit_trail")
+            names.insert(0, "audit_trail")
+
+
 @pytest.fixture
 def audit_trail(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     """A fresh otel-audit runtime for this test whose exporter keeps records in memory.
