@@ -21,6 +21,7 @@ import importlib
 import json
 from typing import Any, Callable, Mapping, Protocol, Sequence
 
+from otel_audit.errors import containment
 from otel_audit.event import Actor
 
 DEFAULT_SOURCES = ("framework_user", "app_user", "session:user_id", "jwt:sub")
@@ -124,8 +125,14 @@ class ActorResolver:
             self._parsed.append((source, kind, arg))
 
     def resolve(self, facts: ActorFacts) -> Actor:
+        """The first source that yields an id wins; a source that raises (a user object whose DB
+        session has closed, a resolver bug) is counted and skipped, not fatal to the others."""
         for source, kind, arg in self._parsed:
-            actor = self._from_source(source, kind, arg, facts)
+            try:
+                actor = self._from_source(source, kind, arg, facts)
+            except Exception as exc:  # noqa: BLE001
+                containment.record(f"actor source {source}", exc)
+                continue
             if actor is not None and actor.id:
                 return actor
         return Actor(type="anonymous")

@@ -77,6 +77,22 @@ def _default_spool_dir() -> Path:
     return Path(state) / "otel-audit" / "spool"
 
 
+def _dotted_callable(value: str) -> str:
+    module, sep, attr = value.strip().partition(":")
+    if not sep:
+        module, _, attr = value.strip().rpartition(".")
+    if not module or not attr or not all(part.isidentifier() for part in module.split(".") + [attr]):
+        raise ValueError("expected a callable's path such as myapp.auth:current_actor")
+    return value.strip()
+
+
+def _names(value: str) -> tuple[str, ...]:
+    names = tuple(part.strip() for part in value.split(",") if part.strip())
+    if not names:
+        raise ValueError("expected comma-separated logger names")
+    return names
+
+
 def _default_sink_path() -> Path:
     state = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
     return Path(state) / "otel-audit" / "audit.jsonl"
@@ -124,6 +140,21 @@ ENV_VARS: tuple[EnvVar, ...] = (
         "open",
         "`open`: audit failures are contained and counted, the app carries on. `closed`: a required record "
         "that cannot be made durable refuses the request (HTTP 503) and a broken policy stops start-up.",
+    ),
+    EnvVar(
+        "OTEL_AUDIT_ACTOR_RESOLVER",
+        "actor_resolver",
+        _dotted_callable,
+        None,
+        "A callable (`pkg.module:function`) asked first for the actor of each request; it gets the "
+        "adapter's facts object and returns an `Actor`, a user object/mapping or an id.",
+    ),
+    EnvVar(
+        "OTEL_AUDIT_LOGGERS",
+        "loggers",
+        _names,
+        ("audit", "security", "django.security"),
+        "stdlib loggers whose records the logging bridge turns into audit events (comma-separated).",
     ),
     EnvVar(
         "OTEL_AUDIT_QUIET",
@@ -228,6 +259,8 @@ class AuditConfig:
     sink_path: Path = field(default_factory=_default_sink_path)
     fail_mode: str = "open"
     quiet: bool = False
+    actor_resolver: str | None = None
+    loggers: tuple[str, ...] = ("audit", "security", "django.security")
     hmac_key: str | None = field(default=None, repr=False)
     hmac_key_id: str | None = None
     redact_all_logs: bool = False
@@ -278,6 +311,8 @@ def env_table_markdown() -> str:
             return "unset"
         if isinstance(var.default, bool):
             return f"`{str(var.default).lower()}`"
+        if isinstance(var.default, tuple):
+            return f"`{','.join(var.default)}`"
         return f"`{var.default}`"
 
     from otel_audit.policy.loader import ENV_OVERRIDES  # the policy's knobs, declared beside the policy

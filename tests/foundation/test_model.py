@@ -57,3 +57,26 @@ def test_otlp_inferred_from_standard_variables() -> None:
     assert config.wants_otlp({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4318"})
     assert not config.wants_otlp({})
     assert not AuditConfig.from_env({"OTEL_AUDIT_EXPORTER": "sink"}).wants_otlp({"OTEL_LOGS_EXPORTER": "otlp"})
+
+
+def test_a_failing_actor_source_is_skipped_not_fatal() -> None:
+    from otel_audit.actors import ActorResolver
+    from otel_audit.errors import containment
+
+    class Facts:
+        def framework_user(self):
+            raise RuntimeError("session closed")
+
+        def app_user(self):
+            return None
+
+        def session(self):
+            return {"user_id": 7}
+
+        def header(self, name):
+            return None
+
+    before = containment.counts["actor source framework_user"]
+    actor = ActorResolver(("framework_user", "session:user_id")).resolve(Facts())
+    assert actor.id == "7" and actor.source == "session:user_id"
+    assert containment.counts["actor source framework_user"] == before + 1
