@@ -50,7 +50,10 @@ def audit_trail(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPat
     """
     from otel_audit.testing.trail import AuditTrail, policy_source_for
 
-    source = policy_source_for(request)
+    try:
+        source = policy_source_for(request)
+    except (FileNotFoundError, ValueError) as exc:
+        pytest.fail(f"audit_trail: {exc}", pytrace=False)
     workdir = tmp_path_factory.mktemp("otel-audit")
     trail = AuditTrail(policy=source, workdir=workdir, instrument=request.config.getini("audit_instrument"))
     trail.start()
