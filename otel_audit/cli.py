@@ -15,6 +15,7 @@ _COMMAND_PROVIDERS = (
     ("otel_audit.policy.cli", "add_policy_commands"),
     ("otel_audit.delivery.cli", "add_delivery_commands"),
     ("otel_audit.coverage", "add_coverage_command"),
+    ("otel_audit.compliance.report", "add_compliance_command"),
 )
 
 
