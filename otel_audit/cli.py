@@ -22,8 +22,10 @@ _COMMAND_PROVIDERS = (
 def _add_demo(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "demo",
-        help="run the Flask example under opentelemetry-instrument, drive a scripted session, print the audit trail",
+        help="run an example app under opentelemetry-instrument, drive a scripted session, print the audit trail",
     )
+    parser.add_argument("--app", choices=("flask", "django", "fastapi"), default="flask",
+                        help="which example (default: flask)")
     parser.add_argument("--sink", help="sink file to write (default: a new temporary file)")
     parser.add_argument("--json", action="store_true", help="print the records as JSON lines instead of a table")
     parser.add_argument("--keep-going", action="store_true", help=argparse.SUPPRESS)
@@ -31,7 +33,7 @@ def _add_demo(subparsers: argparse._SubParsersAction) -> None:
     def run(args: argparse.Namespace) -> int:
         from otel_audit.demo import run_demo
 
-        return run_demo(sink=args.sink, as_json=args.json)
+        return run_demo(sink=args.sink, as_json=args.json, app=args.app)
 
     parser.set_defaults(func=run)
 

@@ -1,5 +1,7 @@
-"""``otel-audit demo``: the Flask example under the real launcher, a scripted session over HTTP, and
-the audit trail from the embedded sink printed as a table. No collector, no account."""
+"""``otel-audit demo [--app flask|django|fastapi]``: an example app under the real launcher, its
+scripted session over HTTP (the example's traffic.py), and the audit trail from the embedded sink
+printed as a table. No collector, no account. Flask is served by its own ``app.run``, Django by
+``manage.py runserver --noreload`` (after ``migrate``), FastAPI by uvicorn."""
 
 from __future__ import annotations
 
@@ -12,8 +14,10 @@ import subprocess
 import sys
 import tempfile
 import time
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE = REPO / "examples" / "flask_app"
@@ -83,66 +87,155 @@ def print_records(records: Iterable[dict[str, Any]], as_json: bool = False, out:
     print(f"\n{len(records)} audit records", file=out)
 
 
-def run_demo(sink: str | None = None, as_json: bool = False) -> int:
-    if not (EXAMPLE / "app.py").exists():
-        print(f"otel-audit demo: the example app is not at {EXAMPLE}; run the demo from a checkout of the repo", file=sys.stderr)
-        return 2
-    sys.path.insert(0, str(EXAMPLE))
-    import traffic  # examples/flask_app/traffic.py
+@dataclass(frozen=True)
+class ExampleApp:
+    """How to serve one example under the launcher and drive its scripted session (traffic.py)."""
 
-    workdir = Path(tempfile.mkdtemp(prefix="otel-audit-demo-"))
-    sink_path = Path(sink) if sink else workdir / "audit.jsonl"
+    name: str
+    service: str
+    ready_path: str
+    policies: tuple[str, ...]  # relative to the example; the first that exists is used
+
+    @property
+    def directory(self) -> Path:
+        return REPO / "examples" / f"{self.name}_app"
+
+    def policy(self) -> Path | None:
+        return next((self.directory / p for p in self.policies if (self.directory / p).exists()), None)
+
+    def command(self, port: int) -> list[str]:
+        if self.name == "django":
+            return [sys.executable, str(self.directory / "manage.py"), "runserver", "--noreload", f"127.0.0.1:{port}"]
+        if self.name == "fastapi":
+            return [sys.executable, "-m", "uvicorn", "app:app", "--host", "127.0.0.1", "--port", str(port)]
+        return [sys.executable, str(self.directory / "app.py")]
+
+    def app_env(self, workdir: Path, port: int) -> dict[str, str]:
+        if self.name == "django":
+            return {"NOTES_DB": str(workdir / "notes.sqlite3"), "DJANGO_SETTINGS_MODULE": "notesite.settings"}
+        if self.name == "fastapi":
+            return {"DATABASE_URL": f"sqlite:///{workdir / 'notes.db'}"}
+        return {"NOTES_DB": str(workdir / "notes.db"), "PORT": str(port)}
+
+    def prepare(self, env: dict[str, str], workdir: Path, log: Path) -> None:
+        """Django needs its tables and demo users first (not audited: this is set-up)."""
+        if self.name != "django":
+            return
+        plain = {k: v for k, v in env.items() if not k.startswith("OTEL_")}
+        with open(log, "ab") as log_file:
+            done = subprocess.run([sys.executable, str(self.directory / "manage.py"), "migrate", "-v0"], env=plain,
+                                  cwd=str(workdir), stdout=log_file, stderr=subprocess.STDOUT, timeout=120)
+        if done.returncode != 0:
+            raise SystemExit(f"otel-audit demo: manage.py migrate failed:\n{log.read_text(errors='replace')}")
+
+    def drive(self, base_url: str) -> list[tuple[str, Any]]:
+        """Run the example's traffic.py; (step, status or fact) pairs."""
+        traffic = _load_module(self.directory / "traffic.py", f"otel_audit_demo_{self.name}_traffic")
+        if self.name == "django":
+            facts = traffic.run(lambda: traffic.HttpClient(base_url))
+            return list(facts.items())
+        if self.name == "fastapi":
+            import httpx
+
+            with httpx.Client(base_url=base_url, timeout=10) as client:
+                return list(traffic.run(client).items())
+        return [(name, status) for name, status in traffic.run(base_url)]
+
+
+EXAMPLES = {
+    "flask": ExampleApp("flask", "notes-demo", "/", ("policy.yaml",)),
+    "django": ExampleApp("django", "notes-django-demo", "/health/", ("policy.yaml",)),
+    "fastapi": ExampleApp("fastapi", "notes-fastapi-demo", "/health", ("policy.yaml", "tests/policy.yaml")),
+}
+
+
+def _load_module(path: Path, name: str) -> Any:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+    sys.modules[name] = module
+    spec.loader.exec_module(module)  # type: ignore[union-attr]
+    return module
+
+
+@contextmanager
+def serve_example(name: str, sink: Path, workdir: Path, policy: str | None = None,
+                  extra_env: dict[str, str] | None = None) -> Iterator[str]:
+    """Serve an example under ``opentelemetry-instrument`` writing to the embedded ``sink``;
+    yields its base URL; stops it with SIGINT (a clean exit, so the ``stop`` record is written).
+    ``policy``: instead of the example's own policy (a file, inline YAML or ``pack:NAME``)."""
+    example = EXAMPLES[name]
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
     env.update(
         {
-            "OTEL_SERVICE_NAME": "notes-demo",
+            "OTEL_SERVICE_NAME": example.service,
             "OTEL_TRACES_EXPORTER": "none",
             "OTEL_METRICS_EXPORTER": "none",
             "OTEL_LOGS_EXPORTER": "none",
-            "OTEL_AUDIT_SINK_PATH": str(sink_path),
+            "OTEL_AUDIT_SINK_PATH": str(sink),
             "OTEL_AUDIT_SPOOL_DIR": str(workdir / "spool"),
-            "NOTES_DB": str(workdir / "notes.db"),
-            "PORT": str(port),
-            "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")])),
+            "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), str(example.directory), env.get("PYTHONPATH")])),
+            **example.app_env(workdir, port),
         }
     )
-    policy = EXAMPLE / "policy.yaml"
-    if policy.exists():
-        env["OTEL_AUDIT_POLICY"] = str(policy)
+    chosen = policy or (str(example.policy()) if example.policy() else None)
+    if chosen:
+        env["OTEL_AUDIT_POLICY"] = chosen
+    env.update(extra_env or {})
     log = workdir / "app.log"
-    print(f"otel-audit demo: starting examples/flask_app under opentelemetry-instrument on 127.0.0.1:{port}")
-    with open(log, "wb") as log_file:
-        proc = subprocess.Popen(
-            [_launcher(), sys.executable, str(EXAMPLE / "app.py")],
-            env=env,
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-            cwd=str(workdir),
-        )
+    example.prepare(env, workdir, log)
+    with open(log, "ab") as log_file:
+        proc = subprocess.Popen([_launcher(), *example.command(port)], env=env, stdout=log_file,
+                                stderr=subprocess.STDOUT, cwd=str(workdir))
         try:
-            _wait_ready(proc, f"http://127.0.0.1:{port}/", log)
-            print("otel-audit demo: driving the scripted session:")
-            for name, status in traffic.run(f"http://127.0.0.1:{port}"):
-                print(f"  {status}  {name}")
+            _wait_ready(proc, f"http://127.0.0.1:{port}{example.ready_path}", log)
+            yield f"http://127.0.0.1:{port}"
         finally:
-            proc.send_signal(signal.SIGINT)  # a clean exit, so the 'stop' lifecycle record is written
+            proc.send_signal(signal.SIGINT)
             try:
                 proc.wait(timeout=15)
             except subprocess.TimeoutExpired:
                 proc.kill()
+                proc.wait(timeout=5)
+
+
+def read_trail(sink: Path, timeout: float = 10.0) -> list[dict[str, Any]]:
+    """The sink's records, once the ``stop`` lifecycle record is there (or ``timeout`` passed)."""
     from otel_audit.sink import read_sink
 
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + timeout
     records: list[dict[str, Any]] = []
     while time.monotonic() < deadline:
-        records = list(read_sink(sink_path)) if sink_path.exists() else []
+        records = list(read_sink(sink)) if sink.exists() else []
         if any(r.get("event_name") == "audit.audit_system.stop" for r in records):
             break
         time.sleep(0.1)
+    return records
+
+
+def run_demo(sink: str | None = None, as_json: bool = False, app: str = "flask") -> int:
+    if app not in EXAMPLES:
+        print(f"otel-audit demo: unknown app {app!r}; expected one of {', '.join(EXAMPLES)}", file=sys.stderr)
+        return 2
+    example = EXAMPLES[app]
+    if not (example.directory / "traffic.py").exists():
+        print(f"otel-audit demo: the example app is not at {example.directory}; run the demo from a checkout of the repo", file=sys.stderr)
+        return 2
+    workdir = Path(tempfile.mkdtemp(prefix="otel-audit-demo-"))
+    sink_path = Path(sink) if sink else workdir / "audit.jsonl"
+    with serve_example(app, sink_path, workdir) as base_url:
+        port = base_url.rsplit(":", 1)[1]
+        print(f"otel-audit demo: starting examples/{app}_app under opentelemetry-instrument on 127.0.0.1:{port}")
+        print("otel-audit demo: driving the scripted session:")
+        for name, status in example.drive(base_url):
+            print(f"  {status}  {name}")
+    records = read_trail(sink_path)
     print(f"\notel-audit demo: audit trail from the embedded sink {sink_path}:\n")
     print_records(records, as_json=as_json)
     if not records:
+        log = workdir / "app.log"
         print(f"otel-audit demo: no records were written; app log:\n{log.read_text(errors='replace')}", file=sys.stderr)
         return 1
     return 0
