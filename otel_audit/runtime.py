@@ -266,6 +266,18 @@ def swap_runtime(new: AuditRuntime | None) -> AuditRuntime | None:
         return previous
 
 
+def flush(timeout_millis: int = 10000) -> bool:
+    """Wait until every record emitted so far has reached the exporter (sink file, OTLP endpoint).
+
+    Emitting returns once a record is durable in the spool; the exporter thread sends it a few
+    milliseconds later. Tests and CLIs that read the destination in-process call this first.
+    """
+    runtime = _runtime
+    if runtime is None:
+        return True
+    return bool(runtime.provider.force_flush(timeout_millis))
+
+
 def reset_for_tests() -> None:
     """Shut down and forget the runtime so the next use reads the environment again."""
     global _runtime

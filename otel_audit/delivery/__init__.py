@@ -58,7 +58,6 @@ def make_durable_processor(config: Any, exporter_factory: Callable[[], Any], res
         block_timeout_s=config.block_timeout_ms / 1000,
         ack=config.spool_ack,
         shutdown_timeout_s=config.flush_timeout_ms / 1000,
-        wait_for_export_s=0.0 if destination.startswith("otlp") else 2.0,
     )
     return DurableLogRecordProcessor(
         lambda: prepared(exporter_factory()),

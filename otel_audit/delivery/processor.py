@@ -69,7 +69,7 @@ class DeliveryOptions:
     max_bytes: int = 1 << 30
     overflow: str = "block"
     block_timeout_s: float = 5.0
-    ack: str = "fsync"
+    ack: str = "write"
     max_queue: int = 10_000
     batch_records: int = 512
     batch_bytes: int = 4 << 20
@@ -235,9 +235,24 @@ class DurableLogRecordProcessor(LogRecordProcessor):
                 self._handle_overflow(size)
             while len(self._queue) >= opts.max_queue:  # back-pressure, not loss
                 self._done.wait(0.5)
-            self._queue.append(item)
-            self._queued_bytes += size
-            self._work.notify()
+            if opts.ack == "write" and not self._queue:
+                # The common case: seal and append on the caller's thread, under the lock that
+                # orders the chain. One write(2), no thread hand-off; the writer thread fsyncs
+                # the group in the background.
+                if self._new_parents:
+                    self.chain.pending_parents.extend(self._new_parents)
+                    self._new_parents = []
+                status = self._commit([item], locked=True)
+                if status == _FAILED:
+                    raise RecordNotDurable("audit spool write failed")
+                self._wake_exporter.set()
+                if not opts.wait_for_export_s:
+                    return
+                item[3] = status
+            else:
+                self._queue.append(item)
+                self._queued_bytes += size
+                self._work.notify()
             if opts.ack == "queued":
                 return
             wanted = _SYNCED if opts.ack == "fsync" else _WRITTEN
@@ -345,7 +360,8 @@ class DurableLogRecordProcessor(LogRecordProcessor):
             except OSError:
                 pass
 
-    def _commit(self, batch: list[list[Any]]) -> int:
+    def _commit(self, batch: list[list[Any]], locked: bool = False) -> int:
+        """Seal ``batch`` into the chain and append it; ``locked``: the caller holds ``self._lock``."""
         spool = self._spool
         if spool is None:
             self.stats.drop("spool_unavailable", len(batch))
@@ -371,8 +387,11 @@ class DurableLogRecordProcessor(LogRecordProcessor):
             spool.write_state(chain.chain_id, chain.seq, chain.prev)
         except Exception as exc:  # noqa: BLE001 - disk full, permissions, I/O error
             chain.restore(snapshot)
-            with self._lock:
+            if locked:
                 self._healthy = False
+            else:
+                with self._lock:
+                    self._healthy = False
             containment.record("spool write", exc)
             self.stats.drop("spool_write_failed", len(batch))
             return _FAILED

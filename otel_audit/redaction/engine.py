@@ -42,6 +42,7 @@ URL_ATTRIBUTES = frozenset({"url.query", "url.full", "http.url", "http.target", 
 _DROP = object()
 _FORM = re.compile(r"[^=&\s]{1,256}=[^&\s]*(?:&[^=&\s]{1,256}=[^&\s]*){0,1000}")
 _NOTHING = object()
+_PROTECTED_PLAN = ("protected",)
 
 
 class _HmacKey:
@@ -115,6 +116,12 @@ class Redactor:
         self._detectors: tuple[Detector, ...] = settings.detectors
         self._actions = settings.detector_actions
         self._plan = _scan_plan(settings.detectors)
+        # Hot-path caches. Attribute keys repeat on every record, so what a key means (protected,
+        # an action, or a value to scan) is worked out once per key. Short strings that were
+        # scanned and found clean (routes, user agents, summaries) are remembered too; strings
+        # with findings are never cached, so no secret is kept here.
+        self._key_plans: dict[str, tuple[Any, ...]] = {}
+        self._clean_texts: set[str] = set()
 
     @classmethod
     def from_config(cls, section: Mapping[str, Any] | None, environ: Mapping[str, str] | None = None) -> "Redactor":
@@ -176,9 +183,13 @@ class Redactor:
         out: dict[str, Any] = {}
         fields: list[str] = []
         allow = settings.allow_list(category, level) if audit_record else None
+        plans = self._key_plans
         for raw_key, value in attributes.items():
-            key = str(raw_key)
-            if PROTECTED.matches(key):
+            key = raw_key if type(raw_key) is str else str(raw_key)
+            plan = plans.get(key)
+            if plan is None:
+                plan = self._plan_for_key(key)
+            if plan is _PROTECTED_PLAN:
                 out[key] = value
                 continue
             before = state.count
@@ -191,7 +202,7 @@ class Redactor:
                 state.count += 1
                 fields.append(key)
                 continue
-            cleaned = self._attribute(key, value, state)
+            cleaned = self._attribute(key, value, state, plan)
             if cleaned is _DROP or state.drop_attribute:
                 state.count += 1 if state.count == before else 0
                 fields.append(key)
@@ -213,18 +224,32 @@ class Redactor:
             result.key_id = self._key_id or _HmacKey.ephemeral()[1]
         return result
 
-    def _attribute(self, key: str, value: Any, state: _Pass) -> Any:
-        action = self.settings.attribute_action(key)
-        if action == "keep":
+    def _plan_for_key(self, key: str) -> tuple[Any, ...]:
+        """What an attribute key means, independent of its value (cached per key)."""
+        if PROTECTED.matches(key):
+            plan: tuple[Any, ...] = _PROTECTED_PLAN
+        else:
+            action = self.settings.attribute_action(key)
+            if action is not None:
+                plan = ("keep",) if action == "keep" else ("action", action, key)
+            else:
+                rule = self._key_rule(key, url_context=False)
+                if rule is not None:
+                    plan = ("keep",) if rule[1] == "keep" else ("action", rule[1], rule[0])
+                else:
+                    plan = ("value",)
+        if len(self._key_plans) > 4096:
+            self._key_plans.clear()
+        self._key_plans[key] = plan
+        return plan
+
+    def _attribute(self, key: str, value: Any, state: _Pass, plan: tuple[Any, ...] | None = None) -> Any:
+        if plan is None:
+            plan = self._plan_for_key(key)
+        if plan[0] == "keep":
             return value
-        if action is not None:
-            return self._apply_remembering(action, key, value, state)
-        rule = self._key_rule(key, url_context=False)
-        if rule is not None:
-            name, rule_action = rule
-            if rule_action == "keep":
-                return value
-            return self._apply_remembering(rule_action, name, value, state)
+        if plan[0] == "action":
+            return self._apply_remembering(plan[1], plan[2], value, state)
         if key == "db.query.text" and isinstance(value, str) and not self.settings.sql_raw_text:
             sanitized = sanitize_sql(value)
             if sanitized != value:
@@ -442,6 +467,17 @@ class Redactor:
         return replaced if isinstance(replaced, str) else f"[REDACTED:{detector.name}]"
 
     def _scan(self, text: str, state: _Pass) -> str:
+        clean = self._clean_texts
+        if text in clean:
+            return text
+        result = self._scan_uncached(text, state)
+        if result is text and len(text) <= 512:
+            if len(clean) > 8192:
+                clean.clear()
+            clean.add(text)
+        return result
+
+    def _scan_uncached(self, text: str, state: _Pass) -> str:
         lowered = text.lower()
         spans: list[tuple[int, int, Detector]] = []
         length = len(text)

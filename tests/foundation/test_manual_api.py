@@ -21,8 +21,14 @@ def sink(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
         monkeypatch.delenv(key, raising=False)
     monkeypatch.setenv("OTEL_AUDIT_SINK_PATH", str(path))
     monkeypatch.setenv("OTEL_AUDIT_QUIET", "1")
+    monkeypatch.setenv("OTEL_AUDIT_SPOOL_DIR", str(tmp_path / "spool"))
     runtime.reset_for_tests()
-    yield lambda: [r for r in read_sink(path) if not r["event_name"].startswith("audit.audit_system")]
+
+    def records() -> list[dict]:
+        runtime.flush()  # emit returns once the record is durable in the spool; the sink follows
+        return [r for r in read_sink(path) if not r["event_name"].startswith("audit.audit_system")]
+
+    yield records
     runtime.reset_for_tests()
 
 
