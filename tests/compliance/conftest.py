@@ -64,3 +64,23 @@ def assert_pci_details(record: dict[str, Any]) -> dict[str, Any]:
 
 def tags(record: dict[str, Any]) -> list[str]:
     return list((record.get("attributes") or {}).get("audit.tags") or [])
+
+
+def add_maintenance_route(app) -> None:
+    """An admin-only view running DDL through the app's own connection. The example has none; an
+    app that has one (archiving, reindexing) gets it recorded."""
+    import sqlite3
+
+    from flask import current_app, g, jsonify
+
+    @app.post("/admin/maintenance/archive")
+    def archive():
+        if g.user is None or g.user["role"] != "admin":
+            return jsonify(error="forbidden"), 403
+        conn = sqlite3.connect(current_app.config["DATABASE"])
+        try:
+            conn.execute("CREATE TABLE notes_archive AS SELECT * FROM notes")
+            conn.execute("DROP TABLE notes_archive")
+        finally:
+            conn.close()
+        return jsonify(archived=True)

@@ -14,7 +14,7 @@ import pytest
 
 from otel_audit.compliance import load_traceability
 from otel_audit.demo import read_trail, serve_example
-from tests.compliance.conftest import POLICIES, assert_pci_details, login, tags
+from tests.compliance.conftest import POLICIES, add_maintenance_route, assert_pci_details, login, tags
 
 ALICE, BOB = "1", "2"  # ids of the Flask example's seeded users (bob is its admin)
 PAN = "4111 1111 1111 1111"
@@ -234,24 +234,9 @@ def test_10_2_1_6_a_rejected_policy_is_recorded(tmp_path, monkeypatch):
 
 @pytest.mark.audit_policy("pack:pci-dss")
 def test_10_2_1_7_creation_and_deletion_of_system_level_objects(notes_app, audit_trail):
-    """DDL through the app's own connection, by an administrator, in a request. (The example has
-    no such endpoint; a maintenance view is added to its app here.)"""
-    import sqlite3
-
-    from flask import current_app, g, jsonify
-
-    @notes_app.post("/admin/maintenance/archive")
-    def archive():
-        if g.user is None or g.user["role"] != "admin":
-            return jsonify(error="forbidden"), 403
-        conn = sqlite3.connect(current_app.config["DATABASE"])
-        try:
-            conn.execute("CREATE TABLE notes_archive AS SELECT * FROM notes")
-            conn.execute("DROP TABLE notes_archive")
-        finally:
-            conn.close()
-        return jsonify(archived=True)
-
+    """DDL through the app's own connection, by an administrator, in a request (the maintenance
+    view is added to the example's app: it has none)."""
+    add_maintenance_route(notes_app)
     client = notes_app.test_client()
     login(client, "bob", "battery staple")
     audit_trail.clear()
