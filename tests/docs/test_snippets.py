@@ -196,3 +196,24 @@ def test_every_skip_names_its_reason() -> None:
 
 def test_the_runner_finds_snippets_in_every_doc() -> None:
     assert {s.path.name for s in ALL} >= {"README.md", "policy.md", "getting-started.md", "compliance.md"}
+
+
+def test_the_runner_catches_broken_snippets(tmp_path: Path) -> None:
+    """Self-check: markers are read, a bad policy does not load, a failing python block fails."""
+    from otel_audit.policy import PolicyError, load_policy
+
+    doc = tmp_path / "doc.md"
+    doc.write_text("<!-- no-test: needs a server -->\n```bash\notel-audit demo\n```\n\n"
+                   "```yaml\nrules:\n  - level: loud\n```\n\n<!-- exit: 1 -->\n```bash\n$ otel-audit coverage \\\n"
+                   "    --app x:y  # comment\n```\n\n```python\nraise SystemExit(3)\n```\n")
+    skipped, policy, shell, python = extract(doc)
+    assert skipped.markers == {"no-test": "needs a server"} and shell.markers == {"exit": "1"}
+    assert shell_commands(shell.code) == ["otel-audit coverage --app x:y  # comment"]
+    assert _strip_comment(shell_commands(shell.code)[0]) == "otel-audit coverage --app x:y"
+    assert is_policy(policy, yaml.safe_load(policy.code))
+    broken = tmp_path / "broken.yaml"
+    broken.write_text(policy.code)
+    with pytest.raises(PolicyError, match="loud"):
+        load_policy(str(broken), environ={})
+    result = subprocess.run([sys.executable, "-c", python.code], capture_output=True, timeout=TIMEOUT)
+    assert result.returncode == 3
