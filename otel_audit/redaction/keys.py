@@ -58,7 +58,12 @@ URL_PARAM_NAMES = frozenset({"sig", "code", "key", "xamzcredential", "awsaccessk
 PROTECTED_ATTRIBUTES: tuple[str, ...] = (
     "audit.event_id", "audit.category", "audit.action", "audit.outcome", "audit.outcome.reason",
     "audit.level", "audit.origin", "audit.rule", "audit.policy.*", "audit.chain.*", "audit.redaction.*",
-    "ocsf.*",
+    "audit.tags", "audit.actor.source", "audit.actor.type", "audit.actor.verified", "audit.incomplete",
+    "audit.incomplete.fields", "audit.classification.route", "audit.http.original_action",
+    "audit.semantic.*", "ocsf.*",
+    # Values the adapters take from the framework's own vocabulary, never from user input:
+    "http.request.method", "http.route", "http.response.status_code", "url.scheme",
+    "db.system.name", "db.operation.name",
 )  # fmt: skip
 
 #: Per-attribute default actions: who/where stay readable for auditors, the session id is a

@@ -37,24 +37,11 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
     ExportLogsServiceRequest,
     ExportLogsServiceResponse,
 )
-from opentelemetry.proto.common.v1.common_pb2 import AnyValue
+from tests.support.otlp_receiver import any_value  # one OTLP AnyValue decoder for all tests
 
 
 # ----------------------------------------------------------------------------------------------
 # OTLP decoding
-
-
-def any_value(value: AnyValue) -> Any:
-    kind = value.WhichOneof("value")
-    if kind is None:
-        return None
-    if kind == "array_value":
-        return [any_value(v) for v in value.array_value.values]
-    if kind == "kvlist_value":
-        return {kv.key: any_value(kv.value) for kv in value.kvlist_value.values}
-    if kind == "bytes_value":
-        return bytes(value.bytes_value)
-    return getattr(value, kind)
 
 
 def flatten_otlp(request: ExportLogsServiceRequest) -> list[dict[str, Any]]:

@@ -146,7 +146,7 @@ def placed(draw: Any, secret: str) -> dict[str, Any]:
     elif how == "header":
         attrs[f"http.request.header.x-{key}"] = [text]
     elif how == "list":
-        attrs["audit.tags"] = ["a", text, "b"]
+        attrs["app.labels"] = ["a", text, "b"]  # audit.tags is policy-authored and protected
     elif how == "message":
         attrs["exception.message"] = text
     else:
