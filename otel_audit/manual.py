@@ -73,6 +73,16 @@ def record(category: str, action: str, outcome: str = "success", **kwargs: Any) 
     return event
 
 
+def _http_status(exc: BaseException | None) -> int | None:
+    """The HTTP status an exception stands for (werkzeug/Django/Starlette HTTP exceptions carry
+    ``code`` or ``status_code``), or None for an ordinary error."""
+    for name in ("code", "status_code"):
+        value = getattr(exc, name, None)
+        if isinstance(value, int) and not isinstance(value, bool) and 100 <= value <= 599:
+            return value
+    return None
+
+
 class audited:  # noqa: N801 - used as a decorator and a context manager, like contextlib's
     """Record success, or failure with the exception type, around a block or function."""
 
@@ -110,6 +120,12 @@ class audited:  # noqa: N801 - used as a decorator and a context manager, like c
         if exc_type is not None:
             event.error_type = f"{exc_type.__module__}.{exc_type.__qualname__}".removeprefix("builtins.")
             event.outcome_reason = event.outcome_reason or "exception"
+            status = _http_status(exc)
+            if status is not None:  # abort(403) / HTTPException(401): the HTTP meaning, not a crash
+                from otel_audit.instrumentation._http import outcome_for_status
+
+                event.outcome, event.outcome_reason = outcome_for_status(status)
+                event.error_type = None if event.outcome == "success" else event.error_type
         record_event(event)
         return False  # never swallow the exception
 

@@ -83,6 +83,42 @@ def _executed(facts: _DbFacts, call: Callable[[], Any], sql: Any, parameters: An
     return result
 
 
+def _script_statements(script: str) -> list[str]:
+    """The statements of an SQL script, split where sqlite3 itself would (``complete_statement``),
+    so a ``;`` inside a string literal does not split."""
+    import sqlite3
+
+    statements, current = [], ""
+    for piece in script.split(";"):
+        current += piece + ";"
+        if sqlite3.complete_statement(current):
+            if current.strip(" \t\r\n;"):
+                statements.append(current.strip())
+            current = ""
+    if current.strip(" \t\r\n;"):
+        statements.append(current.rstrip(";").strip())
+    return statements
+
+
+def _executed_script(facts: _DbFacts, call: Callable[[], Any], script: Any) -> Any:
+    """sqlite3's ``executescript``: one record per statement (DDL at start-up included)."""
+    if facts.owned or not isinstance(script, str):
+        return call()
+    try:
+        result = call()
+    except Exception as error:
+        _record(facts, script, None, None, error)
+        raise
+    try:
+        statements = _script_statements(script)
+    except Exception as exc:  # noqa: BLE001
+        containment.record("dbapi script split", exc)
+        statements = [script]
+    for statement in statements:
+        _record(facts, statement, None, None, None)
+    return result
+
+
 def _many(rows: Any) -> Any:
     if isinstance(rows, (list, tuple)):
         return list(rows[:_MAX_PARAMETER_ROWS])
@@ -109,6 +145,11 @@ class AuditedCursor(wrapt.ObjectProxy):
                            _many(rows), lambda _: wrapped)
         return self if result is wrapped else result
 
+    def executescript(self, script: Any) -> Any:
+        wrapped = self.__wrapped__
+        result = _executed_script(self._self_facts, lambda: wrapped.executescript(script), script)
+        return self if result is wrapped else result
+
     def __enter__(self) -> Any:
         entered = self.__wrapped__.__enter__()
         return self if entered is self.__wrapped__ else entered
@@ -133,6 +174,10 @@ class AuditedConnection(wrapt.ObjectProxy):
     def executemany(self, sql: Any, rows: Any, *args: Any, **kwargs: Any) -> Any:
         cursor = _executed(self._self_facts, lambda: self.__wrapped__.executemany(sql, rows, *args, **kwargs),
                            sql, _many(rows), lambda result: result)
+        return cursor if self._self_facts.owned else AuditedCursor(cursor, self._self_facts)
+
+    def executescript(self, script: Any) -> Any:
+        cursor = _executed_script(self._self_facts, lambda: self.__wrapped__.executescript(script), script)
         return cursor if self._self_facts.owned else AuditedCursor(cursor, self._self_facts)
 
     def __enter__(self) -> Any:

@@ -299,3 +299,23 @@ def test_psycopg_uninstrument_restores_connect():
     instrumentor.instrument(skip_dep_check=True)  # and again, without stacking wrappers
     instrumentor.uninstrument()
     assert psycopg.connect == original
+
+
+def test_sqlite3_executescript_records_each_statement(audit, instrument, tmp_path):
+    instrument(Sqlite3AuditInstrumentor())
+    conn = sqlite3.connect(tmp_path / "script.db")
+    conn.executescript(
+        "DROP TABLE IF EXISTS users; CREATE TABLE users (id INTEGER PRIMARY KEY, note TEXT);"
+        "INSERT INTO users (note) VALUES ('a; not a split');"
+    )
+    assert conn.execute("SELECT note FROM users").fetchone() == ("a; not a split",)  # the app's script ran
+    with pytest.raises(sqlite3.OperationalError):
+        conn.executescript("DELETE FROM missing_table;")
+    conn.close()
+    ddl = audit.find("configuration", "schema_change")
+    assert sorted(e.db.operation for e in ddl) == ["CREATE", "DROP"]
+    assert all(e.db.collection == "users" for e in ddl)
+    (insert,) = audit.find("data_modification", "insert")
+    assert insert.db.query_text == "INSERT INTO users (note) VALUES ('a; not a split');"
+    (failed,) = audit.find("data_modification", "delete")
+    assert failed.outcome == "failure" and failed.error_type == "sqlite3.OperationalError"

@@ -101,3 +101,17 @@ def test_pipeline_failure_is_contained(sink, monkeypatch: pytest.MonkeyPatch) ->
     before = containment.counts["pipeline"]
     otel_audit.record("authentication", "login")  # must not raise
     assert containment.counts["pipeline"] == before + 1
+
+
+def test_http_exceptions_keep_their_meaning(sink) -> None:
+    from werkzeug.exceptions import Forbidden, Unauthorized
+
+    for exc in (Forbidden(), Unauthorized()):
+        with pytest.raises(type(exc)):
+            with otel_audit.audited("data_access", "export"):
+                raise exc
+    denied, failed = sink()
+    assert denied["attributes"]["audit.outcome"] == "denied"
+    assert denied["attributes"]["audit.outcome.reason"] == "forbidden"
+    assert failed["attributes"]["audit.outcome"] == "failure"
+    assert failed["attributes"]["audit.outcome.reason"] == "unauthenticated"
