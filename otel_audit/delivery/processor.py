@@ -147,6 +147,7 @@ class DurableLogRecordProcessor(LogRecordProcessor):
         self._exporter_thread: threading.Thread | None = None
         self._exporter: Any = None
         self._unsynced = False
+        self._state_seq = 0
         self._export_busy = False
         self._exported_seq = 0
         self._exported_chain = ""
@@ -353,10 +354,20 @@ class DurableLogRecordProcessor(LogRecordProcessor):
 
     def _periodic_sync(self) -> None:
         spool = self._spool
-        if self._unsynced and spool is not None:
+        if spool is None:
+            return
+        if self._unsynced:
             try:
                 spool.sync()
                 self._unsynced = False
+            except OSError:
+                pass
+        with self._lock:
+            chain_id, seq, prev = self.chain.chain_id, self.chain.seq, self.chain.prev
+        if seq != self._state_seq:
+            try:
+                spool.write_state(chain_id, seq, prev)
+                self._state_seq = seq
             except OSError:
                 pass
 
@@ -384,7 +395,9 @@ class DurableLogRecordProcessor(LogRecordProcessor):
                 status = _SYNCED
             else:
                 self._unsynced = True
-            spool.write_state(chain.chain_id, chain.seq, chain.prev)
+            # chain.state is written by the writer thread at each background sync, not per record:
+            # a pwrite per record would be a second GIL hand-off on the caller's path. Adoption
+            # reads the true end from the spool's last frame (_last_sealed_seq).
         except Exception as exc:  # noqa: BLE001 - disk full, permissions, I/O error
             chain.restore(snapshot)
             if locked:
@@ -428,9 +441,10 @@ class DurableLogRecordProcessor(LogRecordProcessor):
                 continue
             state = orphan.read_state()
             chain_id = state.get("chain_id") or orphan.meta.get("chain_id")
-            if chain_id and int(state.get("seq") or 0) > 0:
+            last_seq = max(int(state.get("seq") or 0), _last_sealed_seq(orphan))
+            if chain_id and last_seq > 0:
                 with self._lock:
-                    self._new_parents.append(f"{chain_id}:{int(state['seq'])}")
+                    self._new_parents.append(f"{chain_id}:{last_seq}")
             orphan.resource_obj = Resource(orphan.meta.get("resource") or {}, orphan.meta.get("schema_url"))
             scope = orphan.meta.get("scope") or {}
             orphan.scope_obj = InstrumentationScope(scope.get("name") or self.scope.name, scope.get("version"))
@@ -574,6 +588,28 @@ class DurableLogRecordProcessor(LogRecordProcessor):
         for orphan in self._adopted:
             orphan.close(remove=orphan.is_drained() and not self._export_busy)
         self._adopted = []
+
+
+def _last_sealed_seq(spool: ProcessSpool) -> int:
+    """The chain position of the last intact frame in a (dead process's) spool, 0 if none.
+
+    chain.state lags by up to one background sync; the frames themselves are the truth. The
+    newest segment is never deleted while its process lives, so the last frame is still there.
+    """
+    for segment in reversed(list(spool.segments)):
+        try:
+            data = segment.path.read_bytes()
+        except OSError:
+            continue
+        last = None
+        for payload, _end in spool_mod.iter_frames(data):
+            last = payload
+        if last is not None:
+            try:
+                return int(json.loads(last.partition(_SEPARATOR)[2])[2])
+            except (ValueError, IndexError, TypeError):
+                return 0
+    return 0
 
 
 def decode_record(payload: bytes, resource: Resource, scope: InstrumentationScope) -> ReadableLogRecord:
