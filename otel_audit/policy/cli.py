@@ -23,6 +23,15 @@ def _load(path: str) -> Any:
     return load_policy(path, environ={})
 
 
+def _load_or_report(path: str) -> Any:
+    """The compiled policy, or None after printing every problem with it to stderr."""
+    try:
+        return _load(path)
+    except PolicyError as exc:
+        print(exc.report(), file=sys.stderr)
+        return None
+
+
 def _validate(args: argparse.Namespace) -> int:
     status = 0
     for path in args.files:
@@ -43,10 +52,8 @@ def _validate(args: argparse.Namespace) -> int:
 def _explain(args: argparse.Namespace) -> int:
     from otel_audit.policy.explain import EventSpecError, dry_run, event_from_dict
 
-    try:
-        policy = _load(args.file)
-    except PolicyError as exc:
-        print(exc.report(), file=sys.stderr)
+    policy = _load_or_report(args.file)
+    if policy is None:
         return 1
     try:
         spec = json.loads(args.event)
@@ -85,10 +92,8 @@ def _explain(args: argparse.Namespace) -> int:
 def _test(args: argparse.Namespace) -> int:
     from otel_audit.policy.explain import EventSpecError, compare, dry_run, event_from_dict
 
-    try:
-        policy = _load(args.file)
-    except PolicyError as exc:
-        print(exc.report(), file=sys.stderr)
+    policy = _load_or_report(args.file)
+    if policy is None:
         return 1
     try:
         with open(args.cases, encoding="utf-8") as handle:
