@@ -526,7 +526,8 @@ class DurableLogRecordProcessor(LogRecordProcessor):
         spools = [s for s in [spool, *self._adopted] if s is not None]
         return {
             "bytes": sum(s.disk_bytes() for s in spools),
-            "records": sum(seg.records - seg.acked_records for s in spools for seg in list(s.segments)),
+            # approximate: a batch's acks are credited to the segment its cursor ends in
+            "records": max(0, sum(seg.records - seg.acked_records for s in spools for seg in list(s.segments))),
             "healthy": 1 if self._healthy else 0,
             "queued": len(self._queue),
             "adopted": len(self._adopted),
