@@ -77,11 +77,8 @@ class DeliveryOptions:
     backoff_max_s: float = 30.0
     shutdown_timeout_s: float = 5.0
     orphan_scan_s: float = 10.0
-    # Local sinks (JSON-lines file, console): also wait until the record is in the sink, so it is
-    # visible there when emit returns, as users of a local file expect. Bounded: durable is enough.
-    wait_for_export_s: float = 0.0
-    # Remote exporters: after waking, let a batch build up this long (fewer, larger exports and
-    # less GIL contention with the application's threads). Not used for local sinks.
+    # After waking, let a batch build up this long (fewer, larger exports and less GIL contention
+    # with the application's threads).
     export_linger_s: float = 0.05
 
     @property
@@ -149,8 +146,6 @@ class DurableLogRecordProcessor(LogRecordProcessor):
         self._unsynced = False
         self._state_seq = 0
         self._export_busy = False
-        self._exported_seq = 0
-        self._exported_chain = ""
 
     def _reset_after_fork(self) -> None:
         """In a forked child (gunicorn worker): own nothing of the parent's, start fresh lazily."""
@@ -222,7 +217,7 @@ class DurableLogRecordProcessor(LogRecordProcessor):
         severity = rec.severity_number.value if rec.severity_number is not None else None
         canonical = canonical_bytes(rec.event_name, rec.timestamp, severity, rec.severity_text,
                                     id_hex(rec.trace_id, 32), id_hex(rec.span_id, 16), rec.body, attrs)
-        item = [canonical, rec.observed_timestamp or 0, int(rec.trace_flags or 0), _PENDING, 0]
+        item = [canonical, rec.observed_timestamp or 0, int(rec.trace_flags or 0), _PENDING]
         size = len(canonical) + _FRAME_OVERHEAD
         opts = self.options
         with self._lock:
@@ -247,9 +242,7 @@ class DurableLogRecordProcessor(LogRecordProcessor):
                 if status == _FAILED:
                     raise RecordNotDurable("audit spool write failed")
                 self._wake_exporter.set()
-                if not opts.wait_for_export_s:
-                    return
-                item[3] = status
+                return
             else:
                 self._queue.append(item)
                 self._queued_bytes += size
@@ -262,14 +255,6 @@ class DurableLogRecordProcessor(LogRecordProcessor):
                     item[3] = _FAILED  # the writer thread is gone: do not wait forever
             if item[3] == _FAILED:
                 raise RecordNotDurable("audit spool write failed")
-            if opts.wait_for_export_s:
-                deadline = time.monotonic() + opts.wait_for_export_s
-                chain_id = self.chain.chain_id
-                while not (self._exported_chain == chain_id and self._exported_seq >= item[4]):
-                    remaining = deadline - time.monotonic()
-                    if remaining <= 0:
-                        break  # durable in the spool; the exporter keeps retrying
-                    self._done.wait(remaining)
 
     def _refuse(self, reason: str) -> None:
         self.stats.drop(reason)
@@ -386,7 +371,6 @@ class DurableLogRecordProcessor(LogRecordProcessor):
             trailer = dumps([item[1], item[2], seq, prev, mac, parents, forked_from], separators=(",", ":"))
             frames.append(encode_frame(item[0] + _SEPARATOR + trailer.encode()))
             chain.advance(seq, mac, parents is not None)
-            item[4] = seq
         try:
             spool.append(b"".join(frames), len(batch))
             status = _WRITTEN
@@ -423,8 +407,7 @@ class DurableLogRecordProcessor(LogRecordProcessor):
                 if not self._export_one_batch():
                     self._wake_exporter.wait(0.5)
                     self._wake_exporter.clear()
-                    if not self.options.wait_for_export_s:
-                        self._stop.wait(self.options.export_linger_s)
+                    self._stop.wait(self.options.export_linger_s)
             except Exception as exc:  # noqa: BLE001 - keep delivering whatever happens
                 containment.record("exporter loop", exc)
                 self._stop.wait(1.0)
@@ -488,11 +471,6 @@ class DurableLogRecordProcessor(LogRecordProcessor):
                     self.stats.exported += len(records)
                     spool.ack(position, len(payloads))
                     with self._lock:
-                        if spool is self._spool and records:
-                            attrs = records[-1].log_record.attributes
-                            self._exported_chain = attrs.get(CHAIN_ID, "")
-                            self._exported_seq = attrs.get(CHAIN_SEQ, 0)
-                            self._done.notify_all()
                         self._space.notify_all()
                     return True
                 self.stats.failed += 1
