@@ -6,7 +6,7 @@ the one file to change.
 
 from __future__ import annotations
 
-from opentelemetry._logs import LogRecord, SeverityNumber  # noqa: F401  (re-exported)
+from opentelemetry._logs import Logger, LogRecord, SeverityNumber  # noqa: F401  (re-exported)
 from opentelemetry.sdk._logs import (  # noqa: F401
     LoggerProvider,
     LogRecordProcessor,

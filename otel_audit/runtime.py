@@ -91,7 +91,7 @@ class AuditRuntime:
         processor = make_durable_processor(config, factory, provider.resource,
                                            SCOPE_NAME, __version__, first_exporter=_exporter)
         provider.add_log_record_processor(processor)
-        logger = provider.get_logger(SCOPE_NAME, __version__)
+        logger = processor.logger(SCOPE_NAME, __version__)
         redactor = Redactor.from_config(getattr(policy, "redaction", None))
         pipeline = Pipeline([Decide(policy), Enrich(policy), MarkIncomplete(policy), Redact(redactor),
                              Chain(processor.chain_identity), Emit(logger)])

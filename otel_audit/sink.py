@@ -61,9 +61,29 @@ class JsonLinesExporter(LogExporter):
         self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         self._lock = threading.Lock()
+        self._tails: dict[tuple[int, int], tuple[Any, Any, bytes]] = {}
+
+    def spooled_codec(self, payload: bytes, resource: Any, scope: Any) -> bytes:
+        """A spooled record straight to its line (the durable processor calls this instead of
+        decoding it into an SDK record); same content as :func:`encode_line`."""
+        from otel_audit.delivery.frames import sink_line
+
+        key = (id(resource), id(scope))
+        cached = self._tails.get(key)
+        if cached is None or cached[0] is not resource or cached[1] is not scope:
+            tail = ""
+            if scope is not None:
+                tail += ',"scope":' + json.dumps({"name": scope.name, "version": scope.version}, separators=(",", ":"))
+            if resource is not None:
+                tail += ',"resource":' + json.dumps(dict(resource.attributes), default=_default, separators=(",", ":"))
+            if len(self._tails) > 64:
+                self._tails.clear()
+            cached = self._tails[key] = (resource, scope, tail.encode("ascii"))
+        return sink_line(payload, cached[2])
 
     def export(self, batch: Sequence[Any]) -> LogExportResult:
-        data = b"".join(encode_line(record) for record in batch)
+        """``batch``: SDK records, or lines already made by :meth:`spooled_codec`."""
+        data = b"".join(record if isinstance(record, bytes) else encode_line(record) for record in batch)
         try:
             with self._lock:
                 if self._fd < 0:

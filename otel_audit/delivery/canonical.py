@@ -100,8 +100,40 @@ def canonical_bytes(
     return _encoder.encode(doc).encode("ascii")
 
 
+def canonical_parts(
+    event_name: str | None,
+    time_unix_nano: int | None,
+    severity_number: int | None,
+    severity_text: str | None,
+    trace_id: str,
+    span_id: str,
+    body: Any,
+    attributes: Mapping[str, Any],
+) -> tuple[bytes, int]:
+    """:func:`canonical_bytes` (same bytes) and the offset where its attributes object starts,
+    so readers can take the attributes' JSON text without parsing it."""
+    attrs = attributes if SEALED_KEYS.isdisjoint(attributes) else {k: v for k, v in attributes.items()
+                                                                   if k not in SEALED_KEYS}
+    head = _encoder.encode([
+        VERSION,
+        event_name or "",
+        int(time_unix_nano or 0),
+        int(severity_number) if severity_number is not None else None,
+        severity_text or "",
+        trace_id,
+        span_id,
+        body,
+    ])
+    return f"{head[:-1]},{_encoder.encode(attrs)}]".encode("ascii"), len(head)
+
+
+def json_text(value: Any) -> str:
+    """Compact JSON (keys in their given order), with the canonical form's fallbacks for odd types."""
+    return _plain_encoder.encode(value)
+
+
 def sealed_bytes(seq: int, prev: str, parents: Any = None, forked_from: Any = None) -> bytes:
-    if not parents and not forked_from and (not prev or prev.isalnum()):  # the common case, same bytes
+    if not parents and not forked_from and (not prev or (prev.isascii() and prev.isalnum())):  # common: same bytes
         return f'[{int(seq)},"{prev}",null,null]'.encode("ascii")
     return _plain_encoder.encode([int(seq), prev or "", list(parents) if parents else None, forked_from or None]).encode(
         "ascii"

@@ -17,7 +17,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Mapping
 
-from otel_audit.delivery.canonical import mac_input
+from otel_audit.delivery.canonical import sealed_bytes
 
 ALG_HMAC = "hmac-sha256"
 ALG_UNKEYED = "sha256"
@@ -38,12 +38,13 @@ class ChainKey:
     def alg(self) -> str:
         return ALG_HMAC if self._secret else ALG_UNKEYED
 
-    def mac(self, data: bytes) -> str:
-        if self._keyed is not None:
-            mac = self._keyed.copy()
-            mac.update(data)
-            return mac.hexdigest()
-        return hashlib.sha256(data).hexdigest()
+    def mac(self, data: bytes, more: bytes = b"") -> str:
+        """MAC of ``data + more`` (two parts, so callers need not copy a record to append to it)."""
+        digest = self._keyed.copy() if self._keyed is not None else hashlib.sha256()
+        digest.update(data)
+        if more:
+            digest.update(more)
+        return digest.hexdigest()
 
     def __repr__(self) -> str:
         return f"ChainKey(key_id={self.key_id!r}, alg={self.alg!r})"
@@ -76,7 +77,7 @@ class ChainState:
         seq = self.seq + 1
         parents = self.pending_parents or None
         forked_from = self.forked_from if seq == 1 else None
-        mac = key.mac(mac_input(canonical, seq, self.prev, parents, forked_from))
+        mac = key.mac(canonical, b"\n" + sealed_bytes(seq, self.prev, parents, forked_from))
         return seq, self.prev, mac, parents, forked_from
 
     def advance(self, seq: int, mac: str, named_parents: bool) -> None:

@@ -18,7 +18,6 @@ bytes, with the overflow policy deciding what happens at the limit.
 
 from __future__ import annotations
 
-import json
 import os
 import random
 import threading
@@ -30,22 +29,11 @@ from typing import Any, Callable
 
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
-from opentelemetry.trace import TraceFlags
 
-from otel_audit._logs_compat import LogExportResult, LogRecord, LogRecordProcessor, ReadableLogRecord, SeverityNumber
+from otel_audit._logs_compat import LogExportResult, Logger, LogRecord, LogRecordProcessor
+from otel_audit.delivery import frames as frames_mod
 from otel_audit.delivery import spool as spool_mod
-from otel_audit.delivery.canonical import (
-    CHAIN_ALG,
-    CHAIN_FORKED_FROM,
-    CHAIN_ID,
-    CHAIN_KEY_ID,
-    CHAIN_MAC,
-    CHAIN_PARENT,
-    CHAIN_PREV,
-    CHAIN_SEQ,
-    canonical_bytes,
-    id_hex,
-)
+from otel_audit.delivery.canonical import CHAIN_ALG, CHAIN_ID, CHAIN_KEY_ID, canonical_parts
 from otel_audit.delivery.chain import ChainKey, ChainState
 from otel_audit.delivery.spool import ProcessSpool, encode_frame
 from otel_audit.delivery.telemetry import DeliveryStats, register_metrics
@@ -55,7 +43,6 @@ OVERFLOW_POLICIES = ("block", "fail_closed", "drop_oldest", "drop_newest")
 ACK_MODES = ("fsync", "write", "queued")
 
 _PENDING, _WRITTEN, _SYNCED, _FAILED = 0, 1, 2, -1
-_SEPARATOR = b"\x1e"  # never appears in canonical JSON (ensure_ascii escapes control characters)
 _FRAME_OVERHEAD = 200  # header + trailer, for the size check before sealing
 
 
@@ -100,6 +87,7 @@ def _after_fork_in_child() -> None:
 
 
 os.register_at_fork(after_in_child=_after_fork_in_child)
+_getpid = os.getpid
 
 
 class DurableLogRecordProcessor(LogRecordProcessor):
@@ -146,6 +134,7 @@ class DurableLogRecordProcessor(LogRecordProcessor):
         self._unsynced = False
         self._state_seq = 0
         self._export_busy = False
+        self._exporter_awake = False  # appends skip waking an exporter thread that is already working
 
     def _reset_after_fork(self) -> None:
         """In a forked child (gunicorn worker): own nothing of the parent's, start fresh lazily."""
@@ -207,17 +196,31 @@ class DurableLogRecordProcessor(LogRecordProcessor):
     # -- the hot path ------------------------------------------------------------------------------
 
     def on_emit(self, log_record: Any) -> None:
-        self._ensure_started()
+        """SDK interface (a ``ReadWriteLogRecord``); otel-audit's own logger calls :meth:`append`."""
+        self.append(log_record.log_record)
+
+    def logger(self, name: str, version: str | None = None) -> "DurableLogger":
+        """The Logs API logger whose ``emit`` appends straight to this processor."""
+        return DurableLogger(self, name, version)
+
+    def append(self, rec: Any) -> None:
+        """Make one log record durable per ``ack`` (the hot path: runs on the application's thread)."""
+        if self._started_pid != _getpid():
+            self._ensure_started()
         self.stats.emitted += 1
-        rec = log_record.log_record
-        attrs = dict(rec.attributes or {})
-        attrs[CHAIN_ID] = self.chain.chain_id
-        attrs[CHAIN_KEY_ID] = self.key.key_id
-        attrs[CHAIN_ALG] = self.key.alg
-        severity = rec.severity_number.value if rec.severity_number is not None else None
-        canonical = canonical_bytes(rec.event_name, rec.timestamp, severity, rec.severity_text,
-                                    id_hex(rec.trace_id, 32), id_hex(rec.span_id, 16), rec.body, attrs)
-        item = [canonical, rec.observed_timestamp or 0, int(rec.trace_flags or 0), _PENDING]
+        attrs = rec.attributes or {}
+        chain_id = self.chain.chain_id
+        if attrs.get(CHAIN_ID) != chain_id or CHAIN_ALG not in attrs:  # the pipeline's Chain step stamps them
+            attrs = dict(attrs)
+            attrs[CHAIN_ID] = chain_id
+            attrs[CHAIN_KEY_ID] = self.key.key_id
+            attrs[CHAIN_ALG] = self.key.alg
+        severity = rec.severity_number
+        trace_id, span_id = rec.trace_id, rec.span_id
+        canonical, attrs_offset = canonical_parts(
+            rec.event_name, rec.timestamp, severity.value if severity is not None else None, rec.severity_text,
+            f"{trace_id:032x}" if trace_id else "", f"{span_id:016x}" if span_id else "", rec.body, attrs)
+        item = [canonical, rec.observed_timestamp or 0, int(rec.trace_flags or 0), _PENDING, attrs_offset]
         size = len(canonical) + _FRAME_OVERHEAD
         opts = self.options
         with self._lock:
@@ -241,7 +244,9 @@ class DurableLogRecordProcessor(LogRecordProcessor):
                 status = self._commit([item], locked=True)
                 if status == _FAILED:
                     raise RecordNotDurable("audit spool write failed")
-                self._wake_exporter.set()
+                if not self._exporter_awake:
+                    self._exporter_awake = True
+                    self._wake_exporter.set()
                 return
             else:
                 self._queue.append(item)
@@ -365,14 +370,14 @@ class DurableLogRecordProcessor(LogRecordProcessor):
         chain = self.chain
         snapshot = chain.snapshot()
         frames = []
-        dumps = json.dumps
-        for item in batch:
-            seq, prev, mac, parents, forked_from = chain.seal(self.key, item[0])
-            trailer = dumps([item[1], item[2], seq, prev, mac, parents, forked_from], separators=(",", ":"))
-            frames.append(encode_frame(item[0] + _SEPARATOR + trailer.encode()))
+        key = self.key
+        for canonical, observed, flags, _status, attrs_offset in batch:
+            seq, prev, mac, parents, forked_from = chain.seal(key, canonical)
+            frames.append(encode_frame(frames_mod.payload(canonical, attrs_offset, observed, flags, seq, prev, mac,
+                                                          parents, forked_from)))
             chain.advance(seq, mac, parents is not None)
         try:
-            spool.append(b"".join(frames), len(batch))
+            spool.append(frames[0] if len(frames) == 1 else b"".join(frames), len(batch))
             status = _WRITTEN
             if self.options.ack == "fsync":
                 spool.sync()
@@ -404,10 +409,16 @@ class DurableLogRecordProcessor(LogRecordProcessor):
                 if time.monotonic() >= next_scan:
                     self._adopt_orphans()
                     next_scan = time.monotonic() + self.options.orphan_scan_s
+                # Cleared before looking, so an append after the look wakes us (and only then:
+                # appends skip the Event while we are known to be awake).
+                self._exporter_awake = False
                 if not self._export_one_batch():
                     self._wake_exporter.wait(0.5)
                     self._wake_exporter.clear()
+                    self._exporter_awake = True
                     self._stop.wait(self.options.export_linger_s)
+                else:
+                    self._exporter_awake = True
             except Exception as exc:  # noqa: BLE001 - keep delivering whatever happens
                 containment.record("exporter loop", exc)
                 self._stop.wait(1.0)
@@ -456,10 +467,13 @@ class DurableLogRecordProcessor(LogRecordProcessor):
             if position != (spool.ack_segment, spool.ack_offset):
                 spool.ack(position, 0)
             return False
+        # An exporter may take payloads in its own wire form (the sink: JSON lines spliced from the
+        # spooled bytes); the standard ones get SDK records.
+        decode = getattr(self._exporter, "spooled_codec", None) or frames_mod.decode_record
         records = []
         for payload in payloads:
             try:
-                records.append(decode_record(payload, resource, scope))
+                records.append(decode(payload, resource, scope))
             except Exception as exc:  # noqa: BLE001 - cannot happen with an intact frame; count it
                 containment.record("spool decode", exc)
                 self.stats.drop("undecodable")
@@ -570,6 +584,25 @@ class DurableLogRecordProcessor(LogRecordProcessor):
         self._adopted = []
 
 
+class DurableLogger(Logger):
+    """The Logs API logger of otel-audit's own records: ``emit`` appends straight to the spool.
+
+    The SDK's Logger would copy every record into a ReadWriteLogRecord and re-validate each
+    attribute (BoundedAttributes) - a third of an audit record's cost - for attributes the pipeline
+    built from typed fields and already redacted; the spool canonicalises them anyway.
+    """
+
+    def __init__(self, processor: DurableLogRecordProcessor, name: str, version: str | None = None) -> None:
+        super().__init__(name, version)
+        self._append = processor.append
+
+    def emit(self, record: Any = None, **fields: Any) -> None:  # noqa: D102 - the Logs API's emit
+        self._append(record if record is not None else LogRecord(**fields))
+
+    def enabled(self, *args: Any, **kwargs: Any) -> bool:
+        return True
+
+
 def _last_sealed_seq(spool: ProcessSpool) -> int:
     """The chain position of the last intact frame in a (dead process's) spool, 0 if none.
 
@@ -586,34 +619,7 @@ def _last_sealed_seq(spool: ProcessSpool) -> int:
             last = payload
         if last is not None:
             try:
-                return int(json.loads(last.partition(_SEPARATOR)[2])[2])
+                return int(frames_mod.trailer(last)[2])
             except (ValueError, IndexError, TypeError):
                 return 0
     return 0
-
-
-def decode_record(payload: bytes, resource: Resource, scope: InstrumentationScope) -> ReadableLogRecord:
-    """A spooled frame back into the SDK record the standard exporters take (resource and scope kept)."""
-    canonical, _, trailer = payload.partition(_SEPARATOR)
-    _version, event_name, ts, severity, severity_text, trace_hex, span_hex, body, attrs = json.loads(canonical)
-    observed, flags, seq, prev, mac, parents, forked_from = json.loads(trailer)
-    attrs[CHAIN_SEQ] = seq
-    attrs[CHAIN_PREV] = prev
-    attrs[CHAIN_MAC] = mac
-    if parents:
-        attrs[CHAIN_PARENT] = parents
-    if forked_from:
-        attrs[CHAIN_FORKED_FROM] = forked_from
-    record = LogRecord(
-        timestamp=ts,
-        observed_timestamp=observed,
-        trace_id=int(trace_hex, 16) if trace_hex else 0,
-        span_id=int(span_hex, 16) if span_hex else 0,
-        trace_flags=TraceFlags(flags),
-        severity_text=severity_text or None,
-        severity_number=SeverityNumber(severity) if severity is not None else None,
-        body=body,
-        attributes=attrs,
-        event_name=event_name or None,
-    )
-    return ReadableLogRecord(log_record=record, resource=resource, instrumentation_scope=scope)

@@ -110,6 +110,7 @@ class ProcessSpool:
         self.own = own
         self._lock = threading.Lock()
         self.segments: list[Segment] = []
+        self._bytes = 0  # sum of the segments' sizes, kept up to date under _lock
         self.ack_segment = 1
         self.ack_offset = 0
         self._write_fd = -1
@@ -161,6 +162,7 @@ class ProcessSpool:
                 seg_path.unlink(missing_ok=True)
                 continue
             spool.segments.append(Segment(number, seg_path, seg_path.stat().st_size))
+        spool._bytes = sum(seg.size for seg in spool.segments)
         return spool
 
     def _read_ack(self) -> tuple[int, int]:
@@ -205,6 +207,7 @@ class ProcessSpool:
         with self._lock:
             active.size += len(data)
             active.records += records
+            self._bytes += len(data)
 
     def sync(self) -> None:
         os.fdatasync(self._write_fd)
@@ -291,6 +294,7 @@ class ProcessSpool:
             for seg in done:
                 self.segments.remove(seg)
                 freed += seg.size
+            self._bytes -= freed
         for seg in done:
             self._forget(seg)
         try:
@@ -316,6 +320,7 @@ class ProcessSpool:
                 return 0, 0
             seg = candidates[0]
             self.segments.remove(seg)
+            self._bytes -= seg.size
             lost = max(seg.records - seg.acked_records, 0)
             if self.ack_segment <= seg.number:
                 self.ack_segment, self.ack_offset = seg.number + 1, 0
@@ -325,8 +330,7 @@ class ProcessSpool:
     # -- accounting / teardown -----------------------------------------------------------------
 
     def disk_bytes(self) -> int:
-        with self._lock:
-            return sum(s.size for s in self.segments)
+        return self._bytes
 
     def is_drained(self) -> bool:
         with self._lock:

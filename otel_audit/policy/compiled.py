@@ -52,25 +52,30 @@ class Facts(NamedTuple):
     db_table: str | None
 
 
-def facts_of(event: AuditEvent) -> Facts:
+_ALL_FACTS = frozenset(Facts._fields)
+
+
+def facts_of(event: AuditEvent, used: frozenset[str] = _ALL_FACTS) -> Facts:
+    """The event's facts; those not in ``used`` (no rule looks at them) are left ``None``, so
+    the decision cache sees one key per shape of event that rules can tell apart."""
     http, db, actor = event.http, event.db, event.actor
     method = (http.method or "").upper() or None if http is not None else None
     implied = IMPLIED_HTTP_ACTIONS.get(method or "") if is_request_event(event) else None
     return Facts(
-        category=event.category,
-        action=event.action,
-        implied_action=implied,
-        method=method,
-        route=normalise_route(http.route) if http is not None else None,
-        path=http.path if http is not None else None,
-        resource_type=event.target.type if event.target is not None else None,
-        actor_id=actor.id,
-        roles=frozenset(actor.roles),
-        authenticated=bool(actor.id) and actor.type != "anonymous",
-        outcome=event.outcome,
-        status=http.status_code if http is not None else None,
-        db_operation=(db.operation or "").upper() or None if db is not None else None,
-        db_table=db.collection if db is not None else None,
+        event.category,
+        event.action,
+        implied,
+        method if "method" in used else None,
+        normalise_route(http.route) if http is not None and "route" in used else None,
+        http.path if http is not None and "path" in used else None,
+        event.target.type if event.target is not None and "resource_type" in used else None,
+        actor.id if "actor_id" in used else None,
+        frozenset(actor.roles) if "roles" in used else None,
+        bool(actor.id) and actor.type != "anonymous" if "authenticated" in used else None,
+        event.outcome if "outcome" in used else None,
+        http.status_code if http is not None and "status" in used else None,
+        (db.operation or "").upper() or None if db is not None and "db_operation" in used else None,
+        db.collection if db is not None and "db_table" in used else None,
     )
 
 
@@ -180,16 +185,15 @@ class CompiledPolicy:
         }
         self._uncategorised = tuple(i for i, r in enumerate(self.rules) if not r.categories)
         used = {name for name, uses in _USES.items() if any(uses(rule) for rule in self.rules)}
-        self._blank = tuple(name not in used for name in Facts._fields[3:])
+        self._used = frozenset(used) | frozenset(Facts._fields[:3])
         self._first_match = lru_cache(maxsize=cache_size)(self._first_match_uncached)
         defaults = model.defaults
         self._default_extra = _extra(defaults.attributes, defaults.tags)
+        self._rule_extra = [_extra(r.rule.attributes, r.rule.tags) for r in self.rules]
+        # (rule index, outcome, audit_system?) -> (decision, note): a handful of distinct answers.
+        self._decisions: dict[tuple[int | None, str, bool], tuple[Decision | None, str]] = {}
 
     # -- matching -------------------------------------------------------------------------------
-
-    def _key(self, facts: Facts) -> Facts:
-        head, tail = facts[:3], facts[3:]
-        return Facts(*head, *(None if blank else value for blank, value in zip(self._blank, tail)))
 
     def _first_match_uncached(self, facts: Facts) -> int | None:
         for index in self._by_category.get(facts.category, self._uncategorised):
@@ -204,6 +208,15 @@ class CompiledPolicy:
         return defaults.log_success if log_success is None else log_success
 
     def _decision(self, event: AuditEvent, index: int | None) -> tuple[Decision | None, str]:
+        key = (index, event.outcome, event.category == "audit_system")
+        found = self._decisions.get(key)
+        if found is None:
+            found = self._decision_uncached(event, index)
+            if len(self._decisions) < 4096:
+                self._decisions[key] = found
+        return found
+
+    def _decision_uncached(self, event: AuditEvent, index: int | None) -> tuple[Decision | None, str]:
         defaults = self.model.defaults
         if index is None:
             rule_id, level = "default", defaults.level
@@ -217,7 +230,7 @@ class CompiledPolicy:
             level = rule.level or (defaults.level if defaults.level != "none" else "metadata")
             allowed = self._outcome_allowed(event.outcome, rule.log_success, rule.log_failure)
             required = defaults.required if rule.required is None else rule.required
-            decision = Decision(level, rule_id, required, _extra(rule.attributes, rule.tags))
+            decision = Decision(level, rule_id, required, self._rule_extra[index])
         note = ""
         if not allowed:
             note = f"outcome {event.outcome} is not logged by {rule_id} (log_success/log_failure)"
@@ -236,7 +249,7 @@ class CompiledPolicy:
         request_event = is_request_event(event)
         if request_event:
             self.classifier.apply(event)
-        index = self._first_match(self._key(facts_of(event)))
+        index = self._first_match(facts_of(event, self._used))
         decision, _ = self._decision(event, index)
         if decision is not None and not request_event:
             note_recorded(event.event_name)
