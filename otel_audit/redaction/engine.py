@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from otel_audit.errors import ConfigError, containment
-from otel_audit.redaction.detectors import Detector
+from otel_audit.redaction.detectors import Detector, shape
 from otel_audit.redaction.keys import PROTECTED, URL_PARAM_NAMES, builtin_key_rule, normalise
 from otel_audit.redaction.settings import RedactionSettings
 from otel_audit.redaction.sql import sanitize_sql
@@ -478,26 +478,49 @@ class Redactor:
         return result
 
     def _scan_uncached(self, text: str, state: _Pass) -> str:
-        lowered = text.lower()
-        spans: list[tuple[int, int, Detector]] = []
         length = len(text)
-        for compiled, detectors, min_length in self._plan:
+        lowered: str | None = None
+        text_shape: bytes | None | bool = False  # False: not computed yet
+        spans: list[tuple[int, int, Detector]] | None = None
+        for compiled, detectors, min_length, literals, lower_literals, gate, shape_gate in self._plan:
             if length < min_length:  # too short to hold this detector's shortest match
                 continue
-            if len(detectors) == 1:
-                detector = detectors[0]
-                if not detector.may_match(text, lowered):
+            if literals is not None:  # one of these literals must occur (or, lower-cased, one of those)
+                for literal in literals:
+                    if literal in text:
+                        break
+                else:
+                    if not lower_literals:
+                        continue
+                    if lowered is None:
+                        lowered = text.lower()
+                    for literal in lower_literals:
+                        if literal in lowered:
+                            break
+                    else:
+                        continue
+            if gate is not None and not gate(text):
+                continue
+            if shape_gate is not None:
+                if text_shape is False:
+                    text_shape = shape(text)
+                if text_shape is not None and not shape_gate(text_shape):
                     continue
-                found = _find(compiled, detectors, text)
-            else:
-                found = _find(compiled, detectors, text)
+            first = compiled.search(text)
+            if first is None:
+                continue
+            found = _find(compiled, detectors, text, first)
             if found is None:  # too many rejected candidates: treat the whole string as unsafe
                 state.count += 1
                 return f"[REDACTED:{detectors[0].name}]"
-            spans.extend(found)
+            if found:
+                if spans is None:
+                    spans = found
+                else:
+                    spans.extend(found)
         if not spans:
             return text
-        spans.sort(key=lambda span: (span[0], -span[1]))
+        spans.sort(key=_span_order)
         merged: list[list[Any]] = []
         for start, end, detector in spans:
             if merged and start < merged[-1][1]:  # overlap: one region, nothing partially leaks
@@ -514,6 +537,10 @@ class Redactor:
         return "".join(pieces)
 
 
+def _span_order(span: tuple[int, int, Detector]) -> tuple[int, int]:
+    return span[0], -span[1]
+
+
 def _min_width(compiled: re.Pattern[str]) -> int:
     try:
         from re import _parser as sre_parse  # type: ignore[attr-defined]
@@ -525,10 +552,17 @@ def _min_width(compiled: re.Pattern[str]) -> int:
         return 0
 
 
-def _scan_plan(detectors: tuple[Detector, ...]) -> list[tuple[re.Pattern[str], tuple[Detector, ...], int]]:
+_PlanEntry = tuple[
+    re.Pattern[str], tuple[Detector, ...], int, "tuple[str, ...] | None", tuple[str, ...], Any, Any
+]
+
+
+def _scan_plan(detectors: tuple[Detector, ...]) -> list[_PlanEntry]:
     """One regex per detector, except detectors sharing a ``lead`` (``\\d``), which are compiled
     into one factored alternation and found in a single pass (their shapes are disjoint). Each
-    entry carries the shortest text it can match, so short values skip it."""
+    entry carries the shortest text it can match, so short values skip it, and the cheap checks
+    that must pass before its regex runs: literals (exact or lower-cased), a gate on the text and
+    a gate on the text's shape (a group runs when any member's shape gate passes)."""
     plan: list[tuple[re.Pattern[str], tuple[Detector, ...]]] = []
     by_lead: dict[str, list[Detector]] = {}
     for detector in detectors:
@@ -540,14 +574,43 @@ def _scan_plan(detectors: tuple[Detector, ...]) -> list[tuple[re.Pattern[str], t
         if len(group) == 1:
             plan.append((group[0].compiled, (group[0],)))
             continue
+        # The members' look-behinds all say "not after a word character": checked once, first.
         alternatives = "|".join(f"(?P<_d{index}>{d.pattern})" for index, d in enumerate(group))
-        plan.append((re.compile(f"{lead}(?:{alternatives})"), tuple(group)))
-    return [(compiled, group, _min_width(compiled)) for compiled, group in plan]
+        shared = f"(?<!\\w{lead})" if all(d.pattern.startswith("(?<![\\w") for d in group) else ""
+        plan.append((re.compile(f"{lead}{shared}(?:{alternatives})"), tuple(group)))
+    entries: list[_PlanEntry] = []
+    for compiled, group in plan:
+        literals: tuple[str, ...] | None = None
+        lower_literals: tuple[str, ...] = ()
+        gate = shape_gate = None
+        if len(group) == 1:
+            detector = group[0]
+            if detector.prefilter or detector.prefilter_lower:
+                literals, lower_literals = detector.prefilter, detector.prefilter_lower
+            gate = detector.gate
+            shape_gate = detector.shape_gate
+        elif all(d.shape_gate is not None for d in group):
+            shape_gate = _any_shape(tuple(d.shape_gate for d in group))  # type: ignore[misc]
+        entries.append((compiled, group, _min_width(compiled), literals, lower_literals, gate, shape_gate))
+    return entries
 
 
-def _find(compiled: re.Pattern[str], detectors: tuple[Detector, ...], text: str) -> list[tuple[int, int, Detector]] | None:
+def _any_shape(gates: tuple[Any, ...]) -> Any:
+    def gate(text_shape: bytes) -> bool:
+        for member in gates:
+            if member(text_shape):
+                return True
+        return False
+
+    return gate
+
+
+def _find(
+    compiled: re.Pattern[str], detectors: tuple[Detector, ...], text: str, match: re.Match[str] | None = None
+) -> list[tuple[int, int, Detector]] | None:
     """Validated spans in ``text``; a rejected candidate is retried one character on, so
-    ``12 4111111111111111`` still finds the card."""
+    ``12 4111111111111111`` still finds the card. ``match``: the first candidate, when the
+    caller already searched for it."""
     single = detectors[0] if len(detectors) == 1 else None
     has_value = single is not None and "value" in compiled.groupindex
     found: list[tuple[int, int, Detector]] = []
@@ -556,16 +619,18 @@ def _find(compiled: re.Pattern[str], detectors: tuple[Detector, ...], text: str)
     length = len(text)
     search = compiled.search
     while position <= length:
-        match = search(text, position)
         if match is None:
-            break
-        detector = single if single is not None else detectors[int(match.lastgroup[2:])]
-        if has_value and match.group("value") is not None:
-            start, end = match.span("value")
+            match = search(text, position)
+            if match is None:
+                break
+        candidate, match = match, None
+        detector = single if single is not None else detectors[int(candidate.lastgroup[2:])]
+        if has_value and candidate.group("value") is not None:
+            start, end = candidate.span("value")
         else:
-            start, end = match.span()
-        if detector.keyed and not _secret_name_before(text, match.start()):
-            position = match.start() + 1
+            start, end = candidate.span()
+        if detector.keyed and not _secret_name_before(text, candidate.start()):
+            position = candidate.start() + 1
             continue
         if detector.extend_left:
             allowed = detector.extend_left
@@ -573,39 +638,57 @@ def _find(compiled: re.Pattern[str], detectors: tuple[Detector, ...], text: str)
             while left > 0 and start - left < 64 and text[left - 1] in allowed:
                 left -= 1
             if left == start:
-                position = match.start() + 1
+                position = candidate.start() + 1
                 continue
             start = left
         if end == start:
-            position = match.end() + 1
+            position = candidate.end() + 1
             continue
         accept = detector.accept
         if accept is None:
             found.append((start, end, detector))
-            position = match.end()
+            position = candidate.end()
             continue
         taken = accept(text[start:end])
         if taken:
             found.append((start, start + taken, detector))
-            position = max(start + taken, match.start() + 1)
+            position = max(start + taken, candidate.start() + 1)
         else:
             rejections += 1
             if rejections > MAX_REJECTIONS:
                 return None
-            position = match.start() + 1
+            position = candidate.start() + 1
     return found
 
 
-_NAME_BEFORE = re.compile(r"([A-Za-z][A-Za-z0-9_.-]{0,40})[\"']?[ \t]{0,5}\Z")
+_NAME_CHARS_REVERSED = re.compile(r"[A-Za-z0-9_.-]{1,41}")
+_LETTER = re.compile(r"[A-Za-z]")
 
 
 def _secret_name_before(text: str, operator: int) -> bool:
-    """Is the word before ``=``/``:`` a secret name (``password``, ``db_password``, ``sessionid``)?"""
-    found = _NAME_BEFORE.search(text, max(0, operator - 48), operator)
-    if found is None:
+    """Is the word before ``=``/``:`` a secret name (``password``, ``db_password``, ``sessionid``)?
+
+    The name is the longest ``[A-Za-z][A-Za-z0-9_.-]{0,40}`` that ends, after an optional quote
+    and at most 5 spaces or tabs, right at the operator, within the 48 characters before it.
+    Worked out from the operator backwards (a left-to-right regex retried at every letter of the
+    window was the redactor's biggest cost)."""
+    floor = operator - 48 if operator > 48 else 0
+    end = operator
+    while end > floor and text[end - 1] in " \t":
+        end -= 1
+        if operator - end > 5:
+            return False
+    if end > floor and text[end - 1] in "\"'":
+        end -= 1
+    if end <= floor:
         return False
-    rule = builtin_key_rule(found.group(1))
-    return rule is not None
+    run = _NAME_CHARS_REVERSED.match(text[floor:end][::-1])
+    if run is None:
+        return False
+    first = _LETTER.search(text, end - run.end(), end)
+    if first is None:
+        return False
+    return builtin_key_rule(text[first.start() : end]) is not None
 
 
 _NAMED_VALUE_KEYS = ("value", "Value")

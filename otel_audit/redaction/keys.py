@@ -81,7 +81,14 @@ _NORMALISE = re.compile(r"[-_.\s]")
 
 
 def normalise(key: str) -> str:
-    return _NORMALISE.sub("", key.lower())
+    name = key.lower().replace("-", "").replace("_", "").replace(".", "")
+    # Only whitespace is left to remove, and an alphanumeric name has none (the common case).
+    return name if name.isalnum() else _NORMALISE.sub("", name)
+
+
+#: Fast "no part can occur" check before the ordered loop over SECRET_KEY_PARTS (whose order
+#: decides which rule wins when several parts occur).
+_ANY_PART = re.compile("|".join(re.escape(part) for part, _ in SECRET_KEY_PARTS))
 
 
 def builtin_key_rule(key: str) -> tuple[str, str] | None:
@@ -92,6 +99,8 @@ def builtin_key_rule(key: str) -> tuple[str, str] | None:
     hit = SECRET_KEY_NAMES.get(name)
     if hit is not None:
         return hit
+    if _ANY_PART.search(name) is None:
+        return None
     for part, rule in SECRET_KEY_PARTS:
         if part in name:
             return rule

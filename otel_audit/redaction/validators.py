@@ -19,14 +19,17 @@ Validator = Callable[[str], int]
 def luhn_ok(digits: str) -> bool:
     """The Luhn (mod 10) checksum every payment card number carries."""
     total = 0
-    for index, char in enumerate(reversed(digits)):
+    double = False
+    for char in reversed(digits):
         value = ord(char) - 48
-        if index % 2:
-            value *= 2
-            if value > 9:
-                value -= 9
+        if double:
+            value = _DOUBLED[value] if 0 <= value <= 9 else value * 2 - 9 if value * 2 > 9 else value * 2
         total += value
+        double = not double
     return total % 10 == 0
+
+
+_DOUBLED = (0, 2, 4, 6, 8, 1, 3, 5, 7, 9)
 
 
 def _card_prefix_ok(digits: str) -> bool:
@@ -56,11 +59,14 @@ def _card_prefix_ok(digits: str) -> bool:
 
 
 def _whole_card(text: str) -> bool:
-    digits = "".join(c for c in text if c.isdigit())
+    if text.isdigit():  # no separators (the common case)
+        digits = text
+    else:
+        digits = "".join(c for c in text if c.isdigit())
+        separators = {c for c in text if not c.isdigit()}
+        if len(separators) > 1:  # "4111 1111-1111 1111" is not how anyone writes a card
+            return False
     if not 13 <= len(digits) <= 19:
-        return False
-    separators = {c for c in text if not c.isdigit()}
-    if len(separators) > 1:  # "4111 1111-1111 1111" is not how anyone writes a card
         return False
     return _card_prefix_ok(digits) and luhn_ok(digits)
 
