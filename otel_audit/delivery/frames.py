@@ -19,6 +19,7 @@ Reading back:
 from __future__ import annotations
 
 import json
+from json.encoder import encode_basestring_ascii as _escape
 from typing import Any
 
 from opentelemetry.sdk.resources import Resource
@@ -84,14 +85,23 @@ def decode_record(data: bytes, resource: Resource, scope: InstrumentationScope) 
     return ReadableLogRecord(log_record=record, resource=resource, instrumentation_scope=scope)
 
 
+def _fields(tail: bytes) -> list[Any]:
+    """The trailer's values; the common shape (no parents, not forked) without the JSON parser."""
+    parts = tail[1:-1].split(b",")
+    if b"\\" not in tail and len(parts) == 8 and parts[5] == b"null" and parts[6] == b"null" and parts[3][:1] == b'"':
+        return [int(parts[0]), int(parts[1]), int(parts[2]), parts[3][1:-1].decode("ascii"),
+                parts[4][1:-1].decode("ascii"), None, None, int(parts[7])]
+    return _loads(tail)
+
+
 def sink_line(data: bytes, scope_and_resource: bytes) -> bytes:
-    """A payload as the sink's JSON line (same content as encoding the decoded record).
+    """A payload as the sink's JSON line (same bytes as encoding the decoded record).
 
     ``scope_and_resource`` is the pre-encoded ``,"scope":{..},"resource":{..}`` tail, shared by
     every record of one spool.
     """
     canonical, _, tail = data.partition(SEPARATOR)
-    fields = _loads(tail)
+    fields = _fields(tail)
     if len(fields) < 8:  # a frame from before the offset was recorded: take the slow path
         _version, *head, attrs = _loads(canonical)
         attrs_json = json_text(attrs).encode("ascii")
@@ -101,19 +111,17 @@ def sink_line(data: bytes, scope_and_resource: bytes) -> bytes:
         attrs_json = canonical[offset:-1]
     event_name, ts, severity, severity_text, trace_hex, span_hex, body = head
     observed, flags, seq, prev, mac, parents, forked_from = fields[:7]
-    chain = json_text(_chain_attributes(seq, prev, mac, parents, forked_from)).encode("ascii")
-    if attrs_json == b"{}":
-        attributes = chain
+    if parents or forked_from:
+        chain = json_text(_chain_attributes(seq, prev, mac, parents, forked_from))[1:]
     else:
-        attributes = attrs_json[:-1] + b"," + chain[1:]
-    front = json_text({
-        "time_unix_nano": ts,
-        "observed_time_unix_nano": observed,
-        "event_name": event_name or None,
-        "severity_number": severity,
-        "severity_text": severity_text or None,
-        "body": body,
-    })
+        chain = f'"{CHAIN_SEQ}":{seq},"{CHAIN_PREV}":{_string(prev)},"{CHAIN_MAC}":{_string(mac)}}}'
+    attributes = attrs_json[:-1] + (b"," if attrs_json != b"{}" else b"") + chain.encode("ascii")
+    front = (f'{{"time_unix_nano":{ts},"observed_time_unix_nano":{observed},'
+             f'"event_name":{_string(event_name or None)},"severity_number":{json_text(severity)},'
+             f'"severity_text":{_string(severity_text or None)},"body":{json_text(body)},"attributes":')
     back = f',"trace_id":"{trace_hex}","span_id":"{span_hex}","trace_flags":{int(flags)}'
-    return b"".join((front[:-1].encode("ascii"), b',"attributes":', attributes, back.encode("ascii"),
-                     scope_and_resource, b"}\n"))
+    return b"".join((front.encode("ascii"), attributes, back.encode("ascii"), scope_and_resource, b"}\n"))
+
+
+def _string(value: str | None) -> str:
+    return "null" if value is None else _escape(value)
