@@ -1,21 +1,30 @@
 """Per-request cost of otel-audit vs contrib tracing, per framework, in-process.
 
-    python benchmarks/frameworks.py [--requests 3000] [--repeat 3] [--profile flask:audit:hello]
+    python benchmarks/frameworks.py [--requests 3000] [--repeat 3] [--profile flask:adapters:hello]
 
 For Flask, FastAPI (called as an ASGI app directly) and Django (its WSGI handler), a hello-world
 endpoint and a CRUD endpoint (insert, update, delete one row: sqlite3 for Flask, the SQLAlchemy
-ORM for FastAPI, the Django ORM for Django) are timed in three modes, each in a fresh subprocess
+ORM for FastAPI, the Django ORM for Django) are timed in four modes, each in a fresh subprocess
 so instrumentation never leaks between modes:
 
-* ``bare``    - no instrumentation
-* ``audit``   - otel-audit's framework adapter plus its DB adapters, the runtime with its policy,
-                redaction and durable local sink (records written before the request returns)
-* ``tracing`` - contrib's tracing instrumentation of the framework, spans batched to an exporter
-                that drops them
+* ``bare``     - no instrumentation
+* ``audit``    - otel-audit's framework adapter plus its DB adapters, the runtime with its policy,
+                 redaction and durable local sink (records written before the request returns)
+* ``adapters`` - exactly like ``audit`` (same adapters, runtime started with its policy), but the
+                 adapters' entry points into the runtime (``record_event``, ``admit_request``) are
+                 replaced by a stand-in that keeps the event and returns: the adapters' own cost
+                 (wrapping, request scope, actor, capture, SQL classification, event construction)
+                 without the pipeline, redaction and spool
+* ``tracing``  - contrib's tracing instrumentation of the framework, spans batched to an exporter
+                 that drops them
 
 N requests go straight through the WSGI/ASGI callable (no network, nothing subtracted); the best
-of ``--repeat`` runs is reported as µs/request. Targets: audit's added µs on hello-world at most
-one third of tracing's added µs; audit latency on CRUD at most 1.05x bare.
+of ``--repeat`` runs is reported as µs/request. ``adapters +µs`` is the adapters' share of
+``audit +µs``; ``events/req`` is how many events the adapters handed to the runtime per request
+(before the policy, which drops e.g. SELECTs), and ``adapters µs/event`` is the adapters' added
+µs on CRUD beyond hello-world, per extra event (the per-statement / per-entity cost).
+Targets: audit's added µs on hello-world at most one third of tracing's added µs; audit latency
+on CRUD at most 1.05x bare; adapters at most 10 µs per hello-world request and 4 µs per statement.
 """
 
 from __future__ import annotations
@@ -36,7 +45,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 REPO = Path(__file__).resolve().parents[1]
 FRAMEWORKS = ("flask", "fastapi", "django")
-MODES = ("bare", "audit", "tracing")
+MODES = ("bare", "audit", "adapters", "tracing")
 #: The CRUD endpoints measure CPU cost, not this machine's fsync latency (which would dwarf both).
 NO_FSYNC = "PRAGMA synchronous = OFF"
 ENDPOINTS = {"hello": ("GET", "/hello"), "crud": ("POST", "/crud")}
@@ -67,9 +76,45 @@ def _start_audit(workdir: Path) -> None:
     runtime.start()
 
 
-def _instrument_audit(*instrumentors: Any) -> None:
+#: Events the ``adapters`` mode's stand-in received (bounded: only the count matters).
+_HANDED: list[int] = [0]
+
+
+def _instrument_audit(mode: str, *instrumentors: Any) -> None:
     for instrumentor in instrumentors:
         instrumentor.instrument(skip_dep_check=True)
+    if mode == "adapters":
+        _stub_runtime_entry_points()
+
+
+def _stub_runtime_entry_points() -> None:
+    """Replace ``record_event`` / ``admit_request`` wherever otel-audit's modules bound them (the
+    adapters import them by name), so only the adapters' own work is timed."""
+    from collections import deque
+
+    from otel_audit import runtime
+
+    kept: deque[Any] = deque(maxlen=64)  # keep a few alive, like a pipeline holding the event briefly
+
+    def record_event(event: Any) -> bool:
+        kept.append(event)
+        _HANDED[0] += 1
+        return True
+
+    def admit_request() -> None:
+        return None
+
+    originals = {"record_event": runtime.record_event, "admit_request": runtime.admit_request}
+    stand_ins = {"record_event": record_event, "admit_request": admit_request}
+    replaced = 0
+    for name, module in list(sys.modules.items()):
+        if module is None or not (name == "otel_audit" or name.startswith("otel_audit.")):
+            continue
+        for attr, original in originals.items():
+            if getattr(module, attr, None) is original:
+                setattr(module, attr, stand_ins[attr])
+                replaced += 1
+    assert replaced >= 2, "adapters mode: found no runtime entry point to replace"
 
 
 def _wsgi_caller(app: Callable[..., Any]) -> Callable[[str, str], int]:
@@ -92,12 +137,12 @@ def _wsgi_caller(app: Callable[..., Any]) -> Callable[[str, str], int]:
 
 
 def flask_app(mode: str, workdir: Path) -> Callable[[str, str], int]:
-    if mode == "audit":
+    if mode in ("audit", "adapters"):
         from otel_audit.instrumentation.dbapi import Sqlite3AuditInstrumentor
         from otel_audit.instrumentation.flask import FlaskAuditInstrumentor
 
         _start_audit(workdir)
-        _instrument_audit(FlaskAuditInstrumentor(), Sqlite3AuditInstrumentor())
+        _instrument_audit(mode, FlaskAuditInstrumentor(), Sqlite3AuditInstrumentor())
     elif mode == "tracing":
         from opentelemetry.instrumentation.flask import FlaskInstrumentor
 
@@ -127,13 +172,14 @@ def flask_app(mode: str, workdir: Path) -> Callable[[str, str], int]:
 
 
 def fastapi_app(mode: str, workdir: Path) -> Callable[[str, str], int]:
-    if mode == "audit":
+    if mode in ("audit", "adapters"):
         from otel_audit.instrumentation.asgi import StarletteAuditInstrumentor
         from otel_audit.instrumentation.dbapi import Sqlite3AuditInstrumentor
         from otel_audit.instrumentation.sqlalchemy import SQLAlchemyAuditInstrumentor
 
         _start_audit(workdir)
-        _instrument_audit(StarletteAuditInstrumentor(), SQLAlchemyAuditInstrumentor(), Sqlite3AuditInstrumentor())
+        _instrument_audit(mode, StarletteAuditInstrumentor(), SQLAlchemyAuditInstrumentor(),
+                          Sqlite3AuditInstrumentor())
     elif mode == "tracing":
         from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 
@@ -202,12 +248,12 @@ def django_app(mode: str, workdir: Path) -> Callable[[str, str], int]:
         DEFAULT_AUTO_FIELD="django.db.models.BigAutoField",
         USE_TZ=True,
     )
-    if mode == "audit":
+    if mode in ("audit", "adapters"):
         from otel_audit.instrumentation.dbapi import Sqlite3AuditInstrumentor
         from otel_audit.instrumentation.django import DjangoAuditInstrumentor
 
         _start_audit(workdir)
-        _instrument_audit(DjangoAuditInstrumentor(), Sqlite3AuditInstrumentor())
+        _instrument_audit(mode, DjangoAuditInstrumentor(), Sqlite3AuditInstrumentor())
     elif mode == "tracing":
         from opentelemetry.instrumentation.django import DjangoInstrumentor
 
@@ -247,6 +293,10 @@ def worker(framework: str, mode: str, requests: int, repeat: int, profile: str |
         count = requests if endpoint == "hello" else max(requests // 3, 100)
         for _ in range(min(200, count)):  # warm-up: caches, lazy imports, first connections
             assert call(method, path) < 400
+        handed = _HANDED[0]
+        for _ in range(10):
+            call(method, path)
+        results[f"{endpoint}_events"] = (_HANDED[0] - handed) / 10
         if profile == endpoint:
             import cProfile
             import pstats
@@ -306,14 +356,22 @@ def main() -> None:
         print(json.dumps(figures, indent=2))
         return
     print(f"{'framework':9} {'endpoint':8} {'bare µs':>8} {'audit µs':>9} {'trace µs':>9} {'audit +µs':>10} "
-          f"{'trace +µs':>10} {'audit/trace added':>18} {'audit x bare':>13}")
+          f"{'trace +µs':>10} {'audit/trace added':>18} {'audit x bare':>13} {'adapters +µs':>13} "
+          f"{'events/req':>11} {'adapters µs/event':>18}")
     for framework, modes in figures.items():
+        hello_added = modes["adapters"]["hello"] - modes["bare"]["hello"]
+        hello_events = modes["adapters"]["hello_events"]
         for endpoint in ENDPOINTS:
-            bare, audit, tracing = (modes[m][endpoint] for m in MODES)
-            added_audit, added_tracing = audit - bare, tracing - bare
+            bare, audit, adapters, tracing = (modes[m][endpoint] for m in MODES)
+            added_audit, added_tracing, added_adapters = audit - bare, tracing - bare, adapters - bare
             ratio = added_audit / added_tracing if added_tracing > 0 else float("nan")
+            events = modes["adapters"][f"{endpoint}_events"]
+            extra_events = events - hello_events
+            per_event = (added_adapters - hello_added) / extra_events if endpoint != "hello" and extra_events > 0 else None
+            per_event_text = f"{per_event:18.1f}" if per_event is not None else f"{'-':>18}"
             print(f"{framework:9} {endpoint:8} {bare:8.1f} {audit:9.1f} {tracing:9.1f} {added_audit:10.1f} "
-                  f"{added_tracing:10.1f} {ratio:18.2f} {audit / bare:13.2f}")
+                  f"{added_tracing:10.1f} {ratio:18.2f} {audit / bare:13.2f} {added_adapters:13.1f} "
+                  f"{events:11.1f} {per_event_text}")
 
 
 if __name__ == "__main__":
