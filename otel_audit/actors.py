@@ -110,7 +110,11 @@ def _load_resolver(path: str) -> Callable[[Any], Any]:
 
 
 class ActorResolver:
-    """Resolves actors from facts with a fixed source order (compiled once, used per request)."""
+    """Resolves actors from facts with a fixed source order (compiled once, used per request).
+
+    Each source is compiled to one small function at construction, so a resolution is a loop of
+    plain calls: an anonymous request costs a handful of attribute reads, no string dispatch.
+    """
 
     def __init__(self, sources: Sequence[str] = DEFAULT_SOURCES) -> None:
         self.sources = tuple(sources)
@@ -123,19 +127,55 @@ class ActorResolver:
             if kind == "resolver":
                 self._resolvers[source] = _load_resolver(arg)
             self._parsed.append((source, kind, arg))
+        #: A ``resolver:`` source runs app code that may read anything: no fact can vouch that its
+        #: answer is unchanged, so adapters re-resolve instead of reusing an earlier answer.
+        self.reads_app_code = any(kind == "resolver" for _, kind, _ in self._parsed)
+        self._steps: tuple[tuple[str, Callable[[Any], Actor | None]], ...] = tuple(
+            (source, self._compile(source, kind, arg)) for source, kind, arg in self._parsed
+        )
 
     def resolve(self, facts: ActorFacts) -> Actor:
         """The first source that yields an id wins; a source that raises (a user object whose DB
         session has closed, a resolver bug) is counted and skipped, not fatal to the others."""
-        for source, kind, arg in self._parsed:
+        for source, step in self._steps:
             try:
-                actor = self._from_source(source, kind, arg, facts)
+                actor = step(facts)
             except Exception as exc:  # noqa: BLE001
                 containment.record(f"actor source {source}", exc)
                 continue
             if actor is not None and actor.id:
                 return actor
         return Actor(type="anonymous")
+
+    def _compile(self, source: str, kind: str, arg: str) -> Callable[[Any], Actor | None]:
+        """One source as a function of the facts (what :meth:`_from_source` does, without the dispatch)."""
+        if kind == "framework_user":
+            def framework_user(facts: Any) -> Actor | None:
+                user = facts.framework_user()
+                return None if user is None else actor_from_user(user, source)
+
+            return framework_user
+        if kind == "app_user":
+            def app_user(facts: Any) -> Actor | None:
+                user = facts.app_user()
+                return None if user is None else actor_from_user(user, source)
+
+            return app_user
+        if kind == "session":
+            def session_key(facts: Any) -> Actor | None:
+                session = facts.session()
+                value = session.get(arg) if session else None
+                return Actor(id=str(value), type="user", source=source) if value not in (None, "") else None
+
+            return session_key
+        if kind == "jwt":
+            def jwt_claim(facts: Any) -> Actor | None:
+                if not facts.header("authorization"):
+                    return None
+                return self._from_source(source, kind, arg, facts)
+
+            return jwt_claim
+        return lambda facts: self._from_source(source, kind, arg, facts)
 
     def _from_source(self, source: str, kind: str, arg: str, facts: ActorFacts) -> Actor | None:
         if kind == "framework_user":

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from contextvars import ContextVar, Token
 from dataclasses import dataclass, field
+from typing import Callable
 
 from otel_audit.event import Actor, HttpInfo, Source
 
@@ -22,12 +23,12 @@ class RequestScope:
 _current: ContextVar[RequestScope | None] = ContextVar("otel_audit_request", default=None)
 
 
-def current_scope() -> RequestScope | None:
-    return _current.get()
+#: The current request's scope, or None outside one (``ContextVar.get`` itself: no wrapper call on
+#: the hot path, where every DB statement asks).
+current_scope: Callable[[], RequestScope | None] = _current.get
 
-
-def enter_scope(scope: RequestScope) -> Token:
-    return _current.set(scope)
+#: Open ``scope`` for the current context; returns the token for :func:`exit_scope`.
+enter_scope: Callable[[RequestScope], Token] = _current.set
 
 
 def exit_scope(token: Token) -> None:

@@ -14,7 +14,7 @@ from __future__ import annotations
 from contextvars import ContextVar, Token
 from typing import Any
 
-from otel_audit.context import current_scope
+from otel_audit.context import RequestScope, current_scope
 from otel_audit.event import Actor
 
 _exchange: ContextVar["_Live | None"] = ContextVar("otel_audit_exchange", default=None)
@@ -24,11 +24,17 @@ _UNSEEN = object()
 
 
 class _Live:
-    __slots__ = ("exchange", "marker")
+    """The registered exchange, with what :func:`request_actor` asks of it looked up once."""
+
+    __slots__ = ("exchange", "scope", "marker", "identity_marker", "route")
 
     def __init__(self, exchange: Any) -> None:
         self.exchange = exchange
+        self.scope = exchange.scope
         self.marker: Any = _UNSEEN
+        facts = exchange.facts
+        self.identity_marker = getattr(facts, "identity_marker", None)
+        self.route = getattr(facts, "route", None)
 
 
 def set_exchange(exchange: Any) -> Token:
@@ -42,22 +48,33 @@ def reset_exchange(token: Token) -> None:
         _exchange.set(None)
 
 
+def current_exchange() -> Any:
+    """The exchange registered by :func:`set_exchange` in this context, or None."""
+    live = _exchange.get()
+    return live.exchange if live is not None else None
+
+
 def request_actor() -> Actor:
     """The actor of the current request (scope completed once per request); a system actor outside one."""
+    return scope_and_actor()[1]
+
+
+def scope_and_actor() -> tuple[RequestScope | None, Actor]:
+    """(current scope, its actor) in one look-up: what every DB and model event needs."""
     scope = current_scope()
     if scope is None:
-        return Actor(type="system")
+        return None, Actor(type="system")
     live = _exchange.get()
-    if live is None or live.exchange.scope is not scope:
-        return scope.actor
-    facts = live.exchange.facts
-    identity_marker = getattr(facts, "identity_marker", None)
+    if live is None or live.scope is not scope:
+        return scope, scope.actor
+    identity_marker = live.identity_marker
     marker = identity_marker() if identity_marker is not None else None
     if marker != live.marker:  # facts without a marker: refreshed once
         live.marker = marker
         live.exchange.refresh_actor()
-    if scope.http is not None and scope.http.route is None:
-        route = getattr(facts, "route", None)
+    http = scope.http
+    if http is not None and http.route is None:
+        route = live.route
         if route is not None:
-            scope.http.route = route()
-    return scope.actor
+            http.route = route()
+    return scope, scope.actor

@@ -11,9 +11,8 @@ from __future__ import annotations
 import re
 from typing import Any, NamedTuple
 
-from otel_audit.context import current_scope
 from otel_audit.event import AuditEvent, DbInfo, Source
-from otel_audit.instrumentation._request import request_actor
+from otel_audit.instrumentation._request import scope_and_actor
 
 #: Leading verb -> (category, action). Statements whose verb is not here (BEGIN, COMMIT, SET,
 #: PRAGMA, SAVEPOINT, SHOW, ...) are session housekeeping and produce no event.
@@ -104,11 +103,16 @@ def classify_uncached(sql: str) -> Statement | None:
 
 _CACHE: dict[str, Statement | None] = {}
 _CACHE_LIMIT = 2048
+_MISSING = object()
 
 
 def classify(sql: Any) -> Statement | None:
     """:func:`classify_uncached` with a bounded cache keyed by statement text."""
-    if not isinstance(sql, str):
+    if type(sql) is str:
+        cached = _CACHE.get(sql, _MISSING)
+        if cached is not _MISSING:
+            return cached  # type: ignore[return-value]
+    elif not isinstance(sql, str):
         try:
             sql = sql.decode() if isinstance(sql, (bytes, bytearray)) else str(sql)
         except Exception:  # noqa: BLE001 - psycopg Composed objects etc.
@@ -136,8 +140,7 @@ def sql_event(
     error: BaseException | None = None,
 ) -> AuditEvent:
     """The event for one executed statement, attributed to the current request's actor."""
-    scope = current_scope()
-    actor = request_actor()
+    scope, actor = scope_and_actor()
     event = AuditEvent(
         category=statement.category,
         action=statement.action,

@@ -29,7 +29,7 @@ from starlette.middleware.errors import ServerErrorMiddleware
 
 from otel_audit.errors import AuditUnavailable, containment
 from otel_audit.event import HttpInfo, Source
-from otel_audit.instrumentation._http import HttpExchange
+from otel_audit.instrumentation._http import HttpExchange, LazyHeaders
 from otel_audit.instrumentation._request import reset_exchange, set_exchange
 
 PAYLOAD_LIMIT = 64 * 1024
@@ -76,6 +76,17 @@ class _AsgiFacts:
         state = self.scope.get("state")
         user = state.get("user") if isinstance(state, Mapping) else getattr(state, "user", None)
         return id(self.scope.get("user")), id(user), id(self.scope.get("session"))
+
+    def identity_facts(self) -> tuple[Any, ...] | None:
+        """What the actor is resolved from, when nothing else can change it: without a session
+        (whose contents may change in place) it is ``scope["user"]`` and ``request.state.user``;
+        headers are read once."""
+        scope = self.scope
+        if scope.get("session") is not None:
+            return None
+        state = scope.get("state")
+        user = state.get("user") if isinstance(state, Mapping) else getattr(state, "user", None)
+        return scope.get("user"), user
 
     def route(self) -> str | None:
         return _route_template(self.scope)
@@ -197,17 +208,35 @@ class AuditMiddleware:
         try:
             http = exchange.http
             http.route = _route_template(scope) or http.route
-            headers = http.request_headers or {}
-            http.request_body = _parse_body(bytes(body), headers.get("content-type"))
-            response_headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in response.get("headers", ())}
-            http.response_headers = response_headers or None
-            http.redirect_location = response_headers.get("location")
+            if body:
+                headers = http.request_headers or {}
+                http.request_body = _parse_body(bytes(body), headers.get("content-type"))
+            raw_headers = response.get("headers", ())
+            if raw_headers:
+                http.response_headers = LazyHeaders(_response_headers, raw_headers, "asgi response headers")  # type: ignore[assignment]
+                http.redirect_location = _last_header(raw_headers, b"location")
+            else:
+                http.response_headers = None
+                http.redirect_location = None
         except Exception as exc:  # noqa: BLE001
             containment.record("asgi response", exc)
         status = response.get("status")
         if error is not None and status is None:
             status = 500
         exchange.finish(status, error)
+
+
+def _response_headers(raw_headers: Any) -> dict[str, str]:
+    return {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in raw_headers}
+
+
+def _last_header(raw_headers: Any, name: bytes) -> str | None:
+    """What ``_response_headers(raw)[name]`` would hold (the last value of that name), without the dict."""
+    found = None
+    for key, value in raw_headers:
+        if key == name or key.lower() == name:
+            found = value
+    return found.decode("latin-1") if found is not None else None
 
 
 def _build_middleware_stack(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:

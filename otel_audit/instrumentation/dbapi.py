@@ -26,8 +26,16 @@ from otel_audit.runtime import record_event
 _MAX_PARAMETER_ROWS = 10
 
 
+_SCALARS = frozenset({str, bool, int, float, type(None)})
+
+
 def _plain(value: Any) -> Any:
     """Parameters as log-attribute-safe values (exported only at ``full`` level, redacted first)."""
+    kind = type(value)
+    if kind in _SCALARS:
+        return value
+    if (kind is tuple or kind is list) and all(type(item) in _SCALARS for item in value):
+        return list(value)  # the usual row of plain values: what the loop below makes of it
     if value is None or isinstance(value, (str, bool, int, float)):
         return value
     if isinstance(value, (bytes, bytearray, memoryview)):
@@ -40,12 +48,13 @@ def _plain(value: Any) -> Any:
 
 
 class _DbFacts:
-    __slots__ = ("system", "namespace", "owned")
+    __slots__ = ("system", "namespace", "owned", "origin")
 
     def __init__(self, system: str, namespace: str | None) -> None:
         self.system = system
         self.namespace = namespace
         self.owned = False  # True when SQLAlchemy records this connection's statements
+        self.origin = f"dbapi.{system}"
 
 
 def _record(facts: _DbFacts, sql: Any, parameters: Any, cursor: Any, error: BaseException | None) -> None:
@@ -62,7 +71,7 @@ def _record(facts: _DbFacts, sql: Any, parameters: Any, cursor: Any, error: Base
                 query_text=sql if isinstance(sql, str) else str(sql),
                 parameters=_plain(parameters),
                 row_count=row_count if isinstance(row_count, int) else None,
-                origin=f"dbapi.{facts.system}",
+                origin=facts.origin,
                 error=error,
             )
         )
@@ -70,17 +79,8 @@ def _record(facts: _DbFacts, sql: Any, parameters: Any, cursor: Any, error: Base
         containment.record("dbapi record", exc)
 
 
-def _executed(facts: _DbFacts, call: Callable[[], Any], sql: Any, parameters: Any, result_cursor: Callable[[Any], Any]) -> Any:
-    """Run the driver call, then record it (failure records carry the error type and re-raise)."""
-    if facts.owned:
-        return call()
-    try:
-        result = call()
-    except Exception as error:
-        _record(facts, sql, parameters, None, error)
-        raise
-    _record(facts, sql, parameters, result_cursor(result), None)
-    return result
+def _parameters(args: Any, kwargs: Any) -> Any:
+    return args[0] if args else kwargs.get("params", kwargs.get("parameters")) if kwargs else None
 
 
 def _script_statements(script: str) -> list[str]:
@@ -126,7 +126,11 @@ def _many(rows: Any) -> Any:
 
 
 class AuditedCursor(wrapt.ObjectProxy):
-    """A driver cursor whose ``execute``/``executemany`` are recorded."""
+    """A driver cursor whose ``execute``/``executemany`` are recorded.
+
+    The driver call is made inline (no per-call closures); a failure is recorded with its error
+    type and re-raised unchanged.
+    """
 
     def __init__(self, cursor: Any, facts: _DbFacts) -> None:
         super().__init__(cursor)
@@ -134,15 +138,30 @@ class AuditedCursor(wrapt.ObjectProxy):
 
     def execute(self, sql: Any, *args: Any, **kwargs: Any) -> Any:
         wrapped = self.__wrapped__
-        parameters = args[0] if args else kwargs.get("params", kwargs.get("parameters"))
-        result = _executed(self._self_facts, lambda: wrapped.execute(sql, *args, **kwargs), sql, parameters,
-                           lambda _: wrapped)
+        facts = self._self_facts
+        if facts.owned:
+            result = wrapped.execute(sql, *args, **kwargs)
+        else:
+            try:
+                result = wrapped.execute(sql, *args, **kwargs)
+            except Exception as error:
+                _record(facts, sql, _parameters(args, kwargs), None, error)
+                raise
+            _record(facts, sql, _parameters(args, kwargs), wrapped, None)
         return self if result is wrapped else result
 
     def executemany(self, sql: Any, rows: Any, *args: Any, **kwargs: Any) -> Any:
         wrapped = self.__wrapped__
-        result = _executed(self._self_facts, lambda: wrapped.executemany(sql, rows, *args, **kwargs), sql,
-                           _many(rows), lambda _: wrapped)
+        facts = self._self_facts
+        if facts.owned:
+            result = wrapped.executemany(sql, rows, *args, **kwargs)
+        else:
+            try:
+                result = wrapped.executemany(sql, rows, *args, **kwargs)
+            except Exception as error:
+                _record(facts, sql, _many(rows), None, error)
+                raise
+            _record(facts, sql, _many(rows), wrapped, None)
         return self if result is wrapped else result
 
     def executescript(self, script: Any) -> Any:
@@ -156,25 +175,41 @@ class AuditedCursor(wrapt.ObjectProxy):
 
 
 class AuditedConnection(wrapt.ObjectProxy):
-    """A driver connection handing out audited cursors."""
+    """A driver connection handing out audited cursors (plain ones once SQLAlchemy owns it: its
+    adapter records those statements, this one would stay silent on them anyway)."""
 
     def __init__(self, connection: Any, facts: _DbFacts) -> None:
         super().__init__(connection)
         self._self_facts = facts
 
     def cursor(self, *args: Any, **kwargs: Any) -> Any:
-        return AuditedCursor(self.__wrapped__.cursor(*args, **kwargs), self._self_facts)
+        cursor = self.__wrapped__.cursor(*args, **kwargs)
+        facts = self._self_facts
+        return cursor if facts.owned else AuditedCursor(cursor, facts)
 
     def execute(self, sql: Any, *args: Any, **kwargs: Any) -> Any:
-        parameters = args[0] if args else kwargs.get("params", kwargs.get("parameters"))
-        cursor = _executed(self._self_facts, lambda: self.__wrapped__.execute(sql, *args, **kwargs), sql,
-                           parameters, lambda result: result)
-        return cursor if self._self_facts.owned else AuditedCursor(cursor, self._self_facts)
+        facts = self._self_facts
+        if facts.owned:
+            return self.__wrapped__.execute(sql, *args, **kwargs)
+        try:
+            cursor = self.__wrapped__.execute(sql, *args, **kwargs)
+        except Exception as error:
+            _record(facts, sql, _parameters(args, kwargs), None, error)
+            raise
+        _record(facts, sql, _parameters(args, kwargs), cursor, None)
+        return AuditedCursor(cursor, facts)
 
     def executemany(self, sql: Any, rows: Any, *args: Any, **kwargs: Any) -> Any:
-        cursor = _executed(self._self_facts, lambda: self.__wrapped__.executemany(sql, rows, *args, **kwargs),
-                           sql, _many(rows), lambda result: result)
-        return cursor if self._self_facts.owned else AuditedCursor(cursor, self._self_facts)
+        facts = self._self_facts
+        if facts.owned:
+            return self.__wrapped__.executemany(sql, rows, *args, **kwargs)
+        try:
+            cursor = self.__wrapped__.executemany(sql, rows, *args, **kwargs)
+        except Exception as error:
+            _record(facts, sql, _many(rows), None, error)
+            raise
+        _record(facts, sql, _many(rows), cursor, None)
+        return AuditedCursor(cursor, facts)
 
     def executescript(self, script: Any) -> Any:
         cursor = _executed_script(self._self_facts, lambda: self.__wrapped__.executescript(script), script)
@@ -214,10 +249,23 @@ def _sqlite_namespace(args: Any, kwargs: Any) -> str | None:
     database = args[0] if args else kwargs.get("database")
     if database is None:
         return None
-    database = os.fsdecode(database) if isinstance(database, (bytes, os.PathLike)) else str(database)
+    if type(database) is str:  # apps reconnect to the same few files (Django: once per request)
+        namespace = _namespaces.get(database)
+        if namespace is None:
+            if len(_namespaces) >= 256:
+                _namespaces.clear()
+            namespace = _namespaces[database] = _namespace_of(database)
+        return namespace
+    return _namespace_of(os.fsdecode(database) if isinstance(database, (bytes, os.PathLike)) else str(database))
+
+
+def _namespace_of(database: str) -> str:
     if database in ("", ":memory:") or database.startswith("file::memory:"):
         return "main"
     return os.path.basename(database.removeprefix("file:").split("?", 1)[0]) or "main"
+
+
+_namespaces: dict[str, str] = {}
 
 
 def _sqlite_connect(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:

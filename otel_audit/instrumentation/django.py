@@ -21,7 +21,6 @@ import json
 import re
 import sys
 import weakref
-from contextvars import ContextVar
 from typing import Any, Collection, Mapping
 
 import wrapt
@@ -37,8 +36,8 @@ from otel_audit.actors import actor_from_user
 from otel_audit.context import current_scope
 from otel_audit.errors import AuditUnavailable, containment
 from otel_audit.event import Actor, AuditEvent, HttpInfo, Source, Target
-from otel_audit.instrumentation._http import HttpExchange
-from otel_audit.instrumentation._request import request_actor, reset_exchange, set_exchange
+from otel_audit.instrumentation._http import FULL_RANK, HttpExchange, LazyHeaders, header_items, payload_rank
+from otel_audit.instrumentation._request import current_exchange, reset_exchange, scope_and_actor, set_exchange
 from otel_audit.runtime import record_event
 
 PAYLOAD_LIMIT = 64 * 1024
@@ -51,10 +50,18 @@ ROLE_FLAGS = {"is_superuser": "superuser", "is_staff": "staff"}
 #: Admin LogEntry.action_flag -> action.
 ADMIN_ACTIONS = {1: "create_resource", 2: "update_resource", 3: "delete_resource"}
 
+_UNPREFIXED = ("content-type", "content-length")
 _SNAPSHOT = "_otel_audit_loaded"
 _PENDING = "_otel_audit_pending"
 
-_current: ContextVar[HttpExchange | None] = ContextVar("otel_audit_django_exchange", default=None)
+
+
+def _current() -> HttpExchange | None:
+    """This request's Django exchange (registered with :func:`set_exchange`), or None."""
+    exchange = current_exchange()
+    return exchange if exchange is not None and type(exchange.facts) is _DjangoFacts else None
+
+
 _handlers: "weakref.WeakKeyDictionary[BaseHandler, Any]" = weakref.WeakKeyDictionary()
 
 
@@ -86,7 +93,19 @@ class _DjangoFacts:
         return getattr(self.request, "session", None)
 
     def header(self, name: str) -> str | None:
-        return self.request.headers.get(name)
+        # ``request.headers`` parses all of META on first use; one header is one META key
+        # (names with "_" and the unprefixed content headers keep Django's own mapping).
+        if "_" in name or name.lower() in _UNPREFIXED:
+            return self.request.headers.get(name)
+        return self.request.META.get("HTTP_" + name.replace("-", "_").upper())
+
+    def identity_facts(self) -> tuple[Any, ...] | None:
+        """What the actor is resolved from, when nothing else can change it: no session (with one,
+        ``session_changed`` tells), so ``request.user`` is the only moving part."""
+        request = self.request
+        if getattr(request, "session", None) is not None:
+            return None
+        return (getattr(request, "user", None),)
 
     def route(self) -> str | None:
         match = getattr(self.request, "resolver_match", None)
@@ -101,8 +120,12 @@ def _http_info(request: Any) -> HttpInfo:
         scheme=request.scheme,
         host=meta.get("HTTP_HOST") or meta.get("SERVER_NAME"),
         query=meta.get("QUERY_STRING") or None,
-        request_headers=dict(request.headers.items()),
+        request_headers=LazyHeaders(_request_headers, request, "django request headers"),  # type: ignore[arg-type]
     )
+
+
+def _request_headers(request: Any) -> dict[str, str]:
+    return dict(request.headers.items())
 
 
 def _source(request: Any) -> Source:
@@ -120,7 +143,7 @@ def _start(request: Any) -> tuple[HttpExchange, Any] | None:
         facts = _DjangoFacts(request)
         exchange = HttpExchange(facts, _http_info(request), _source(request))
         exchange.begin()
-        return exchange, (_current.set(exchange), set_exchange(exchange))
+        return exchange, set_exchange(exchange)
     except Exception as exc:  # noqa: BLE001 - never break the request
         containment.record("django request start", exc)
         return None
@@ -148,10 +171,12 @@ def _finish(exchange: HttpExchange, tokens: Any, request: Any, response: Any, er
         http.request_body = _request_body(request)
         if response is not None:
             status = response.status_code
-            http.response_headers = dict(response.headers.items())
-            http.redirect_location = response.headers.get("Location")
-            content_type = response.headers.get("Content-Type", "")
-            if "json" in content_type and not getattr(response, "streaming", False) and len(response.content) <= PAYLOAD_LIMIT:
+            headers = response.headers
+            http.response_headers = LazyHeaders(header_items, headers, "django response headers")  # type: ignore[assignment]
+            http.redirect_location = headers.get("Location")
+            # The body is only exported at full level: parsed only when the policy can get there.
+            if payload_rank() >= FULL_RANK and "json" in headers.get("Content-Type", "") \
+                    and not getattr(response, "streaming", False) and len(response.content) <= PAYLOAD_LIMIT:
                 http.response_body = json.loads(response.content)
         session = getattr(request, "session", None)
         if session is not None:
@@ -161,14 +186,16 @@ def _finish(exchange: HttpExchange, tokens: Any, request: Any, response: Any, er
     error = error or facts.error
     if error is not None and status is None:
         status = 500
-    context_token = otel_context.attach(facts.trace_context) if facts.trace_context is not None else None
+    trace_context = facts.trace_context
+    context_token = None
+    if trace_context is not None and trace_context is not otel_context.get_current():
+        context_token = otel_context.attach(trace_context)
     try:
         exchange.finish(status, error)
     finally:
         if context_token is not None:
             otel_context.detach(context_token)
-        _current.reset(tokens[0])
-        reset_exchange(tokens[1])
+        reset_exchange(tokens)
 
 
 def _wrap_sync_chain(chain: Any) -> Any:
@@ -221,13 +248,16 @@ def _load_middleware(wrapped: Any, instance: BaseHandler, args: Any, kwargs: Any
 
 def _before_view(request: Any) -> Any:
     """After every middleware ran: the actor is known. Returns a 503 response when fail-closed refuses."""
-    exchange = _current.get()
-    if exchange is None or getattr(exchange.facts, "request", None) is not request:
+    exchange = _current()
+    if exchange is None:
+        return None
+    facts = exchange.facts
+    if getattr(facts, "request", None) is not request:
         return None
     try:
-        exchange.facts.trace_context = otel_context.get_current()  # type: ignore[attr-defined]
+        facts.trace_context = otel_context.get_current()
         session = getattr(request, "session", None)
-        exchange.facts.session_key = session.session_key if session is not None else None  # type: ignore[attr-defined]
+        facts.session_key = session.session_key if session is not None else None
     except Exception as exc:  # noqa: BLE001
         containment.record("django session", exc)
     try:
@@ -240,7 +270,7 @@ def _before_view(request: Any) -> Any:
 
 
 def _after_resolve(request: Any) -> None:
-    exchange = _current.get()
+    exchange = _current()
     if exchange is None:
         return
     try:
@@ -276,7 +306,7 @@ async def _get_response_async(wrapped: Any, instance: Any, args: Any, kwargs: An
 
 
 def _got_request_exception(sender: Any, request: Any = None, **kwargs: Any) -> None:
-    exchange = _current.get()
+    exchange = _current()
     if exchange is not None:
         exchange.facts.error = sys.exc_info()[1]  # type: ignore[attr-defined]
 
@@ -288,6 +318,10 @@ def _got_request_exception(sender: Any, request: Any = None, **kwargs: Any) -> N
 def _scope_facts() -> tuple[Source, HttpInfo | None]:
     scope = current_scope()
     return (scope.source, scope.http) if scope is not None else (Source(), None)
+
+
+def request_actor() -> Actor:
+    return scope_and_actor()[1]
 
 
 def _auth_event(action: str, outcome: str, actor: Actor, reason: str | None = None) -> None:
@@ -344,6 +378,17 @@ def _label(model: type) -> str:
     return model._meta.label_lower  # noqa: SLF001
 
 
+_ignored: dict[type, bool] = {}
+
+
+def _is_ignored(model: type) -> bool:
+    """Whether ``model`` is framework bookkeeping (:data:`IGNORED_MODELS`); cached per class."""
+    ignored = _ignored.get(model)
+    if ignored is None:
+        ignored = _ignored[model] = _label(model) in IGNORED_MODELS
+    return ignored
+
+
 def _plain(value: Any) -> Any:
     if value is None or isinstance(value, (str, bool, int, float)):
         return value
@@ -357,7 +402,7 @@ def _snapshot(instance: Any) -> dict[str, Any]:
 
 def _post_init(sender: Any, instance: Any = None, **kwargs: Any) -> None:
     try:
-        if _label(sender) not in IGNORED_MODELS:
+        if not _is_ignored(sender):
             instance.__dict__[_SNAPSHOT] = _snapshot(instance)
     except Exception as exc:  # noqa: BLE001
         containment.record("django post_init", exc)
@@ -365,7 +410,7 @@ def _post_init(sender: Any, instance: Any = None, **kwargs: Any) -> None:
 
 def _pre_save(sender: Any, instance: Any = None, raw: bool = False, update_fields: Any = None, **kwargs: Any) -> None:
     try:
-        if raw or _label(sender) in IGNORED_MODELS:
+        if raw or _is_ignored(sender):
             return
         current = _snapshot(instance)
         pk_name = sender._meta.pk.attname  # noqa: SLF001
@@ -385,14 +430,14 @@ def _pre_save(sender: Any, instance: Any = None, raw: bool = False, update_field
 
 def _model_event(category: str, action: str, instance: Any, changed: Mapping[str, Any] | None,
                  **attributes: Any) -> AuditEvent:
-    source, http = _scope_facts()
+    scope, actor = scope_and_actor()
     event = AuditEvent(
         category=category,
         action=action,
         outcome="success",
-        actor=request_actor(),
-        source=source,
-        http=http,
+        actor=actor,
+        source=scope.source if scope is not None else Source(),
+        http=scope.http if scope is not None else None,
         target=Target(type=_label(type(instance)), id=str(instance.pk) if instance.pk is not None else None),
         changed_fields=tuple(changed) if changed else None,
         origin="django.orm",
@@ -400,17 +445,29 @@ def _model_event(category: str, action: str, instance: Any, changed: Mapping[str
     if changed:
         event.changes = {name: ({} if SECRET_FIELD.search(name) else {"old": _plain(old), "new": _plain(new)})
                          for name, (old, new) in changed.items()}
-    exchange = _current.get()
+    exchange = _current()
     if exchange is not None and exchange.category == "admin":
         event.attributes["audit.via"] = "admin"
-    event.attributes.update({k.replace("__", "."): v for k, v in attributes.items()})
+    if attributes:
+        event.attributes.update({k.replace("__", "."): v for k, v in attributes.items()})
     return event
 
 
-def _is_user_model(model: type) -> bool:
-    from django.contrib.auth import get_user_model
+_user_model: tuple[Any, Any] = (None, None)  # (settings.AUTH_USER_MODEL, the model it named)
 
-    return model is get_user_model()
+
+def _is_user_model(model: type) -> bool:
+    """``model is get_user_model()``, looked up once per ``AUTH_USER_MODEL`` value."""
+    global _user_model
+    from django.conf import settings
+
+    name = settings.AUTH_USER_MODEL
+    cached = _user_model
+    if cached[0] != name or cached[1] is None:
+        from django.contrib.auth import get_user_model
+
+        cached = _user_model = (name, get_user_model())
+    return model is cached[1]
 
 
 def _user_events(instance: Any, created: bool, changed: Mapping[str, Any]) -> list[AuditEvent]:
@@ -431,9 +488,9 @@ def _user_events(instance: Any, created: bool, changed: Mapping[str, Any]) -> li
 
 def _post_save(sender: Any, instance: Any = None, created: bool = False, raw: bool = False, **kwargs: Any) -> None:
     try:
-        label = _label(sender)
-        if raw or label in IGNORED_MODELS:
+        if raw or _is_ignored(sender):
             return
+        label = _label(sender)
         changed = instance.__dict__.pop(_PENDING, {})
         instance.__dict__[_SNAPSHOT] = _snapshot(instance)
         if label == "admin.logentry":
@@ -470,7 +527,7 @@ def _admin_event(entry: Any) -> AuditEvent:
 
 def _post_delete(sender: Any, instance: Any = None, **kwargs: Any) -> None:
     try:
-        if _label(sender) in IGNORED_MODELS:
+        if _is_ignored(sender):
             return
         if _is_user_model(sender):
             record_event(_model_event("account_management", "delete_user", instance, None))

@@ -19,11 +19,20 @@ from opentelemetry.instrumentation.utils import unwrap
 from otel_audit.context import current_scope
 from otel_audit.errors import AuditUnavailable, containment
 from otel_audit.event import Actor, AuditEvent, HttpInfo, Source
-from otel_audit.instrumentation._http import HttpExchange
+from otel_audit.instrumentation._http import FULL_RANK, HttpExchange, LazyHeaders, header_items, payload_rank
 from otel_audit.runtime import record_event
 
 _PAYLOAD_LIMIT = 64 * 1024
 _CURRENT_EXCHANGE: ContextVar[HttpExchange | None] = ContextVar("otel_audit_flask_exchange", default=None)
+# Flask's own context variables (what the ``request``/``g``/``session`` proxies resolve through),
+# read directly: a proxy hop per fact adds up on every request.
+_request_ctx: ContextVar[Any] = flask.globals._cv_request  # noqa: SLF001
+_app_ctx: ContextVar[Any] = flask.globals._cv_app  # noqa: SLF001
+
+try:
+    from flask_login import current_user as _current_user  # optional
+except ImportError:
+    _current_user = None
 
 
 class _FlaskFacts:
@@ -32,23 +41,24 @@ class _FlaskFacts:
     origin = "flask"
 
     def framework_user(self) -> Any:
-        try:
-            from flask_login import current_user  # optional
-        except ImportError:
+        if _current_user is None:
             return None
+        app_ctx = _app_ctx.get(None)
+        if app_ctx is None or getattr(app_ctx.app, "login_manager", None) is None:
+            return None  # no login manager on this app: Flask-Login has no user to give
         try:
-            return current_user._get_current_object()  # noqa: SLF001 - unwrap the LocalProxy
-        except Exception:  # noqa: BLE001 - no login manager on this app
+            return _current_user._get_current_object()  # noqa: SLF001 - unwrap the LocalProxy
+        except Exception:  # noqa: BLE001
             return None
 
     def app_user(self) -> Any:
-        return flask.g.get("user")
+        return _app_ctx.get().g.get("user")
 
     def session(self) -> Mapping[str, Any] | None:
-        return flask.session
+        return _request_ctx.get().session
 
     def header(self, name: str) -> str | None:
-        return flask.request.headers.get(name)
+        return _request_ctx.get().request.headers.get(name)
 
 
 _FACTS = _FlaskFacts()
@@ -57,7 +67,8 @@ _FACTS = _FlaskFacts()
 def _http_info(request: flask.Request) -> HttpInfo:
     rule = request.url_rule
     body: Any = None
-    if request.content_length and request.content_length <= _PAYLOAD_LIMIT:
+    content_length = request.content_length
+    if content_length and content_length <= _PAYLOAD_LIMIT:
         if request.is_json:
             body = request.get_json(silent=True)
         elif request.form:
@@ -69,37 +80,42 @@ def _http_info(request: flask.Request) -> HttpInfo:
         scheme=request.scheme,
         host=request.host,
         query=request.query_string.decode("latin-1") or None,
-        request_headers=dict(request.headers.items()),
+        request_headers=LazyHeaders(header_items, request.headers, "flask request headers"),  # type: ignore[arg-type]
         request_body=body,
     )
 
 
 def _source(request: flask.Request) -> Source:
-    port = request.environ.get("REMOTE_PORT")
+    environ = request.environ
+    port = environ.get("REMOTE_PORT")
     return Source(
         address=request.remote_addr,
         port=int(port) if port and str(port).isdigit() else None,
-        user_agent=request.user_agent.string or None,
+        # what ``request.user_agent.string`` holds, without building the UserAgent object
+        user_agent=environ.get("HTTP_USER_AGENT") or None,
     )
 
 
-def _response_facts(exchange: HttpExchange, response: flask.Response, session_before: Any) -> None:
+def _response_facts(exchange: HttpExchange, response: flask.Response, session: Any, session_before: Any) -> None:
     http = exchange.http
-    http.response_headers = dict(response.headers.items())
-    http.redirect_location = response.headers.get("Location")
-    if response.is_json:
+    headers = response.headers
+    http.response_headers = LazyHeaders(header_items, headers, "flask response headers")  # type: ignore[assignment]
+    http.redirect_location = headers.get("Location")
+    if payload_rank() >= FULL_RANK and response.is_json:  # the body is only exported at full level
         http.response_body = response.get_json(silent=True)
     try:
-        http.session_changed = dict(flask.session) != session_before
+        http.session_changed = dict(session) != session_before
     except Exception:  # noqa: BLE001
         http.session_changed = None
 
 
 def _full_dispatch_request(wrapped: Any, instance: flask.Flask, args: Any, kwargs: Any) -> Any:
     try:
-        request = flask.request._get_current_object()  # noqa: SLF001
+        ctx = _request_ctx.get()
+        request = ctx.request
         exchange = HttpExchange(_FACTS, _http_info(request), _source(request))
-        session_before = dict(flask.session)
+        session = ctx.session
+        session_before = dict(session)
         exchange.begin()
         token = _CURRENT_EXCHANGE.set(exchange)
     except Exception as exc:  # noqa: BLE001 - never break the request
@@ -113,7 +129,7 @@ def _full_dispatch_request(wrapped: Any, instance: flask.Flask, args: Any, kwarg
     finally:
         _CURRENT_EXCHANGE.reset(token)
     try:
-        _response_facts(exchange, response, session_before)
+        _response_facts(exchange, response, ctx.session, session_before)
     except Exception as exc:  # noqa: BLE001
         containment.record("flask response", exc)
     exchange.finish(response.status_code)

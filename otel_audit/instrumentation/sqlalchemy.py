@@ -16,18 +16,19 @@
 from __future__ import annotations
 
 import os
+import weakref
 from typing import Any, Collection
 
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor
 from sqlalchemy import event, inspect
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.base import PASSIVE_NO_INITIALIZE
 from sqlalchemy.pool import Pool
 
-from otel_audit.context import current_scope
 from otel_audit.errors import containment
 from otel_audit.event import AuditEvent, DbInfo, Source, Target
-from otel_audit.instrumentation._request import request_actor
+from otel_audit.instrumentation._request import scope_and_actor
 from otel_audit.instrumentation._sql import classify, sql_event
 from otel_audit.instrumentation.dbapi import _plain, mark_owned
 from otel_audit.runtime import record_event
@@ -39,11 +40,21 @@ _ACTIONS = {"create": ("create_resource", "INSERT"), "update": ("update_resource
 
 
 def _database(conn: Any) -> tuple[str | None, str | None]:
+    engine = conn.engine
+    url = engine.url
+    cached = _databases.get(engine)
+    if cached is not None and cached[0] is url:
+        return cached[1]
     system = conn.dialect.name
-    database = conn.engine.url.database
+    database = url.database
     if database and system == "sqlite":
         database = "main" if database == ":memory:" else os.path.basename(database)
+    _databases[engine] = (url, (system, database))
     return system, database
+
+
+#: Engine -> (its URL, (system, database)): the same answer for every statement of an engine.
+_databases: "weakref.WeakKeyDictionary[Any, tuple[Any, tuple[str | None, str | None]]]" = weakref.WeakKeyDictionary()
 
 
 def _statement(conn: Any, statement: str, parameters: Any, executemany: bool, row_count: int | None,
@@ -103,19 +114,34 @@ def _changes(state: Any, new: bool) -> tuple[list[str], dict[str, Any]]:
     """(changed attribute names, {name: {"old", "new"}}) from attribute history; columns get values."""
     fields: list[str] = []
     values: dict[str, Any] = {}
-    column_keys = state.mapper.column_attrs.keys()
-    for attr in state.attrs:
-        history = attr.history
+    get_history = state.get_history
+    for key, is_column in _attributes_of(state):
+        history = get_history(key, PASSIVE_NO_INITIALIZE)  # what ``state.attrs[key].history`` reads
         changed = bool(history.added) if new else history.has_changes()
         if not changed:
             continue
-        fields.append(attr.key)
-        if attr.key in column_keys:
+        fields.append(key)
+        if is_column:
             change = {"new": _plain(history.added[0]) if history.added else None}
             if history.deleted:  # unknown when the attribute was expired and never loaded
                 change["old"] = _plain(history.deleted[0])
-            values[attr.key] = change
+            values[key] = change
     return fields, values
+
+
+#: ClassManager -> (its size, ((attribute key, is a column attribute), ...)) in ``state.attrs`` order.
+_attribute_keys: "weakref.WeakKeyDictionary[Any, tuple[int, tuple[tuple[str, bool], ...]]]" = weakref.WeakKeyDictionary()
+
+
+def _attributes_of(state: Any) -> tuple[tuple[str, bool], ...]:
+    manager = state.manager
+    cached = _attribute_keys.get(manager)
+    if cached is not None and cached[0] == len(manager):  # backrefs configured later add attributes
+        return cached[1]
+    column_keys = set(state.mapper.column_attrs.keys())
+    keys = tuple((key, key in column_keys) for key in state.attrs.keys())
+    _attribute_keys[manager] = (len(manager), keys)
+    return keys
 
 
 def _before_flush(session: Session, flush_context: Any, instances: Any) -> None:
@@ -140,12 +166,11 @@ def _after_flush(session: Session, flush_context: Any) -> None:
     if not pending:
         return
     try:
-        scope = current_scope()
-        actor = request_actor()
+        scope, actor = scope_and_actor()
         for kind, obj, fields, values in pending:
             state = inspect(obj)
             mapper = state.mapper
-            table = getattr(mapper.persist_selectable, "name", None)
+            table, entity = _entity_of(mapper)
             identity = state.identity or mapper.primary_key_from_instance(obj)
             action, operation = _ACTIONS[kind]
             record_event(
@@ -160,12 +185,26 @@ def _after_flush(session: Session, flush_context: Any) -> None:
                     db=DbInfo(collection=table, operation=operation),
                     changed_fields=tuple(fields) if fields else None,
                     changes=values or None,
-                    attributes={"audit.orm.entity": f"{mapper.class_.__module__}.{mapper.class_.__qualname__}"},
+                    attributes={"audit.orm.entity": entity},
                     origin="sqlalchemy.orm",
                 )
             )
     except Exception as exc:  # noqa: BLE001
         containment.record("sqlalchemy after_flush", exc)
+
+
+_entities: "weakref.WeakKeyDictionary[Any, tuple[Any, str | None, str]]" = weakref.WeakKeyDictionary()
+
+
+def _entity_of(mapper: Any) -> tuple[str | None, str]:
+    """(table name, ``module.QualName`` of the mapped class), once per mapper."""
+    selectable = mapper.persist_selectable
+    cached = _entities.get(mapper)
+    if cached is None or cached[0] is not selectable:
+        cls = mapper.class_
+        cached = (selectable, getattr(selectable, "name", None), f"{cls.__module__}.{cls.__qualname__}")
+        _entities[mapper] = cached
+    return cached[1], cached[2]
 
 
 def _after_rollback(session: Session) -> None:
