@@ -33,8 +33,20 @@ class _Live:
         self.scope = exchange.scope
         self.marker: Any = _UNSEEN
         facts = exchange.facts
-        self.identity_marker = getattr(facts, "identity_marker", None)
-        self.route = getattr(facts, "route", None)
+        has_marker, has_route = _shape_of(type(facts))
+        self.identity_marker = facts.identity_marker if has_marker else None
+        self.route = facts.route if has_route else None
+
+
+_shapes: dict[type, tuple[bool, bool]] = {}
+
+
+def _shape_of(cls: type) -> tuple[bool, bool]:
+    """Whether facts of this class offer ``identity_marker`` / ``route`` (asked once per class)."""
+    shape = _shapes.get(cls)
+    if shape is None:
+        shape = _shapes[cls] = (hasattr(cls, "identity_marker"), hasattr(cls, "route"))
+    return shape
 
 
 def set_exchange(exchange: Any) -> Token:

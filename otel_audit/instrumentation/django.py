@@ -37,6 +37,7 @@ from otel_audit.context import current_scope
 from otel_audit.errors import AuditUnavailable, containment
 from otel_audit.event import Actor, AuditEvent, HttpInfo, Source, Target
 from otel_audit.instrumentation._http import FULL_RANK, HttpExchange, LazyHeaders, header_items, payload_rank
+from otel_audit.instrumentation._patch import MethodHook
 from otel_audit.instrumentation._request import current_exchange, reset_exchange, scope_and_actor, set_exchange
 from otel_audit.runtime import record_event
 
@@ -84,13 +85,13 @@ class _DjangoFacts:
         self.trace_context: Any = None
 
     def framework_user(self) -> Any:
-        return getattr(self.request, "user", None)
+        return _attr(self.request, "user")
 
     def app_user(self) -> Any:
         return None
 
     def session(self) -> Mapping[str, Any] | None:
-        return getattr(self.request, "session", None)
+        return _attr(self.request, "session")
 
     def header(self, name: str) -> str | None:
         # ``request.headers`` parses all of META on first use; one header is one META key
@@ -103,13 +104,42 @@ class _DjangoFacts:
         """What the actor is resolved from, when nothing else can change it: no session (with one,
         ``session_changed`` tells), so ``request.user`` is the only moving part."""
         request = self.request
-        if getattr(request, "session", None) is not None:
+        if _attr(request, "session") is not None:
             return None
-        return (getattr(request, "user", None),)
+        return (_attr(request, "user"),)
 
     def route(self) -> str | None:
-        match = getattr(self.request, "resolver_match", None)
+        match = _attr(self.request, "resolver_match")
         return "/" + match.route if match is not None and match.route is not None else None
+
+
+_MISSING = object()
+_class_attrs: dict[tuple[type, str], bool] = {}
+
+
+def _attr(obj: Any, name: str) -> Any:
+    """``getattr(obj, name, None)`` for request attributes that middleware may or may not have set
+    (``session``, ``user``, ``_post``...): an instance-dict look-up, without raising and catching an
+    AttributeError per request when the attribute is absent."""
+    value = obj.__dict__.get(name, _MISSING)
+    if value is not _MISSING:
+        return value
+    key = (type(obj), name)
+    elsewhere = _class_attrs.get(key)
+    if elsewhere is None:  # a class attribute, property or __getattr__ could still answer
+        cls = type(obj)
+        elsewhere = _class_attrs[key] = hasattr(cls, name) or hasattr(cls, "__getattr__")
+    return getattr(obj, name, None) if elsewhere else None
+
+
+def _response_header(headers: Any, name: str) -> str | None:
+    """``headers.get(name)`` of Django's ``ResponseHeaders`` (a case-insensitive mapping whose
+    ``get`` raises and catches a KeyError when the header is absent)."""
+    store = getattr(headers, "_store", None)
+    if type(store) is dict:
+        entry = store.get(name.lower())
+        return entry[1] if entry is not None else None
+    return headers.get(name)
 
 
 def _http_info(request: Any) -> HttpInfo:
@@ -151,9 +181,10 @@ def _start(request: Any) -> tuple[HttpExchange, Any] | None:
 
 def _request_body(request: Any) -> Any:
     """What the app already parsed; never reads the stream itself."""
-    if getattr(request, "_post", None) is not None and len(request._post):  # noqa: SLF001
-        return request._post.dict()  # noqa: SLF001
-    body = getattr(request, "_body", None)
+    post = _attr(request, "_post")
+    if post is not None and len(post):
+        return post.dict()
+    body = _attr(request, "_body")
     if body and len(body) <= PAYLOAD_LIMIT and "json" in (request.content_type or ""):
         try:
             return json.loads(body)
@@ -173,12 +204,12 @@ def _finish(exchange: HttpExchange, tokens: Any, request: Any, response: Any, er
             status = response.status_code
             headers = response.headers
             http.response_headers = LazyHeaders(header_items, headers, "django response headers")  # type: ignore[assignment]
-            http.redirect_location = headers.get("Location")
+            http.redirect_location = _response_header(headers, "Location")
             # The body is only exported at full level: parsed only when the policy can get there.
             if payload_rank() >= FULL_RANK and "json" in headers.get("Content-Type", "") \
                     and not getattr(response, "streaming", False) and len(response.content) <= PAYLOAD_LIMIT:
                 http.response_body = json.loads(response.content)
-        session = getattr(request, "session", None)
+        session = _attr(request, "session")
         if session is not None:
             http.session_changed = bool(getattr(session, "modified", False)) or session.session_key != facts.session_key
     except Exception as exc:  # noqa: BLE001
@@ -256,7 +287,7 @@ def _before_view(request: Any) -> Any:
         return None
     try:
         facts.trace_context = otel_context.get_current()
-        session = getattr(request, "session", None)
+        session = _attr(request, "session")
         facts.session_key = session.session_key if session is not None else None
     except Exception as exc:  # noqa: BLE001
         containment.record("django session", exc)
@@ -274,7 +305,7 @@ def _after_resolve(request: Any) -> None:
     if exchange is None:
         return
     try:
-        match = getattr(request, "resolver_match", None)
+        match = _attr(request, "resolver_match")
         if match is not None:
             exchange.http.route = exchange.facts.route()  # type: ignore[attr-defined]
             if match.app_name == "admin" or "admin" in (match.namespaces or ()):
@@ -599,6 +630,7 @@ _SIGNALS = (
     (model_signals.m2m_changed, _m2m_changed),
 )
 _DISPATCH_UID = "otel_audit"
+_GET_RESPONSE = MethodHook(BaseHandler, "_get_response", _get_response)
 _ENABLED = False
 
 
@@ -612,7 +644,7 @@ class DjangoAuditInstrumentor(BaseInstrumentor):
         global _ENABLED
         _ENABLED = True
         wrapt.wrap_function_wrapper(BaseHandler, "load_middleware", _load_middleware)
-        wrapt.wrap_function_wrapper(BaseHandler, "_get_response", _get_response)
+        _GET_RESPONSE.install()  # every request: a plain-function hook (``_patch.py``), not a wrapt proxy
         wrapt.wrap_function_wrapper(BaseHandler, "_get_response_async", _get_response_async)
         for signal, receiver in _SIGNALS:
             signal.connect(receiver, weak=False, dispatch_uid=f"{_DISPATCH_UID}.{receiver.__name__}")
@@ -621,7 +653,7 @@ class DjangoAuditInstrumentor(BaseInstrumentor):
         global _ENABLED
         _ENABLED = False
         unwrap(BaseHandler, "load_middleware")
-        unwrap(BaseHandler, "_get_response")
+        _GET_RESPONSE.remove()
         unwrap(BaseHandler, "_get_response_async")
         for signal, receiver in _SIGNALS:
             signal.disconnect(receiver, dispatch_uid=f"{_DISPATCH_UID}.{receiver.__name__}")

@@ -1,9 +1,9 @@
 """Flask adapter: every request becomes an ``http`` audit event; Flask-Login signals become
 login/logout events.
 
-Hooks ``Flask.full_dispatch_request`` at class level with wrapt, so apps created before and after
-instrumentation are both covered and the request/app context (``g``, ``session``, ``url_rule``) is
-live on both sides of the view.
+Hooks ``Flask.full_dispatch_request`` at class level (a plain-function hook, ``_patch.py``), so
+apps created before and after instrumentation are both covered and the request/app context
+(``g``, ``session``, ``url_rule``) is live on both sides of the view.
 """
 
 from __future__ import annotations
@@ -12,14 +12,13 @@ from contextvars import ContextVar
 from typing import Any, Collection, Mapping
 
 import flask
-import wrapt
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor
-from opentelemetry.instrumentation.utils import unwrap
 
 from otel_audit.context import current_scope
 from otel_audit.errors import AuditUnavailable, containment
 from otel_audit.event import Actor, AuditEvent, HttpInfo, Source
 from otel_audit.instrumentation._http import FULL_RANK, HttpExchange, LazyHeaders, header_items, payload_rank
+from otel_audit.instrumentation._patch import MethodHook
 from otel_audit.runtime import record_event
 
 _PAYLOAD_LIMIT = 64 * 1024
@@ -44,7 +43,7 @@ class _FlaskFacts:
         if _current_user is None:
             return None
         app_ctx = _app_ctx.get(None)
-        if app_ctx is None or getattr(app_ctx.app, "login_manager", None) is None:
+        if app_ctx is None or not _has_login_manager(app_ctx.app):
             return None  # no login manager on this app: Flask-Login has no user to give
         try:
             return _current_user._get_current_object()  # noqa: SLF001 - unwrap the LocalProxy
@@ -58,10 +57,36 @@ class _FlaskFacts:
         return _request_ctx.get().session
 
     def header(self, name: str) -> str | None:
-        return _request_ctx.get().request.headers.get(name)
+        # ``request.headers.get(name)`` is a WSGI environ look-up (werkzeug's EnvironHeaders), minus
+        # the KeyError it raises and catches for every absent header.
+        key = name.upper().replace("-", "_")
+        return _request_ctx.get().request.environ.get(key if key in _UNPREFIXED else f"HTTP_{key}")
 
 
 _FACTS = _FlaskFacts()
+_UNPREFIXED = frozenset({"CONTENT_TYPE", "CONTENT_LENGTH"})
+_class_login_manager: dict[type, bool] = {}
+
+
+def _has_login_manager(app: Any) -> bool:
+    """``getattr(app, "login_manager", None) is not None`` without raising and catching an
+    AttributeError per request on apps that never set one up (``init_app`` sets an instance attribute)."""
+    if app.__dict__.get("login_manager") is not None:
+        return True
+    cls = type(app)
+    on_class = _class_login_manager.get(cls)
+    if on_class is None:
+        on_class = _class_login_manager[cls] = hasattr(cls, "login_manager") or hasattr(cls, "__getattr__")
+    return on_class and getattr(app, "login_manager", None) is not None
+
+
+def _first_header(headers: Any, name: str) -> str | None:
+    """``headers.get(name)`` of a werkzeug ``Headers`` (the first value; ``name`` lower-case),
+    without the exception its ``get`` raises and catches when the header is absent."""
+    for key, value in headers:
+        if key.lower() == name:
+            return value
+    return None
 
 
 def _http_info(request: flask.Request) -> HttpInfo:
@@ -100,7 +125,7 @@ def _response_facts(exchange: HttpExchange, response: flask.Response, session: A
     http = exchange.http
     headers = response.headers
     http.response_headers = LazyHeaders(header_items, headers, "flask response headers")  # type: ignore[assignment]
-    http.redirect_location = headers.get("Location")
+    http.redirect_location = _first_header(headers, "location")
     if payload_rank() >= FULL_RANK and response.is_json:  # the body is only exported at full level
         http.response_body = response.get_json(silent=True)
     try:
@@ -182,12 +207,19 @@ _LOGIN_RECEIVERS = {"user_logged_in": _login_signal("login"), "user_logged_out":
 class FlaskAuditInstrumentor(BaseInstrumentor):
     """Audits every Flask request and Flask-Login login/logout."""
 
+    _hooks: list[MethodHook] = []
+
     def instrumentation_dependencies(self) -> Collection[str]:
         return ("flask >= 2.2",)
 
     def _instrument(self, **kwargs: Any) -> None:
-        wrapt.wrap_function_wrapper(flask.Flask, "full_dispatch_request", _full_dispatch_request)
-        wrapt.wrap_function_wrapper(flask.Flask, "dispatch_request", _dispatch_request)
+        # ``flask.Flask`` as it is now (contrib tracing may have swapped in its subclass); the
+        # hooks remember that class and are removed from it.
+        hooks = [MethodHook(flask.Flask, "full_dispatch_request", _full_dispatch_request),
+                 MethodHook(flask.Flask, "dispatch_request", _dispatch_request)]
+        for hook in hooks:
+            hook.install()
+        FlaskAuditInstrumentor._hooks = hooks
         try:
             import flask_login.signals as signals
         except ImportError:
@@ -196,8 +228,9 @@ class FlaskAuditInstrumentor(BaseInstrumentor):
             getattr(signals, name).connect(receiver, weak=False)
 
     def _uninstrument(self, **kwargs: Any) -> None:
-        unwrap(flask.Flask, "full_dispatch_request")
-        unwrap(flask.Flask, "dispatch_request")
+        for hook in reversed(FlaskAuditInstrumentor._hooks):
+            hook.remove()
+        FlaskAuditInstrumentor._hooks = []
         try:
             import flask_login.signals as signals
         except ImportError:
