@@ -48,6 +48,12 @@ class Detector:
     #: Cheap check on an ASCII text's shape (see :func:`shape`) that every match needs: ``b"AA00"``
     #: for an IBAN. Skips the regex for most texts without scanning them character by character.
     shape_gate: Callable[[bytes], bool] | None = field(default=None, compare=False)
+    #: Where every match starts: ``(literal, offset)`` pairs, the literal occurring ``offset``
+    #: characters after the match's start in the text (``anchor_in="text"``), its lower-cased form
+    #: (``"lower"``) or its shape (``"shape"``). The engine then tries the regex only there
+    #: instead of at every position (the lower-case and shape forms are used for ASCII text only).
+    anchors: tuple[tuple[str | bytes, int], ...] = ()
+    anchor_in: str = "text"
     keyed: bool = False  # the name just before the match must be a secret key name (see keys.py)
     compiled: re.Pattern[str] = field(init=False, repr=False, compare=False)
     accept: Callable[[str], int] | None = field(init=False, repr=False, compare=False)
@@ -88,6 +94,8 @@ def shape(text: str) -> bytes | None:
     return text.encode("ascii").translate(SHAPE_TABLE) if text.isascii() else None
 
 
+_IPV4_SHAPE = re.compile(rb"0\.0{1,3}\.0{1,3}\.0")
+
 _EMAIL_LOCAL = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._%+-"
 _PEM_LABEL = r"(?:[A-Z0-9]{1,20} ){0,3}PRIVATE KEY(?: BLOCK)?"
 
@@ -107,11 +115,12 @@ BUILTIN_DETECTORS: tuple[Detector, ...] = (
         "bearer_token", "secret", "`Bearer`/`Token` credential in a header or text",
         r"(?i)\b(?:bearer|token)\s{1,10}(?P<value>[A-Za-z0-9._~+/=-]{12,4096})",
         "mask", validator="bearer_token", prefilter_lower=("bearer", "token "),
+        anchors=(("bearer", 0), ("token", 0)), anchor_in="lower",
     ),
     Detector(
         "basic_auth", "secret", "`Basic` credential (base64 of user:password)",
         r"(?i)\bbasic\s{1,10}(?P<value>[A-Za-z0-9+/]{4,2048}={0,2})",
-        "mask", validator="basic_credentials", prefilter_lower=("basic",),
+        "mask", validator="basic_credentials", prefilter_lower=("basic",), anchors=(("basic", 0),), anchor_in="lower",
     ),
     Detector(
         "aws_access_key", "secret", "AWS access key id (AKIA/ASIA/... + 16)",
@@ -120,7 +129,7 @@ BUILTIN_DETECTORS: tuple[Detector, ...] = (
     Detector(
         "aws_secret_key", "secret", "AWS secret access key (40 chars) near an AWS/secret keyword",
         r"(?i)(?:aws|secret)[A-Za-z0-9_.-]{0,30}[\"']?\s{0,5}[:=]\s{0,5}[\"']?(?P<value>[A-Za-z0-9/+]{40})(?![A-Za-z0-9/+=])",
-        "mask", prefilter_lower=("aws", "secret"),
+        "mask", prefilter_lower=("aws", "secret"), anchors=(("aws", 0), ("secret", 0)), anchor_in="lower",
     ),
     Detector(
         "github_token", "secret", "GitHub token (ghp_, gho_, ghu_, ghs_, ghr_, github_pat_)",
@@ -133,11 +142,12 @@ BUILTIN_DETECTORS: tuple[Detector, ...] = (
     Detector(
         "slack_token", "secret", "Slack token (xoxb-, xoxp-, ...) or incoming-webhook URL",
         r"\bxox[abposr]-[A-Za-z0-9-]{10,255}|hooks\.slack\.com/services/[A-Za-z0-9/_-]{10,255}",
-        "mask", prefilter=("xox", "hooks.slack.com"),
+        "mask", prefilter=("xox", "hooks.slack.com"), anchors=(("xox", 0), ("hooks.slack.com", 0)),
     ),
     Detector(
         "stripe_key", "secret", "Stripe secret or restricted key (sk_/rk_ live/test)",
         r"\b[sr]k_(?:live|test)_[A-Za-z0-9]{16,255}\b", "mask", prefilter=("k_live_", "k_test_"),
+        anchors=(("k_live_", 1), ("k_test_", 1)),
     ),
     Detector(
         "google_api_key", "secret", "Google API key (AIza + 35)", r"AIza(?<!\wAIza)[0-9A-Za-z_-]{35}(?![0-9A-Za-z_-])",
@@ -168,7 +178,7 @@ BUILTIN_DETECTORS: tuple[Detector, ...] = (
         "`password=...`, `\"token\": \"...\"`, `db_password: ...` in free text: the name before `=`/`:` "
         "is judged by the key rules",
         r"[:=][ \t]{0,5}(?P<value>\"[^\"\n]{1,512}\"|'[^'\n]{1,512}'|[^\s&,;\"'<>}\]]{1,512})",
-        "mask", keyed=True,
+        "mask", keyed=True, prefilter=(":", "="),
     ),
     Detector(
         "credit_card", "personal", "payment card number (PAN)",
@@ -179,12 +189,12 @@ BUILTIN_DETECTORS: tuple[Detector, ...] = (
     Detector(
         "iban", "personal", "International Bank Account Number",
         r"[A-Z](?<![\w][A-Z])[A-Z]\d{2}(?: ?[A-Z0-9]){11,30}", "hmac", validator="iban",
-        shape_gate=lambda shape: b"AA00" in shape,
+        shape_gate=lambda shape: b"AA00" in shape, anchors=((b"AA00", 0),), anchor_in="shape",
     ),
     Detector(
         "us_ssn", "personal", "US Social Security number (AAA-GG-SSSS)",
         r"(?<![\w-]\d)\d\d-\d{2}-\d{4}(?![\w-])", "hmac", validator="us_ssn", lead=r"\d",
-        shape_gate=lambda shape: b"000-00-0000" in shape,
+        shape_gate=lambda shape: b"000-00-0000" in shape, anchors=((b"000-00-0000", 0),), anchor_in="shape",
     ),
     Detector(
         "email", "personal", "e-mail address",
@@ -193,7 +203,8 @@ BUILTIN_DETECTORS: tuple[Detector, ...] = (
     Detector(
         "ipv4", "network", "IPv4 address (outside `client.address`, which is kept)",
         r"(?<![\w.]\d)\d{0,2}\.\d{1,3}\.\d{1,3}\.\d{1,3}(?!\w|\.\d)", "hmac", validator="ipv4", lead=r"\d",
-        shape_gate=lambda shape: b"0.0" in shape,
+        shape_gate=lambda shape: _IPV4_SHAPE.search(shape) is not None,
+        anchors=((b"0.", 0), (b"00.", 0), (b"000.", 0)), anchor_in="shape",
     ),
     Detector(
         "ipv6", "network", "IPv6 address",

@@ -95,9 +95,13 @@ class RedactionResult:
 class _Pass:
     """State of one redaction call."""
 
-    __slots__ = ("count", "nodes", "drop_attribute", "used_hmac", "replacements", "seen")
+    __slots__ = ("count", "nodes", "drop_attribute", "used_hmac", "replacements", "seen", "plan")
 
     def __init__(self) -> None:
+        #: Detectors still possible inside the structured text being walked (JSON without escapes,
+        #: a form body): its values are substrings of it, so a detector whose literal, shape or
+        #: gate is missing from the whole text cannot match any of them. None: all detectors.
+        self.plan: list[_PlanEntry] | None = None
         self.count = 0
         self.nodes = 0
         self.drop_attribute = False
@@ -122,6 +126,9 @@ class Redactor:
         # with findings are never cached, so no secret is kept here.
         self._key_plans: dict[str, tuple[Any, ...]] = {}
         self._clean_texts: set[str] = set()
+        # Key rules by field name (JSON keys, form names; names leave the process unchanged anyway),
+        # one cache for URL context (where ``code``/``sig``/``key`` are secret too) and one without.
+        self._key_rules: tuple[dict[str, Any], dict[str, Any]] = ({}, {})
 
     @classmethod
     def from_config(cls, section: Mapping[str, Any] | None, environ: Mapping[str, str] | None = None) -> "Redactor":
@@ -277,6 +284,15 @@ class Redactor:
     # ------------------------------------------------------------------ key rules and actions
 
     def _key_rule(self, key: str, url_context: bool) -> tuple[str, str] | None:
+        cache = self._key_rules[url_context]
+        hit = cache.get(key, _NOTHING)
+        if hit is _NOTHING:
+            if len(cache) > 4096:
+                cache.clear()
+            hit = cache[key] = self._key_rule_uncached(key, url_context)
+        return hit  # type: ignore[return-value]
+
+    def _key_rule_uncached(self, key: str, url_context: bool) -> tuple[str, str] | None:
         for rule in self.settings.key_rules:
             if rule.matches(key):
                 return "key_rule", rule.action
@@ -403,7 +419,13 @@ class Redactor:
             parsed = _json_or_none(text)
             if parsed is not None:
                 before = state.count
-                cleaned = self._value(parsed, state, depth + 1, url_context)
+                outer = state.plan
+                if "\\" not in text:  # no escapes: every string in it is a substring of the text
+                    state.plan = self._live_plan(text, outer)
+                try:
+                    cleaned = self._value(parsed, state, depth + 1, url_context)
+                finally:
+                    state.plan = outer
                 if state.count == before:
                     return text + suffix
                 return json.dumps(cleaned, ensure_ascii=False, default=str) + suffix
@@ -411,12 +433,59 @@ class Redactor:
             return self._form(text, state, depth, url_context) + suffix
         return self._scan(text, state) + suffix
 
+    def _live_plan(self, text: str, plan: list[_PlanEntry] | None) -> list[_PlanEntry]:
+        """The entries of ``plan`` that could match some substring of ``text``: each check here
+        (length, literals, gate, shape, the regex's literal prefix) holds for a substring only if
+        it holds for the whole text."""
+        length = len(text)
+        lowered: str | None = None
+        text_shape: bytes | None | bool = False
+        live = []
+        for entry in self._plan if plan is None else plan:
+            _, _, min_length, literals, lower_literals, gate, shape_gate, prefix, _ = entry
+            if length < min_length:
+                continue
+            if literals is not None:
+                for literal in literals:
+                    if literal in text:
+                        break
+                else:
+                    if not lower_literals:
+                        continue
+                    if lowered is None:
+                        lowered = text.lower()
+                    for literal in lower_literals:
+                        if literal in lowered:
+                            break
+                    else:
+                        continue
+            elif prefix and prefix not in text:
+                continue
+            if gate is not None and not gate(text):
+                continue
+            if shape_gate is not None:
+                if text_shape is False:
+                    text_shape = shape(text)
+                if text_shape is not None and not shape_gate(text_shape):
+                    continue
+            live.append(entry)
+        return live
+
     def _form(self, text: str, state: _Pass, depth: int, url_context: bool) -> str:
         """``a=1&password=x``: key rules on names (URL parameter names too), values scanned."""
+        outer = state.plan
+        live = self._live_plan(text, outer)
+        try:
+            return self._form_pairs(text, state, depth, url_context, live)
+        finally:
+            state.plan = outer
+
+    def _form_pairs(self, text: str, state: _Pass, depth: int, url_context: bool, live: list[_PlanEntry]) -> str:
         from urllib.parse import unquote_plus
 
         parts = []
         for pair in text.split("&"):
+            state.plan = live
             raw_name, _, raw_value = pair.partition("=")
             name = unquote_plus(raw_name)
             if "?" in name:  # a whole URL: the first parameter's name follows the "?"
@@ -435,8 +504,11 @@ class Redactor:
                 # Decoded first (an encoded PEM or card hides from a raw scan); then raw, for
                 # values that were never encoded (``email=john+tag@example.com``).
                 value = unquote_plus(raw_value)
+                if value != raw_value:  # decoded: no longer a substring of the form text
+                    state.plan = None
                 cleaned = self._text(value, state, depth + 1, url_context)
                 if cleaned == value and value != raw_value:
+                    state.plan = live
                     value = raw_value
                     cleaned = self._text(raw_value, state, depth + 1, url_context)
                 if cleaned != value:
@@ -470,19 +542,21 @@ class Redactor:
         clean = self._clean_texts
         if text in clean:
             return text
-        result = self._scan_uncached(text, state)
+        # Clean under a live plan means clean under all detectors (see _Pass.plan), so caching
+        # it is safe.
+        result = self._scan_uncached(text, state, self._plan if state.plan is None else state.plan)
         if result is text and len(text) <= 512:
             if len(clean) > 8192:
                 clean.clear()
             clean.add(text)
         return result
 
-    def _scan_uncached(self, text: str, state: _Pass) -> str:
+    def _scan_uncached(self, text: str, state: _Pass, plan: list[_PlanEntry]) -> str:
         length = len(text)
         lowered: str | None = None
         text_shape: bytes | None | bool = False  # False: not computed yet
         spans: list[tuple[int, int, Detector]] | None = None
-        for compiled, detectors, min_length, literals, lower_literals, gate, shape_gate in self._plan:
+        for compiled, detectors, min_length, literals, lower_literals, gate, shape_gate, _, keyed in plan:
             if length < min_length:  # too short to hold this detector's shortest match
                 continue
             if literals is not None:  # one of these literals must occur (or, lower-cased, one of those)
@@ -509,7 +583,10 @@ class Redactor:
             first = compiled.search(text)
             if first is None:
                 continue
-            found = _find(compiled, detectors, text, first)
+            if keyed is not None:
+                found = _find_keyed(compiled, keyed, text, first)
+            else:
+                found = _find(compiled, detectors, text, first)
             if found is None:  # too many rejected candidates: treat the whole string as unsafe
                 state.count += 1
                 return f"[REDACTED:{detectors[0].name}]"
@@ -553,7 +630,7 @@ def _min_width(compiled: re.Pattern[str]) -> int:
 
 
 _PlanEntry = tuple[
-    re.Pattern[str], tuple[Detector, ...], int, "tuple[str, ...] | None", tuple[str, ...], Any, Any
+    re.Pattern[str], tuple[Detector, ...], int, "tuple[str, ...] | None", tuple[str, ...], Any, Any, str, "Detector | None"
 ]
 
 
@@ -591,8 +668,26 @@ def _scan_plan(detectors: tuple[Detector, ...]) -> list[_PlanEntry]:
             shape_gate = detector.shape_gate
         elif all(d.shape_gate is not None for d in group):
             shape_gate = _any_shape(tuple(d.shape_gate for d in group))  # type: ignore[misc]
-        entries.append((compiled, group, _min_width(compiled), literals, lower_literals, gate, shape_gate))
+        keyed = group[0] if len(group) == 1 and group[0].keyed and group[0].accept is None and not group[0].extend_left else None
+        entries.append(
+            (compiled, group, _min_width(compiled), literals, lower_literals, gate, shape_gate, _literal_prefix(compiled), keyed)
+        )
     return entries
+
+
+def _literal_prefix(compiled: re.Pattern[str]) -> str:
+    """The literal every match of ``compiled`` starts with (``eyJ``, ``://``), or ``""``."""
+    try:
+        from re import _compiler as sre_compile, _parser as sre_parse  # type: ignore[attr-defined]
+    except ImportError:  # pragma: no cover - Python < 3.11
+        import sre_compile  # type: ignore[no-redef]
+        import sre_parse  # type: ignore[no-redef]
+    try:
+        parsed = sre_parse.parse(compiled.pattern, compiled.flags)
+        prefix, _, _ = sre_compile._get_literal_prefix(parsed, parsed.state.flags)
+        return "".join(chr(code) for code in prefix)
+    except Exception:  # noqa: BLE001 - an optimisation only; "" means "no such check"
+        return ""
 
 
 def _any_shape(gates: tuple[Any, ...]) -> Any:
@@ -661,8 +756,9 @@ def _find(
     return found
 
 
-_NAME_CHARS_REVERSED = re.compile(r"[A-Za-z0-9_.-]{1,41}")
-_LETTER = re.compile(r"[A-Za-z]")
+#: Read backwards from the operator: the longest run of name characters (at most 41) that ends
+#: in a letter, i.e. the name's first letter when read forwards.
+_NAME_REVERSED = re.compile(r"[A-Za-z0-9_.-]{0,40}[A-Za-z]")
 
 
 def _secret_name_before(text: str, operator: int) -> bool:
@@ -682,13 +778,33 @@ def _secret_name_before(text: str, operator: int) -> bool:
         end -= 1
     if end <= floor:
         return False
-    run = _NAME_CHARS_REVERSED.match(text[floor:end][::-1])
-    if run is None:
+    name = _NAME_REVERSED.match(text[end - 1 : floor - 1 : -1] if floor else text[end - 1 :: -1])
+    if name is None:
         return False
-    first = _LETTER.search(text, end - run.end(), end)
-    if first is None:
-        return False
-    return builtin_key_rule(text[first.start() : end]) is not None
+    return builtin_key_rule(text[end - name.end() : end]) is not None
+
+
+def _find_keyed(compiled: re.Pattern[str], detector: Detector, text: str, match: re.Match[str]) -> list[tuple[int, int, Detector]]:
+    """:func:`_find` for a keyed detector without validator (``secret_assignment``): a candidate
+    counts when the name before its operator is a secret name."""
+    found: list[tuple[int, int, Detector]] = []
+    search = compiled.search
+    has_value = "value" in compiled.groupindex
+    while match is not None:
+        operator = match.start()
+        if not _secret_name_before(text, operator):
+            match = search(text, operator + 1)
+            continue
+        if has_value and match.group("value") is not None:
+            start, end = match.span("value")
+        else:
+            start, end = match.span()
+        if end == start:
+            match = search(text, match.end() + 1)
+            continue
+        found.append((start, end, detector))
+        match = search(text, match.end())
+    return found
 
 
 _NAMED_VALUE_KEYS = ("value", "Value")
