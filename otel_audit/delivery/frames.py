@@ -38,6 +38,7 @@ from otel_audit.delivery.canonical import (
 
 SEPARATOR = b"\x1e"  # never appears in canonical JSON (ensure_ascii escapes control characters)
 _loads = json.loads
+_parse = json.JSONDecoder().raw_decode
 
 
 def payload(canonical: bytes, attrs_offset: int, observed: int, flags: int, seq: int, prev: str, mac: str,
@@ -107,7 +108,7 @@ def sink_line(data: bytes, scope_and_resource: bytes) -> bytes:
         attrs_json = json_text(attrs).encode("ascii")
     else:
         offset = fields[7]
-        head = _loads(canonical[:offset - 1] + b"]")[1:]
+        head = _parse(canonical[:offset - 1].decode("ascii") + "]")[0][1:]
         attrs_json = canonical[offset:-1]
     event_name, ts, severity, severity_text, trace_hex, span_hex, body = head
     observed, flags, seq, prev, mac, parents, forked_from = fields[:7]
@@ -117,11 +118,23 @@ def sink_line(data: bytes, scope_and_resource: bytes) -> bytes:
         chain = f'"{CHAIN_SEQ}":{seq},"{CHAIN_PREV}":{_string(prev)},"{CHAIN_MAC}":{_string(mac)}}}'
     attributes = attrs_json[:-1] + (b"," if attrs_json != b"{}" else b"") + chain.encode("ascii")
     front = (f'{{"time_unix_nano":{ts},"observed_time_unix_nano":{observed},'
-             f'"event_name":{_string(event_name or None)},"severity_number":{json_text(severity)},'
-             f'"severity_text":{_string(severity_text or None)},"body":{json_text(body)},"attributes":')
+             f'"event_name":{_string(event_name or None)},"severity_number":{_json(severity)},'
+             f'"severity_text":{_string(severity_text or None)},"body":{_json(body)},"attributes":')
     back = f',"trace_id":"{trace_hex}","span_id":"{span_hex}","trace_flags":{int(flags)}'
     return b"".join((front.encode("ascii"), attributes, back.encode("ascii"), scope_and_resource, b"}\n"))
 
 
 def _string(value: str | None) -> str:
     return "null" if value is None else _escape(value)
+
+
+def _json(value: Any) -> str:
+    """json_text, with the scalar types a body or severity usually has done inline."""
+    kind = type(value)
+    if kind is str:
+        return _escape(value)
+    if value is None:
+        return "null"
+    if kind is int:
+        return int.__repr__(value)
+    return json_text(value)
