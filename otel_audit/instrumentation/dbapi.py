@@ -34,8 +34,12 @@ def _plain(value: Any) -> Any:
     kind = type(value)
     if kind in _SCALARS:
         return value
-    if (kind is tuple or kind is list) and all(type(item) in _SCALARS for item in value):
-        return list(value)  # the usual row of plain values: what the loop below makes of it
+    if kind is tuple or kind is list:
+        for item in value:
+            if type(item) not in _SCALARS:
+                break
+        else:
+            return list(value)  # the usual row of plain values: what the general case makes of it
     if value is None or isinstance(value, (str, bool, int, float)):
         return value
     if isinstance(value, (bytes, bytearray, memoryview)):
@@ -68,7 +72,7 @@ def _record(facts: _DbFacts, sql: Any, parameters: Any, cursor: Any, error: Base
                 statement,
                 system=facts.system,
                 namespace=facts.namespace,
-                query_text=sql if isinstance(sql, str) else str(sql),
+                query_text=sql if type(sql) is str or isinstance(sql, str) else str(sql),
                 parameters=_plain(parameters),
                 row_count=row_count if isinstance(row_count, int) else None,
                 origin=facts.origin,

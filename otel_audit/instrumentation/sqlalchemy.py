@@ -16,14 +16,13 @@
 from __future__ import annotations
 
 import os
-import weakref
 from typing import Any, Collection
 
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor
-from sqlalchemy import event, inspect
+from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
-from sqlalchemy.orm.base import PASSIVE_NO_INITIALIZE
+from sqlalchemy.orm.base import PASSIVE_NO_INITIALIZE, instance_state
 from sqlalchemy.pool import Pool
 
 from otel_audit.errors import containment
@@ -40,21 +39,25 @@ _ACTIONS = {"create": ("create_resource", "INSERT"), "update": ("update_resource
 
 
 def _database(conn: Any) -> tuple[str | None, str | None]:
-    engine = conn.engine
-    url = engine.url
-    cached = _databases.get(engine)
-    if cached is not None and cached[0] is url:
-        return cached[1]
-    system = conn.dialect.name
+    dialect = conn.dialect
+    url = conn.engine.url
+    cached = _databases.get(id(url))
+    if cached is not None and cached[0] is url and cached[1] is dialect:
+        return cached[2]
+    system = dialect.name
     database = url.database
     if database and system == "sqlite":
         database = "main" if database == ":memory:" else os.path.basename(database)
-    _databases[engine] = (url, (system, database))
+    if len(_databases) >= _CACHE_LIMIT:
+        _databases.clear()
+    _databases[id(url)] = (url, dialect, (system, database))
     return system, database
 
 
-#: Engine -> (its URL, (system, database)): the same answer for every statement of an engine.
-_databases: "weakref.WeakKeyDictionary[Any, tuple[Any, tuple[str | None, str | None]]]" = weakref.WeakKeyDictionary()
+_CACHE_LIMIT = 256
+#: id(engine URL) -> (URL, dialect, (system, database)): one answer per engine, not per statement.
+#: Keyed by id with the objects kept and compared, so a reused id can never answer wrongly.
+_databases: dict[int, tuple[Any, Any, tuple[str | None, str | None]]] = {}
 
 
 def _statement(conn: Any, statement: str, parameters: Any, executemany: bool, row_count: int | None,
@@ -129,18 +132,21 @@ def _changes(state: Any, new: bool) -> tuple[list[str], dict[str, Any]]:
     return fields, values
 
 
-#: ClassManager -> (its size, ((attribute key, is a column attribute), ...)) in ``state.attrs`` order.
-_attribute_keys: "weakref.WeakKeyDictionary[Any, tuple[int, tuple[tuple[str, bool], ...]]]" = weakref.WeakKeyDictionary()
+#: id(ClassManager) -> (manager, its size, ((attribute key, is a column attribute), ...)) in
+#: ``state.attrs`` order; the size check notices attributes configured later (backrefs).
+_attribute_keys: dict[int, tuple[Any, int, tuple[tuple[str, bool], ...]]] = {}
 
 
 def _attributes_of(state: Any) -> tuple[tuple[str, bool], ...]:
     manager = state.manager
-    cached = _attribute_keys.get(manager)
-    if cached is not None and cached[0] == len(manager):  # backrefs configured later add attributes
-        return cached[1]
+    cached = _attribute_keys.get(id(manager))
+    if cached is not None and cached[0] is manager and cached[1] == len(manager):
+        return cached[2]
     column_keys = set(state.mapper.column_attrs.keys())
     keys = tuple((key, key in column_keys) for key in state.attrs.keys())
-    _attribute_keys[manager] = (len(manager), keys)
+    if len(_attribute_keys) >= _CACHE_LIMIT:
+        _attribute_keys.clear()
+    _attribute_keys[id(manager)] = (manager, len(manager), keys)
     return keys
 
 
@@ -148,10 +154,10 @@ def _before_flush(session: Session, flush_context: Any, instances: Any) -> None:
     try:
         pending = session.info.setdefault(_PENDING_KEY, [])
         for obj in session.new:
-            fields, values = _changes(inspect(obj), new=True)
+            fields, values = _changes(instance_state(obj), new=True)
             pending.append(("create", obj, fields, values))
         for obj in session.dirty:
-            state = inspect(obj)
+            state = instance_state(obj)
             fields, values = _changes(state, new=False)
             if fields:
                 pending.append(("update", obj, fields, values))
@@ -168,7 +174,7 @@ def _after_flush(session: Session, flush_context: Any) -> None:
     try:
         scope, actor = scope_and_actor()
         for kind, obj, fields, values in pending:
-            state = inspect(obj)
+            state = instance_state(obj)
             mapper = state.mapper
             table, entity = _entity_of(mapper)
             identity = state.identity or mapper.primary_key_from_instance(obj)
@@ -181,7 +187,7 @@ def _after_flush(session: Session, flush_context: Any) -> None:
                     actor=actor,
                     source=scope.source if scope is not None else Source(),
                     http=scope.http if scope is not None else None,
-                    target=Target(type=table, id=",".join(str(part) for part in identity) if identity and None not in identity else None),
+                    target=Target(type=table, id=_identity_text(identity)),
                     db=DbInfo(collection=table, operation=operation),
                     changed_fields=tuple(fields) if fields else None,
                     changes=values or None,
@@ -193,18 +199,29 @@ def _after_flush(session: Session, flush_context: Any) -> None:
         containment.record("sqlalchemy after_flush", exc)
 
 
-_entities: "weakref.WeakKeyDictionary[Any, tuple[Any, str | None, str]]" = weakref.WeakKeyDictionary()
+def _identity_text(identity: Any) -> str | None:
+    """The primary key as ``audit.target.id``: parts joined by ``,``; None while any part is unknown."""
+    if not identity or None in identity:
+        return None
+    if len(identity) == 1:
+        return str(identity[0])
+    return ",".join(str(part) for part in identity)
+
+
+_entities: dict[int, tuple[Any, Any, str | None, str]] = {}
 
 
 def _entity_of(mapper: Any) -> tuple[str | None, str]:
     """(table name, ``module.QualName`` of the mapped class), once per mapper."""
     selectable = mapper.persist_selectable
-    cached = _entities.get(mapper)
-    if cached is None or cached[0] is not selectable:
+    cached = _entities.get(id(mapper))
+    if cached is None or cached[0] is not mapper or cached[1] is not selectable:
         cls = mapper.class_
-        cached = (selectable, getattr(selectable, "name", None), f"{cls.__module__}.{cls.__qualname__}")
-        _entities[mapper] = cached
-    return cached[1], cached[2]
+        cached = (mapper, selectable, getattr(selectable, "name", None), f"{cls.__module__}.{cls.__qualname__}")
+        if len(_entities) >= _CACHE_LIMIT:
+            _entities.clear()
+        _entities[id(mapper)] = cached
+    return cached[2], cached[3]
 
 
 def _after_rollback(session: Session) -> None:
