@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from otel_audit.errors import ConfigError, containment
-from otel_audit.redaction.detectors import Detector, shape
+from otel_audit.redaction.detectors import SHAPE_TABLE, Detector
 from otel_audit.redaction.keys import PROTECTED, URL_PARAM_NAMES, builtin_key_rule, normalise
 from otel_audit.redaction.settings import RedactionSettings
 from otel_audit.redaction.sql import sanitize_sql
@@ -95,13 +95,9 @@ class RedactionResult:
 class _Pass:
     """State of one redaction call."""
 
-    __slots__ = ("count", "nodes", "drop_attribute", "used_hmac", "replacements", "seen", "plan")
+    __slots__ = ("count", "nodes", "drop_attribute", "used_hmac", "replacements", "seen")
 
     def __init__(self) -> None:
-        #: Detectors still possible inside the structured text being walked (JSON without escapes,
-        #: a form body): its values are substrings of it, so a detector whose literal, shape or
-        #: gate is missing from the whole text cannot match any of them. None: all detectors.
-        self.plan: list[_PlanEntry] | None = None
         self.count = 0
         self.nodes = 0
         self.drop_attribute = False
@@ -119,7 +115,7 @@ class Redactor:
         self._key_id = key_id or (key_id_for(key) if key else None)
         self._detectors: tuple[Detector, ...] = settings.detectors
         self._actions = settings.detector_actions
-        self._plan = _scan_plan(settings.detectors)
+        self._plan = _Plan(_scan_plan(settings.detectors))
         # Hot-path caches. Attribute keys repeat on every record, so what a key means (protected,
         # an action, or a value to scan) is worked out once per key. Short strings that were
         # scanned and found clean (routes, user agents, summaries) are remembered too; strings
@@ -339,7 +335,10 @@ class Redactor:
 
     def _value(self, value: Any, state: _Pass, depth: int, url_context: bool) -> Any:
         state.nodes += 1
-        if value is None or isinstance(value, (bool, float)):
+        kind = type(value)
+        if kind is str:
+            return self._text(value, state, depth, url_context)
+        if value is None or kind is bool or kind is float or isinstance(value, (bool, float)):
             return value
         if isinstance(value, str):
             return self._text(value, state, depth, url_context)
@@ -355,7 +354,7 @@ class Redactor:
         if depth >= MAX_DEPTH:
             state.count += 1
             return "[REDACTED:too_deep]"
-        if isinstance(value, Mapping):
+        if kind is dict or isinstance(value, Mapping):
             marker = id(value)
             if marker in state.seen:
                 state.count += 1
@@ -384,7 +383,7 @@ class Redactor:
                 return out
             finally:
                 state.seen.discard(marker)
-        if isinstance(value, (list, tuple, set, frozenset)):
+        if kind is list or isinstance(value, (list, tuple, set, frozenset)):
             marker = id(value)
             if marker in state.seen:
                 state.count += 1
@@ -419,13 +418,7 @@ class Redactor:
             parsed = _json_or_none(text)
             if parsed is not None:
                 before = state.count
-                outer = state.plan
-                if "\\" not in text:  # no escapes: every string in it is a substring of the text
-                    state.plan = self._live_plan(text, outer)
-                try:
-                    cleaned = self._value(parsed, state, depth + 1, url_context)
-                finally:
-                    state.plan = outer
+                cleaned = self._value(parsed, state, depth + 1, url_context)
                 if state.count == before:
                     return text + suffix
                 return json.dumps(cleaned, ensure_ascii=False, default=str) + suffix
@@ -433,59 +426,12 @@ class Redactor:
             return self._form(text, state, depth, url_context) + suffix
         return self._scan(text, state) + suffix
 
-    def _live_plan(self, text: str, plan: list[_PlanEntry] | None) -> list[_PlanEntry]:
-        """The entries of ``plan`` that could match some substring of ``text``: each check here
-        (length, literals, gate, shape, the regex's literal prefix) holds for a substring only if
-        it holds for the whole text."""
-        length = len(text)
-        lowered: str | None = None
-        text_shape: bytes | None | bool = False
-        live = []
-        for entry in self._plan if plan is None else plan:
-            _, _, min_length, literals, lower_literals, gate, shape_gate, prefix, _ = entry
-            if length < min_length:
-                continue
-            if literals is not None:
-                for literal in literals:
-                    if literal in text:
-                        break
-                else:
-                    if not lower_literals:
-                        continue
-                    if lowered is None:
-                        lowered = text.lower()
-                    for literal in lower_literals:
-                        if literal in lowered:
-                            break
-                    else:
-                        continue
-            elif prefix and prefix not in text:
-                continue
-            if gate is not None and not gate(text):
-                continue
-            if shape_gate is not None:
-                if text_shape is False:
-                    text_shape = shape(text)
-                if text_shape is not None and not shape_gate(text_shape):
-                    continue
-            live.append(entry)
-        return live
-
     def _form(self, text: str, state: _Pass, depth: int, url_context: bool) -> str:
         """``a=1&password=x``: key rules on names (URL parameter names too), values scanned."""
-        outer = state.plan
-        live = self._live_plan(text, outer)
-        try:
-            return self._form_pairs(text, state, depth, url_context, live)
-        finally:
-            state.plan = outer
-
-    def _form_pairs(self, text: str, state: _Pass, depth: int, url_context: bool, live: list[_PlanEntry]) -> str:
         from urllib.parse import unquote_plus
 
         parts = []
         for pair in text.split("&"):
-            state.plan = live
             raw_name, _, raw_value = pair.partition("=")
             name = unquote_plus(raw_name)
             if "?" in name:  # a whole URL: the first parameter's name follows the "?"
@@ -504,11 +450,8 @@ class Redactor:
                 # Decoded first (an encoded PEM or card hides from a raw scan); then raw, for
                 # values that were never encoded (``email=john+tag@example.com``).
                 value = unquote_plus(raw_value)
-                if value != raw_value:  # decoded: no longer a substring of the form text
-                    state.plan = None
                 cleaned = self._text(value, state, depth + 1, url_context)
                 if cleaned == value and value != raw_value:
-                    state.plan = live
                     value = raw_value
                     cleaned = self._text(raw_value, state, depth + 1, url_context)
                 if cleaned != value:
@@ -542,23 +485,20 @@ class Redactor:
         clean = self._clean_texts
         if text in clean:
             return text
-        # Clean under a live plan means clean under all detectors (see _Pass.plan), so caching
-        # it is safe.
-        result = self._scan_uncached(text, state, self._plan if state.plan is None else state.plan)
+        result = self._scan_uncached(text, state, self._plan)
         if result is text and len(text) <= 512:
             if len(clean) > 8192:
                 clean.clear()
             clean.add(text)
         return result
 
-    def _scan_uncached(self, text: str, state: _Pass, plan: list[_PlanEntry]) -> str:
-        length = len(text)
+    def _scan_uncached(self, text: str, state: _Pass, plan: _Plan) -> str:
+        ascii_text = text.isascii()
         lowered: str | None = None
-        text_shape: bytes | None | bool = False  # False: not computed yet
+        text_shape: bytes | None = None
         spans: list[tuple[int, int, Detector]] | None = None
-        for compiled, detectors, min_length, literals, lower_literals, gate, shape_gate, _, keyed in plan:
-            if length < min_length:  # too short to hold this detector's shortest match
-                continue
+        # Only entries whose shortest match fits in the text.
+        for compiled, detectors, _, literals, lower_literals, gate, shape_gate, keyed, anchored in plan.for_length(len(text)):
             if literals is not None:  # one of these literals must occur (or, lower-cased, one of those)
                 for literal in literals:
                     if literal in text:
@@ -575,18 +515,41 @@ class Redactor:
                         continue
             if gate is not None and not gate(text):
                 continue
-            if shape_gate is not None:
-                if text_shape is False:
-                    text_shape = shape(text)
-                if text_shape is not None and not shape_gate(text_shape):
+            if ascii_text and shape_gate is not None:
+                if text_shape is None:
+                    text_shape = text.encode("ascii").translate(SHAPE_TABLE)
+                if not shape_gate(text_shape):
                     continue
-            first = compiled.search(text)
+            if anchored is None:
+                search = compiled.search
+            else:
+                if type(anchored) is _Group:
+                    if ascii_text and text_shape is None:
+                        text_shape = text.encode("ascii").translate(SHAPE_TABLE)
+                    compiled, detectors, anchors, anchor_in = anchored.select(text_shape if ascii_text else None)
+                    if compiled is None:
+                        continue
+                else:
+                    anchors, anchor_in = anchored
+                if anchor_in == "text":
+                    search = _Anchored(compiled, anchors, text)
+                elif not ascii_text or anchor_in == "search":
+                    search = compiled.search
+                elif anchor_in == "lower":
+                    if lowered is None:
+                        lowered = text.lower()
+                    search = _Anchored(compiled, anchors, lowered)
+                else:
+                    if text_shape is None:
+                        text_shape = text.encode("ascii").translate(SHAPE_TABLE)
+                    search = _Anchored(compiled, anchors, text_shape)
+            first = search(text)
             if first is None:
                 continue
             if keyed is not None:
-                found = _find_keyed(compiled, keyed, text, first)
+                found = _find_keyed(search, keyed, text, first)
             else:
-                found = _find(compiled, detectors, text, first)
+                found = _find(compiled, detectors, text, first, search)
             if found is None:  # too many rejected candidates: treat the whole string as unsafe
                 state.count += 1
                 return f"[REDACTED:{detectors[0].name}]"
@@ -597,7 +560,8 @@ class Redactor:
                     spans.extend(found)
         if not spans:
             return text
-        spans.sort(key=_span_order)
+        if len(spans) > 1:
+            spans.sort(key=_span_order)
         merged: list[list[Any]] = []
         for start, end, detector in spans:
             if merged and start < merged[-1][1]:  # overlap: one region, nothing partially leaks
@@ -618,6 +582,104 @@ def _span_order(span: tuple[int, int, Detector]) -> tuple[int, int]:
     return span[0], -span[1]
 
 
+class _Anchored:
+    """``compiled.search`` for a regex whose every match starts where one of ``anchors`` occurs
+    (``(literal, offset)``: the literal ``offset`` characters after the start) in ``haystack``
+    (the text, its lower-cased form or its shape, position for position): the regex is tried at
+    those places only, in order, which finds exactly what a search would."""
+
+    __slots__ = ("match", "anchors", "haystack")
+
+    def __init__(self, compiled: re.Pattern[str], anchors: tuple[tuple[Any, int], ...], haystack: Any) -> None:
+        self.match = compiled.match
+        self.anchors = anchors
+        self.haystack = haystack
+
+    def __call__(self, text: str, position: int = 0) -> re.Match[str] | None:
+        find = self.haystack.find
+        match_at = self.match
+        anchors = self.anchors
+        while True:
+            best = -1
+            for literal, offset in anchors:
+                found = find(literal, position + offset)
+                if found >= 0 and (best < 0 or found - offset < best):
+                    best = found - offset
+            if best < 0:
+                return None
+            candidate = match_at(text, best)
+            if candidate is not None:
+                return candidate
+            position = best + 1
+
+
+class _Plan:
+    """Scan-plan entries, in detector order, with the sub-lists for short texts cached by length
+    (an entry whose shortest match is longer than the text is left out)."""
+
+    __slots__ = ("entries", "_by_length", "_longest")
+
+    def __init__(self, entries: list[_PlanEntry]) -> None:
+        self.entries = entries
+        self._longest = max((entry[2] for entry in entries), default=0)
+        self._by_length: list[list[_PlanEntry] | None] = [None] * (self._longest + 1)
+
+    def __iter__(self) -> Any:
+        return iter(self.entries)
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def for_length(self, length: int) -> list[_PlanEntry]:
+        if length >= self._longest:
+            return self.entries
+        fitting = self._by_length[length]
+        if fitting is None:
+            fitting = self._by_length[length] = [entry for entry in self.entries if entry[2] <= length]
+        return fitting
+
+
+class _Group:
+    """Detectors sharing a ``lead`` (``\\d``: card, SSN, IPv4), found in one pass. Members whose
+    shape gate fails cannot match anywhere in the text, so they are left out of the alternation
+    (every other match stays as it was); when all remaining members are anchored in the shape,
+    the pass is anchored too. One regex per subset of members, compiled on first use."""
+
+    def __init__(self, lead: str, members: tuple[Detector, ...]) -> None:
+        self.lead = lead
+        self.members = members
+        self.gates = tuple(d.shape_gate for d in members)
+        # The members' look-behinds all say "not after a word character": checked once, first.
+        self.shared = f"(?<!\\w{lead})" if all(d.pattern.startswith("(?<![\\w") for d in members) else ""
+        self._subsets: dict[tuple[bool, ...], tuple[Any, ...]] = {}
+        self.full = self._subset((True,) * len(members))
+
+    def _subset(self, chosen: tuple[bool, ...]) -> tuple[Any, ...]:
+        entry = self._subsets.get(chosen)
+        if entry is None:
+            group = tuple(d for d, keep in zip(self.members, chosen) if keep)
+            if not group:
+                entry = (None, (), (), "search")
+            else:
+                alternatives = "|".join(f"(?P<_d{index}>{d.pattern})" for index, d in enumerate(group))
+                compiled = re.compile(f"{self.lead}{self.shared}(?:{alternatives})")
+                anchored = all(d.anchors and d.anchor_in == "shape" for d in group)
+                anchors = tuple(a for d in group for a in d.anchors) if anchored else ()
+                entry = (compiled, group, anchors, "shape" if anchored else "search")
+            self._subsets[chosen] = entry
+        return entry
+
+    def select(self, text_shape: bytes | None) -> tuple[Any, ...]:
+        """(regex or None, detectors, anchors, anchor_in) for a text with this shape; no shape
+        (non-ASCII text): every member, searched."""
+        if text_shape is None:
+            return self.full[0], self.full[1], (), "search"
+        chosen = []
+        for gate in self.gates:
+            chosen.append(gate is None or gate(text_shape))
+        return self._subset(tuple(chosen))
+
+
 def _min_width(compiled: re.Pattern[str]) -> int:
     try:
         from re import _parser as sre_parse  # type: ignore[attr-defined]
@@ -630,78 +692,56 @@ def _min_width(compiled: re.Pattern[str]) -> int:
 
 
 _PlanEntry = tuple[
-    re.Pattern[str], tuple[Detector, ...], int, "tuple[str, ...] | None", tuple[str, ...], Any, Any, str, "Detector | None"
+    re.Pattern[str], tuple[Detector, ...], int, "tuple[str, ...] | None", tuple[str, ...], Any, Any, "Detector | None", Any
 ]
 
 
 def _scan_plan(detectors: tuple[Detector, ...]) -> list[_PlanEntry]:
-    """One regex per detector, except detectors sharing a ``lead`` (``\\d``), which are compiled
-    into one factored alternation and found in a single pass (their shapes are disjoint). Each
-    entry carries the shortest text it can match, so short values skip it, and the cheap checks
-    that must pass before its regex runs: literals (exact or lower-cased), a gate on the text and
-    a gate on the text's shape (a group runs when any member's shape gate passes)."""
-    plan: list[tuple[re.Pattern[str], tuple[Detector, ...]]] = []
+    """One entry per detector, except detectors sharing a ``lead`` (``\\d``), which are found in
+    a single pass (:class:`_Group`). Each entry carries the shortest text it can match, so short
+    values skip it, the cheap checks that must pass before its regex runs (literals, exact or
+    lower-cased; a gate on the text; a gate on the text's shape) and where its matches start
+    (anchors), so the regex is tried there only."""
+    items: list[Detector | _Group] = []
     by_lead: dict[str, list[Detector]] = {}
     for detector in detectors:
         if detector.lead:
             by_lead.setdefault(detector.lead, []).append(detector)
         else:
-            plan.append((detector.compiled, (detector,)))
-    for lead, group in by_lead.items():
-        if len(group) == 1:
-            plan.append((group[0].compiled, (group[0],)))
-            continue
-        # The members' look-behinds all say "not after a word character": checked once, first.
-        alternatives = "|".join(f"(?P<_d{index}>{d.pattern})" for index, d in enumerate(group))
-        shared = f"(?<!\\w{lead})" if all(d.pattern.startswith("(?<![\\w") for d in group) else ""
-        plan.append((re.compile(f"{lead}{shared}(?:{alternatives})"), tuple(group)))
+            items.append(detector)
+    for lead, members in by_lead.items():
+        items.append(members[0] if len(members) == 1 else _Group(lead, tuple(members)))
     entries: list[_PlanEntry] = []
-    for compiled, group in plan:
+    for item in items:
         literals: tuple[str, ...] | None = None
         lower_literals: tuple[str, ...] = ()
-        gate = shape_gate = None
-        if len(group) == 1:
-            detector = group[0]
+        gate = shape_gate = keyed = anchored = None
+        if isinstance(item, _Group):
+            compiled, group = item.full[0], item.full[1]
+            anchored = item  # its members' shape gates are checked by _Group.select
+        else:
+            detector = item
+            compiled, group = detector.compiled, (detector,)
             if detector.prefilter or detector.prefilter_lower:
                 literals, lower_literals = detector.prefilter, detector.prefilter_lower
             gate = detector.gate
             shape_gate = detector.shape_gate
-        elif all(d.shape_gate is not None for d in group):
-            shape_gate = _any_shape(tuple(d.shape_gate for d in group))  # type: ignore[misc]
-        keyed = group[0] if len(group) == 1 and group[0].keyed and group[0].accept is None and not group[0].extend_left else None
+            if detector.anchors:
+                anchored = (detector.anchors, detector.anchor_in)
+            if detector.keyed and detector.accept is None and not detector.extend_left:
+                keyed = detector
         entries.append(
-            (compiled, group, _min_width(compiled), literals, lower_literals, gate, shape_gate, _literal_prefix(compiled), keyed)
-        )
+            (compiled, group, _min_width(compiled), literals, lower_literals, gate, shape_gate, keyed, anchored)
+        )  # fmt: skip
     return entries
 
 
-def _literal_prefix(compiled: re.Pattern[str]) -> str:
-    """The literal every match of ``compiled`` starts with (``eyJ``, ``://``), or ``""``."""
-    try:
-        from re import _compiler as sre_compile, _parser as sre_parse  # type: ignore[attr-defined]
-    except ImportError:  # pragma: no cover - Python < 3.11
-        import sre_compile  # type: ignore[no-redef]
-        import sre_parse  # type: ignore[no-redef]
-    try:
-        parsed = sre_parse.parse(compiled.pattern, compiled.flags)
-        prefix, _, _ = sre_compile._get_literal_prefix(parsed, parsed.state.flags)
-        return "".join(chr(code) for code in prefix)
-    except Exception:  # noqa: BLE001 - an optimisation only; "" means "no such check"
-        return ""
-
-
-def _any_shape(gates: tuple[Any, ...]) -> Any:
-    def gate(text_shape: bytes) -> bool:
-        for member in gates:
-            if member(text_shape):
-                return True
-        return False
-
-    return gate
-
-
 def _find(
-    compiled: re.Pattern[str], detectors: tuple[Detector, ...], text: str, match: re.Match[str] | None = None
+    compiled: re.Pattern[str],
+    detectors: tuple[Detector, ...],
+    text: str,
+    match: re.Match[str] | None = None,
+    search: Any = None,
 ) -> list[tuple[int, int, Detector]] | None:
     """Validated spans in ``text``; a rejected candidate is retried one character on, so
     ``12 4111111111111111`` still finds the card. ``match``: the first candidate, when the
@@ -712,7 +752,8 @@ def _find(
     position = 0
     rejections = 0
     length = len(text)
-    search = compiled.search
+    if search is None:
+        search = compiled.search
     while position <= length:
         if match is None:
             match = search(text, position)
@@ -784,12 +825,11 @@ def _secret_name_before(text: str, operator: int) -> bool:
     return builtin_key_rule(text[end - name.end() : end]) is not None
 
 
-def _find_keyed(compiled: re.Pattern[str], detector: Detector, text: str, match: re.Match[str]) -> list[tuple[int, int, Detector]]:
+def _find_keyed(search: Any, detector: Detector, text: str, match: re.Match[str]) -> list[tuple[int, int, Detector]]:
     """:func:`_find` for a keyed detector without validator (``secret_assignment``): a candidate
     counts when the name before its operator is a secret name."""
     found: list[tuple[int, int, Detector]] = []
-    search = compiled.search
-    has_value = "value" in compiled.groupindex
+    has_value = "value" in match.re.groupindex
     while match is not None:
         operator = match.start()
         if not _secret_name_before(text, operator):
