@@ -61,8 +61,7 @@ class _AsgiFacts:
         return self.scope.get("user")
 
     def app_user(self) -> Any:
-        state = self.scope.get("state")
-        user = state.get("user") if isinstance(state, Mapping) else getattr(state, "user", None)
+        user = _state_user(self.scope)
         if user is None:
             return None
         try:
@@ -73,8 +72,7 @@ class _AsgiFacts:
 
     def identity_marker(self) -> tuple[int, int, int]:
         """Changes when the app sets ``scope["user"]``, ``request.state.user`` or the session."""
-        state = self.scope.get("state")
-        user = state.get("user") if isinstance(state, Mapping) else getattr(state, "user", None)
+        user = _state_user(self.scope)
         return id(self.scope.get("user")), id(user), id(self.scope.get("session"))
 
     def identity_facts(self) -> tuple[Any, ...] | None:
@@ -84,9 +82,7 @@ class _AsgiFacts:
         scope = self.scope
         if scope.get("session") is not None:
             return None
-        state = scope.get("state")
-        user = state.get("user") if isinstance(state, Mapping) else getattr(state, "user", None)
-        return scope.get("user"), user
+        return scope.get("user"), _state_user(scope)
 
     def route(self) -> str | None:
         return _route_template(self.scope)
@@ -97,6 +93,16 @@ class _AsgiFacts:
 
     def header(self, name: str) -> str | None:
         return self.headers().get(name.lower())
+
+
+def _state_user(scope: dict[str, Any]) -> Any:
+    """``request.state.user``: the ``user`` of ``scope["state"]`` (a mapping, or an object)."""
+    state = scope.get("state")
+    if state is None:
+        return None
+    if type(state) is dict or isinstance(state, Mapping):
+        return state.get("user")
+    return getattr(state, "user", None)
 
 
 def _http_info(scope: dict[str, Any], facts: _AsgiFacts) -> HttpInfo:

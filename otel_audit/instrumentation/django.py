@@ -24,6 +24,7 @@ import weakref
 from typing import Any, Collection, Mapping
 
 import wrapt
+from django.conf import settings
 from django.contrib.auth import signals as auth_signals
 from django.core import signals as core_signals
 from django.core.handlers.base import BaseHandler
@@ -420,6 +421,19 @@ def _is_ignored(model: type) -> bool:
     return ignored
 
 
+_secret_fields: dict[str, bool] = {}
+
+
+def _is_secret(name: str) -> bool:
+    """Whether a field's values stay out of ``changes`` (:data:`SECRET_FIELD`); once per name."""
+    secret = _secret_fields.get(name)
+    if secret is None:
+        if len(_secret_fields) >= 4096:
+            _secret_fields.clear()
+        secret = _secret_fields[name] = SECRET_FIELD.search(name) is not None
+    return secret
+
+
 def _plain(value: Any) -> Any:
     if value is None or isinstance(value, (str, bool, int, float)):
         return value
@@ -474,7 +488,7 @@ def _model_event(category: str, action: str, instance: Any, changed: Mapping[str
         origin="django.orm",
     )
     if changed:
-        event.changes = {name: ({} if SECRET_FIELD.search(name) else {"old": _plain(old), "new": _plain(new)})
+        event.changes = {name: ({} if _is_secret(name) else {"old": _plain(old), "new": _plain(new)})
                          for name, (old, new) in changed.items()}
     exchange = _current()
     if exchange is not None and exchange.category == "admin":
@@ -490,8 +504,6 @@ _user_model: tuple[Any, Any] = (None, None)  # (settings.AUTH_USER_MODEL, the mo
 def _is_user_model(model: type) -> bool:
     """``model is get_user_model()``, looked up once per ``AUTH_USER_MODEL`` value."""
     global _user_model
-    from django.conf import settings
-
     name = settings.AUTH_USER_MODEL
     cached = _user_model
     if cached[0] != name or cached[1] is None:
