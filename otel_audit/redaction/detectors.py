@@ -95,6 +95,7 @@ def shape(text: str) -> bytes | None:
 
 
 _IPV4_SHAPE = re.compile(rb"0\.0{1,3}\.0{1,3}\.0")
+_IBAN_SHAPE = re.compile(rb"AA00(?: ?[A0]){11}")
 
 _EMAIL_LOCAL = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._%+-"
 _PEM_LABEL = r"(?:[A-Z0-9]{1,20} ){0,3}PRIVATE KEY(?: BLOCK)?"
@@ -189,7 +190,7 @@ BUILTIN_DETECTORS: tuple[Detector, ...] = (
     Detector(
         "iban", "personal", "International Bank Account Number",
         r"[A-Z](?<![\w][A-Z])[A-Z]\d{2}(?: ?[A-Z0-9]){11,30}", "hmac", validator="iban",
-        shape_gate=lambda shape: b"AA00" in shape, anchors=((b"AA00", 0),), anchor_in="shape",
+        shape_gate=lambda shape: _IBAN_SHAPE.search(shape) is not None, anchors=((b"AA00", 0),), anchor_in="shape",
     ),
     Detector(
         "us_ssn", "personal", "US Social Security number (AAA-GG-SSSS)",

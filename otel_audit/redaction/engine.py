@@ -17,6 +17,7 @@ import secrets
 import sys
 import threading
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any, Mapping
 
 from otel_audit.errors import ConfigError, containment
@@ -120,6 +121,7 @@ class Redactor:
         # an action, or a value to scan) is worked out once per key. Short strings that were
         # scanned and found clean (routes, user agents, summaries) are remembered too; strings
         # with findings are never cached, so no secret is kept here.
+        self._hmac: Any = None  # keyed HMAC state, made on first use
         self._key_plans: dict[str, tuple[Any, ...]] = {}
         self._clean_texts: set[str] = set()
         # Key rules by field name (JSON keys, form names; names leave the process unchanged anyway),
@@ -320,16 +322,21 @@ class Redactor:
         return f"[REDACTED:{label}]"
 
     def _pseudonym(self, label: str, value: str, state: _Pass) -> str:
-        key = self._key
-        if key is None:
-            if self.settings.hmac_missing_key == "mask":
-                return f"[REDACTED:{label}]"
-            key = _HmacKey.ephemeral()[0]
+        keyed = self._hmac
+        if keyed is None:
+            key = self._key
+            if key is None:
+                if self.settings.hmac_missing_key == "mask":
+                    return f"[REDACTED:{label}]"
+                key = _HmacKey.ephemeral()[0]
+            # The keyed state (inner and outer pads hashed) is made once and copied per value.
+            keyed = self._hmac = hmac.new(key, digestmod=hashlib.sha256)
         state.used_hmac = True
         # No label in the pseudonym: the same e-mail as enduser.id, in a body or in SQL parameters
         # yields the same string, so records join on exact equality.
-        digest = hmac.new(key, value.encode("utf-8", "surrogatepass"), hashlib.sha256).hexdigest()[:20]
-        return f"[HMAC:{digest}]"
+        digest = keyed.copy()
+        digest.update(value.encode("utf-8", "surrogatepass"))
+        return f"[HMAC:{digest.hexdigest()[:20]}]"
 
     # ------------------------------------------------------------------ values
 
@@ -547,7 +554,7 @@ class Redactor:
             if first is None:
                 continue
             if keyed is not None:
-                found = _find_keyed(search, keyed, text, first)
+                found = _find_keyed(compiled, keyed, text)
             else:
                 found = _find(compiled, detectors, text, first, search)
             if found is None:  # too many rejected candidates: treat the whole string as unsafe
@@ -586,25 +593,38 @@ class _Anchored:
     """``compiled.search`` for a regex whose every match starts where one of ``anchors`` occurs
     (``(literal, offset)``: the literal ``offset`` characters after the start) in ``haystack``
     (the text, its lower-cased form or its shape, position for position): the regex is tried at
-    those places only, in order, which finds exactly what a search would."""
+    those places only, in order, which finds exactly what a search would. Each literal's next
+    occurrence is remembered, so a text is read once per literal however many candidates it has
+    (positions only move forward within one scan)."""
 
-    __slots__ = ("match", "anchors", "haystack")
+    __slots__ = ("match", "anchors", "haystack", "starts")
 
     def __init__(self, compiled: re.Pattern[str], anchors: tuple[tuple[Any, int], ...], haystack: Any) -> None:
         self.match = compiled.match
         self.anchors = anchors
         self.haystack = haystack
+        # Per anchor: the first start at or after the last position asked for (-1: none left;
+        # -2: not looked for yet).
+        self.starts = [-2] * len(anchors)
 
     def __call__(self, text: str, position: int = 0) -> re.Match[str] | None:
         find = self.haystack.find
         match_at = self.match
         anchors = self.anchors
+        starts = self.starts
         while True:
             best = -1
-            for literal, offset in anchors:
-                found = find(literal, position + offset)
-                if found >= 0 and (best < 0 or found - offset < best):
-                    best = found - offset
+            for index, (literal, offset) in enumerate(anchors):
+                start = starts[index]
+                if start == -1:
+                    continue
+                if start < position:  # -2 (not looked for yet) or behind us: look again
+                    found = find(literal, position + offset)
+                    start = starts[index] = found - offset if found >= 0 else -1
+                    if start == -1:
+                        continue
+                if best < 0 or start < best:
+                    best = start
             if best < 0:
                 return None
             candidate = match_at(text, best)
@@ -728,7 +748,7 @@ def _scan_plan(detectors: tuple[Detector, ...]) -> list[_PlanEntry]:
             shape_gate = detector.shape_gate
             if detector.anchors:
                 anchored = (detector.anchors, detector.anchor_in)
-            if detector.keyed and detector.accept is None and not detector.extend_left:
+            if detector.keyed and detector.accept is None and not detector.extend_left and detector.pattern.startswith("[:=]"):
                 keyed = detector
         entries.append(
             (compiled, group, _min_width(compiled), literals, lower_literals, gate, shape_gate, keyed, anchored)
@@ -769,10 +789,13 @@ def _find(
             position = candidate.start() + 1
             continue
         if detector.extend_left:
-            allowed = detector.extend_left
+            # Up to 64 allowed characters just before the match, read backwards in one regex.
+            floor = start - 64 if start > 64 else 0
             left = start
-            while left > 0 and start - left < 64 and text[left - 1] in allowed:
-                left -= 1
+            if start:
+                left -= _extend_left(detector.extend_left).match(
+                    text[start - 1 : floor - 1 : -1] if floor else text[start - 1 :: -1]
+                ).end()
             if left == start:
                 position = candidate.start() + 1
                 continue
@@ -802,6 +825,11 @@ def _find(
 _NAME_REVERSED = re.compile(r"[A-Za-z0-9_.-]{0,40}[A-Za-z]")
 
 
+@lru_cache(maxsize=64)
+def _extend_left(allowed: str) -> re.Pattern[str]:
+    return re.compile("[" + "".join(re.escape(c) for c in allowed) + "]*")
+
+
 def _secret_name_before(text: str, operator: int) -> bool:
     """Is the word before ``=``/``:`` a secret name (``password``, ``db_password``, ``sessionid``)?
 
@@ -825,25 +853,43 @@ def _secret_name_before(text: str, operator: int) -> bool:
     return builtin_key_rule(text[end - name.end() : end]) is not None
 
 
-def _find_keyed(search: Any, detector: Detector, text: str, match: re.Match[str]) -> list[tuple[int, int, Detector]]:
-    """:func:`_find` for a keyed detector without validator (``secret_assignment``): a candidate
-    counts when the name before its operator is a secret name."""
+#: The text read backwards: an operator, at most 5 spaces or tabs, an optional quote, then the
+#: name (see :func:`_secret_name_before`). Tried at operators only, every name read once.
+_OPERATOR_NAME_REVERSED = re.compile(r"[:=][ \t]{0,5}[\"']?([A-Za-z0-9_.-]{0,40}[A-Za-z])")
+
+
+def _find_keyed(compiled: re.Pattern[str], detector: Detector, text: str) -> list[tuple[int, int, Detector]]:
+    """:func:`_find` for ``secret_assignment`` (keyed, no validator, matches start at ``:``/``=``):
+    the operators whose name is a secret name are found in one backwards pass over the text,
+    then the value is matched at each of them, left to right, as a search would."""
+    backwards = text[::-1]
+    last = len(text) - 1
+    operators = []
+    for named in _OPERATOR_NAME_REVERSED.finditer(backwards):
+        if builtin_key_rule(named.group(1)[::-1]) is not None:
+            operators.append(last - named.start())
     found: list[tuple[int, int, Detector]] = []
-    has_value = "value" in match.re.groupindex
-    while match is not None:
-        operator = match.start()
-        if not _secret_name_before(text, operator):
-            match = search(text, operator + 1)
+    if not operators:
+        return found
+    operators.reverse()
+    match_at = compiled.match
+    has_value = "value" in compiled.groupindex
+    position = 0
+    for operator in operators:
+        if operator < position:
+            continue
+        match = match_at(text, operator)
+        if match is None:
             continue
         if has_value and match.group("value") is not None:
             start, end = match.span("value")
         else:
             start, end = match.span()
         if end == start:
-            match = search(text, match.end() + 1)
+            position = match.end() + 1
             continue
         found.append((start, end, detector))
-        match = search(text, match.end())
+        position = match.end()
     return found
 
 
