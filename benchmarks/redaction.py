@@ -8,6 +8,11 @@ records; see benchmarks/corpus/generate.py), plus each tool's recall of the labe
 the share of harmless look-alikes it left untouched. Peers are optional installs for the
 benchmark only; a peer that is not installed is skipped and said so. Slow peers (Presidio with
 spaCy) run on the first ``--slow-items`` records.
+
+One more line, measured in the same run: the pipeline's Redact step on typical audit records
+(``Redactor.redact(attributes, body, category=..., level=...)`` plus ``result.summary()``, as
+``otel_audit.pipeline.Redact`` calls it) for an HTTP ``GET /hello 200`` record and a sqlite
+``UPDATE`` data-modification record built by ``otel_audit.attributes.event_attributes``.
 """
 
 from __future__ import annotations
@@ -107,6 +112,46 @@ TOOLS: list[tuple[str, Callable[[], Redact], bool]] = [
 ]
 
 
+def typical_audit_records() -> list[tuple[dict, str, str, str]]:
+    """(attributes, body, category, level) as the pipeline's Enrich step builds them: an HTTP
+    ``GET /hello`` answered 200 (metadata level) and a sqlite ``UPDATE`` (request level, so with
+    ``db.query.text``), each with the rule and the policy provenance attributes."""
+    from otel_audit.attributes import event_attributes, event_message
+    from otel_audit.event import Actor, AuditEvent, DbInfo, HttpInfo, Source
+
+    http = AuditEvent(
+        category="http", action="read", outcome="success", origin="flask",
+        actor=Actor(id="alice", name="alice", type="user", source="session", verified=True),
+        source=Source(address="203.0.113.7", port=51234, user_agent="Mozilla/5.0 (X11; Linux x86_64) Firefox/120.0"),
+        http=HttpInfo(method="GET", route="/hello", path="/hello", status_code=200, scheme="https", host="api.example.com"),
+    )  # fmt: skip
+    update = AuditEvent(
+        category="data_modification", action="update", outcome="success", origin="sqlalchemy",
+        actor=Actor(id="alice", name="alice", type="user", source="session", verified=True),
+        source=Source(address="203.0.113.7"),
+        db=DbInfo(system="sqlite", namespace="main", collection="accounts", operation="UPDATE",
+                  query_text="UPDATE accounts SET email = ?, balance = ? WHERE id = ?", row_count=1),
+        changed_fields=("email", "balance"),
+    )  # fmt: skip
+    records = []
+    for event, level in ((http, "metadata"), (update, "request")):
+        attributes = event_attributes(event, level)
+        attributes["audit.rule"] = "default"
+        attributes.update({"audit.policy.id": "default", "audit.policy.version": "1", "audit.policy.hash": "sha256:" + "ab" * 32})
+        records.append((attributes, event_message(event), event.category, level))
+    return records
+
+
+def pipeline_redact_seconds(redactor, records: list[tuple[dict, str, str, str]], repeat: int) -> float:
+    """Seconds for ``repeat`` passes over ``records`` of the pipeline's Redact call."""
+    redact = redactor.redact
+    started = time.perf_counter()
+    for _ in range(repeat):
+        for attributes, body, category, level in records:
+            redact(attributes, body, category=category, level=level).summary()
+    return time.perf_counter() - started
+
+
 def accuracy(name: str, redact: Redact, items: list[dict]) -> tuple[list[str], float, float, int, int, dict[str, int]]:
     outputs = [redact(item["text"]) for item in items]  # also the warm-up
     secrets = lookalikes = found = kept = 0
@@ -153,10 +198,24 @@ def main(argv: list[str] | None = None) -> int:
             skipped.append(f"{name}: not available ({type(exc).__name__}: {str(exc)[:100]})")
             continue
         runs.append((name, redact, corpus[: args.slow_items] if slow else corpus))
+    # The pipeline's Redact step on typical audit records (otel-audit only), timed in the same
+    # rounds as the tools.
+    pipeline_redactor = None
+    if any(name == "otel-audit" for name, _, _ in runs):
+        from otel_audit.redaction import Redactor
+
+        pipeline_redactor = Redactor.from_config(None, environ={"OTEL_AUDIT_HMAC_KEY": "benchmark-key-0123456789abcdef"})
+    typical = typical_audit_records()
+    pipeline_repeat = 2000
+    if pipeline_redactor is not None:
+        pipeline_redact_seconds(pipeline_redactor, typical, 100)  # warm-up
     # Interleaved rounds, best pass per tool: the machine is shared, so a burst of load hits
     # every tool alike instead of whichever happened to run at that moment.
     best: dict[str, float] = {}
     for round_index in range(args.rounds):
+        if pipeline_redactor is not None:
+            seconds = pipeline_redact_seconds(pipeline_redactor, typical, pipeline_repeat)
+            best["pipeline"] = min(best.get("pipeline", seconds), seconds)
         for name, redact, items in runs:
             if round_index and len(items) < len(corpus):  # slow peers: one timed pass is enough
                 continue
@@ -168,9 +227,14 @@ def main(argv: list[str] | None = None) -> int:
         results.append(Outcome(name, len(items), len(items) / best[name], total_bytes / best[name] / 1e6,
                                recall, kept, secrets, lookalikes, missed))
         print(f"measured {name}", file=sys.stderr)
+    pipeline = None
+    if "pipeline" in best:
+        calls = pipeline_repeat * len(typical)
+        pipeline = {"records_per_s": calls / best["pipeline"], "us_per_record": best["pipeline"] / calls * 1e6,
+                    "attributes_per_record": sum(len(a) for a, _, _, _ in typical) / len(typical)}
     if args.json:
         print(json.dumps({"corpus_items": len(corpus), "mean_bytes": mean_bytes, "results": [r.__dict__ for r in results],
-                          "skipped": skipped}, indent=2))
+                          "pipeline_redact": pipeline, "skipped": skipped}, indent=2))
         return 0
     print(f"corpus: {len(corpus)} records, mean {mean_bytes:.0f} bytes, "
           f"{sum(len(i['secrets']) for i in corpus)} labelled secrets, {sum(len(i['lookalikes']) for i in corpus)} look-alikes\n")
@@ -179,6 +243,10 @@ def main(argv: list[str] | None = None) -> int:
     for r in results:
         worst = ", ".join(f"{k}: {v}" for k, v in sorted(r.missed_kinds.items(), key=lambda kv: -kv[1])[:4]) or "-"
         print(f"| {r.tool} | {r.items} | {r.records_per_s:,.0f} | {r.mb_per_s:.2f} | {r.recall:.3f} | {r.lookalikes_kept:.3f} | {worst} |")
+    if pipeline is not None:
+        print(f"\notel-audit pipeline Redact step (redact + summary) on typical audit records "
+              f"({pipeline['attributes_per_record']:.0f} attributes each): {pipeline['records_per_s']:,.0f} records/s, "
+              f"{pipeline['us_per_record']:.2f} us/record")
     for line in skipped:
         print(f"\nskipped {line}")
     return 0

@@ -44,6 +44,12 @@ _DROP = object()
 _FORM = re.compile(r"[^=&\s]{1,256}=[^&\s]*(?:&[^=&\s]{1,256}=[^&\s]*){0,1000}")
 _NOTHING = object()
 _PROTECTED_PLAN = ("protected",)
+_KEEP_PLAN = ("keep",)
+_VALUE_PLAN = ("value",)
+#: Keys whose values take the general path (SQL sanitising, URL context, bound parameters).
+_SPECIAL_VALUE_KEYS = frozenset({"db.query.text", "db.query.parameters"} | URL_ATTRIBUTES)
+#: A string starting with one of these may be JSON (parsed and walked, not only scanned).
+_STRUCTURED_START = frozenset("{[ \t\r\n")
 
 
 class _HmacKey:
@@ -124,6 +130,8 @@ class Redactor:
         self._hmac: Any = None  # keyed HMAC state, made on first use
         self._key_plans: dict[str, tuple[Any, ...]] = {}
         self._clean_texts: set[str] = set()
+        self._clean_sql: set[str] = set()
+        self._record_plans: dict[tuple[str, ...], list[tuple[str, tuple[Any, ...]]]] = {}  # db.query.text values without literals, found clean
         # Key rules by field name (JSON keys, form names; names leave the process unchanged anyway),
         # one cache for URL context (where ``code``/``sig``/``key`` are secret too) and one without.
         self._key_rules: tuple[dict[str, Any], dict[str, Any]] = ({}, {})
@@ -185,9 +193,109 @@ class Redactor:
     ) -> RedactionResult:
         settings = self.settings
         state = _Pass()
+        allow = settings.allow_list(category, level) if audit_record and settings.allow else None
+        if allow is None and type(attributes) is dict:
+            out, fields = self._redact_planned(attributes, state, level, audit_record)
+        else:
+            out, fields = self._redact_each(attributes, state, allow, level, audit_record)
+        result_body = body
+        if body is not _NOTHING and body is not None:
+            if type(body) is str and not state.replacements and self._unchanged_text(body):
+                pass  # nothing to replace, nothing a detector can change
+            else:
+                before = state.count
+                state.drop_attribute = False
+                result_body = self._body(body, state)
+                if state.drop_attribute:
+                    result_body = "[REDACTED:dropped]"
+                if state.count != before:
+                    fields.append("body")
+        result = RedactionResult(out, None if body is _NOTHING else result_body, state.count, fields)
+        if state.used_hmac:
+            result.key_id = self._key_id or _HmacKey.ephemeral()[1]
+        return result
+
+    def _unchanged_text(self, text: str) -> bool:
+        """True when ``_text`` would return ``text`` unchanged without counting anything: too
+        short to scan, or already found clean and neither JSON nor a form body."""
+        return len(text) < MIN_SCAN_LENGTH or (
+            text in self._clean_texts and text[0] not in _STRUCTURED_START and ("=" not in text or " " in text)
+        )
+
+    def _record_plan(self, attributes: dict[str, Any]) -> list[tuple[str, tuple[Any, ...]]] | None:
+        """The attributes of a record with these keys that need work (neither protected nor
+        kept), cached per key set; None when a key is not a string."""
+        keys = tuple(attributes)
+        work = self._record_plans.get(keys)
+        if work is None:
+            plans = self._key_plans
+            work = []
+            for key in keys:
+                if type(key) is not str:
+                    return None
+                plan = plans.get(key)
+                if plan is None:
+                    plan = self._plan_for_key(key)
+                if plan is not _PROTECTED_PLAN and plan is not _KEEP_PLAN:
+                    work.append((key, plan))
+            if len(self._record_plans) > 256:
+                self._record_plans.clear()
+            self._record_plans[keys] = work
+        return work
+
+    def _redact_planned(
+        self, attributes: dict[str, Any], state: _Pass, level: str | None, audit_record: bool
+    ) -> tuple[dict[str, Any], list[str]]:
+        """No allow-list: a copy of the record in which only the attributes that need work are
+        looked at (protected and kept ones are copied as they are, in place)."""
+        work = self._record_plan(attributes)
+        if work is None:
+            return self._redact_each(attributes, state, None, level, audit_record)
+        out = dict(attributes)
+        fields: list[str] = []
+        for key, plan in work:
+            value = out[key]
+            if plan is _VALUE_PLAN:  # fast paths, same outcome as _attribute
+                kind = type(value)
+                if kind is str:
+                    if self._unchanged_text(value):
+                        state.nodes += 1
+                        continue
+                elif kind is int:
+                    if -(10**12) < value < 10**12:
+                        state.nodes += 1
+                        continue
+                elif kind is list and len(value) <= 64 and state.nodes < MAX_NODES:
+                    for item in value:
+                        if type(item) is not str or not self._unchanged_text(item):
+                            break
+                    else:
+                        state.nodes += 1 + len(value)
+                        out[key] = list(value)
+                        continue
+            before = state.count
+            state.drop_attribute = False
+            if audit_record and key == "db.query.parameters" and level != "full":
+                state.count += 1
+                fields.append(key)
+                del out[key]
+                continue
+            cleaned = self._attribute(key, value, state, plan)
+            if cleaned is _DROP or state.drop_attribute:
+                state.count += 1 if state.count == before else 0
+                fields.append(key)
+                del out[key]
+                continue
+            out[key] = cleaned
+            if state.count != before:
+                fields.append(key)
+        return out, fields
+
+    def _redact_each(
+        self, attributes: Mapping[str, Any], state: _Pass, allow: list[Any] | None, level: str | None, audit_record: bool
+    ) -> tuple[dict[str, Any], list[str]]:
         out: dict[str, Any] = {}
         fields: list[str] = []
-        allow = settings.allow_list(category, level) if audit_record else None
         plans = self._key_plans
         for raw_key, value in attributes.items():
             key = raw_key if type(raw_key) is str else str(raw_key)
@@ -215,19 +323,7 @@ class Redactor:
             out[key] = cleaned
             if state.count != before:
                 fields.append(key)
-        result_body = body
-        if body is not _NOTHING and body is not None:
-            before = state.count
-            state.drop_attribute = False
-            result_body = self._body(body, state)
-            if state.drop_attribute:
-                result_body = "[REDACTED:dropped]"
-            if state.count != before:
-                fields.append("body")
-        result = RedactionResult(out, None if body is _NOTHING else result_body, state.count, fields)
-        if state.used_hmac:
-            result.key_id = self._key_id or _HmacKey.ephemeral()[1]
-        return result
+        return out, fields
 
     def _plan_for_key(self, key: str) -> tuple[Any, ...]:
         """What an attribute key means, independent of its value (cached per key)."""
@@ -236,13 +332,15 @@ class Redactor:
         else:
             action = self.settings.attribute_action(key)
             if action is not None:
-                plan = ("keep",) if action == "keep" else ("action", action, key)
+                plan = _KEEP_PLAN if action == "keep" else ("action", action, key)
             else:
                 rule = self._key_rule(key, url_context=False)
                 if rule is not None:
-                    plan = ("keep",) if rule[1] == "keep" else ("action", rule[1], rule[0])
+                    plan = _KEEP_PLAN if rule[1] == "keep" else ("action", rule[1], rule[0])
+                elif key in _SPECIAL_VALUE_KEYS:
+                    plan = ("value", key)  # SQL text, URLs, bound parameters: the general path
                 else:
-                    plan = ("value",)
+                    plan = _VALUE_PLAN
         if len(self._key_plans) > 4096:
             self._key_plans.clear()
         self._key_plans[key] = plan
@@ -256,10 +354,20 @@ class Redactor:
         if plan[0] == "action":
             return self._apply_remembering(plan[1], plan[2], value, state)
         if key == "db.query.text" and isinstance(value, str) and not self.settings.sql_raw_text:
+            clean_sql = self._clean_sql
+            if value in clean_sql:  # seen before: no literal, nothing a detector changes
+                state.nodes += 1
+                return value
+            before = state.count
             sanitized = sanitize_sql(value)
             if sanitized != value:
                 state.count += 1
-            value = sanitized
+            cleaned = self._value(sanitized, state, 0, url_context=False)
+            if cleaned == value and state.count == before and len(value) <= 4096:
+                if len(clean_sql) > 1024:
+                    clean_sql.clear()
+                clean_sql.add(value)
+            return cleaned
         return self._value(value, state, 0, url_context=key in URL_ATTRIBUTES)
 
     def _apply_remembering(self, action: str, label: str, value: Any, state: _Pass) -> Any:
@@ -361,7 +469,7 @@ class Redactor:
         if depth >= MAX_DEPTH:
             state.count += 1
             return "[REDACTED:too_deep]"
-        if kind is dict or isinstance(value, Mapping):
+        if kind is not list and kind is not tuple and (kind is dict or isinstance(value, Mapping)):
             marker = id(value)
             if marker in state.seen:
                 state.count += 1
