@@ -54,6 +54,9 @@ class Detector:
     #: instead of at every position (the lower-case and shape forms are used for ASCII text only).
     anchors: tuple[tuple[str | bytes, int], ...] = ()
     anchor_in: str = "text"
+    #: Every match is a run of at least this many digits, spaces and dashes (a card number): lets
+    #: the engine skip to such runs instead of trying the regex at every digit.
+    min_run: int = 0
     keyed: bool = False  # the name just before the match must be a secret key name (see keys.py)
     compiled: re.Pattern[str] = field(init=False, repr=False, compare=False)
     accept: Callable[[str], int] | None = field(init=False, repr=False, compare=False)
@@ -185,7 +188,7 @@ BUILTIN_DETECTORS: tuple[Detector, ...] = (
         "credit_card", "personal", "payment card number (PAN)",
         r"(?<![\w.-]\d)(?:[ -]?\d){12,18}(?![\w-])", "mask", validator="luhn", lead=r"\d",
         # 13+ digits with at most one space or dash between them
-        shape_gate=lambda shape: b"0000000000000" in shape.translate(None, b" -"),
+        shape_gate=lambda shape: b"0000000000000" in shape.translate(None, b" -"), min_run=13,
     ),
     Detector(
         "iban", "personal", "International Bank Account Number",

@@ -654,6 +654,10 @@ class Redactor:
                     if lowered is None:
                         lowered = text.lower()
                     search = _Anchored(compiled, anchors, lowered)
+                elif anchor_in == "runs":
+                    if text_shape is None:
+                        text_shape = text.encode("ascii").translate(SHAPE_TABLE)
+                    search = _Anchored(compiled, anchors, text_shape.translate(_RUNS_TABLE), exact=False)
                 else:
                     if text_shape is None:
                         text_shape = text.encode("ascii").translate(SHAPE_TABLE)
@@ -705,10 +709,15 @@ class _Anchored:
     occurrence is remembered, so a text is read once per literal however many candidates it has
     (positions only move forward within one scan)."""
 
-    __slots__ = ("match", "anchors", "haystack", "starts")
+    __slots__ = ("match", "search", "anchors", "haystack", "starts")
 
-    def __init__(self, compiled: re.Pattern[str], anchors: tuple[tuple[Any, int], ...], haystack: Any) -> None:
+    def __init__(
+        self, compiled: re.Pattern[str], anchors: tuple[tuple[Any, int], ...], haystack: Any, exact: bool = True
+    ) -> None:
+        # exact=False: the anchors only bound where the next match can start; the regex searches
+        # on from the nearest one.
         self.match = compiled.match
+        self.search = None if exact else compiled.search
         self.anchors = anchors
         self.haystack = haystack
         # Per anchor: the first start at or after the last position asked for (-1: none left;
@@ -735,10 +744,18 @@ class _Anchored:
                     best = start
             if best < 0:
                 return None
+            if self.search is not None:
+                return self.search(text, best)
             candidate = match_at(text, best)
             if candidate is not None:
                 return candidate
             position = best + 1
+
+
+#: A text's shape -> its runs: digits, spaces and dashes ``0``, dots stay, the rest ``x``.
+_RUNS_TABLE = bytes(
+    ord("0") if i in (ord("0"), ord(" "), ord("-")) else ord(".") if i == ord(".") else ord("x") for i in range(256)
+)
 
 
 class _Plan:
@@ -791,15 +808,25 @@ class _Group:
             else:
                 alternatives = "|".join(f"(?P<_d{index}>{d.pattern})" for index, d in enumerate(group))
                 compiled = re.compile(f"{self.lead}{self.shared}(?:{alternatives})")
-                anchored = all(d.anchors and d.anchor_in == "shape" for d in group)
-                anchors = tuple(a for d in group for a in d.anchors) if anchored else ()
-                entry = (compiled, group, anchors, "shape" if anchored else "search")
+                anchor_in = "search"
+                anchors: tuple[tuple[Any, int], ...] = ()
+                if all(d.anchors and d.anchor_in == "shape" for d in group):
+                    anchor_in, anchors = "shape", tuple(a for d in group for a in d.anchors)
+                elif all((d.anchors and d.anchor_in == "shape") or d.min_run for d in group):
+                    # Lower bounds in the runs: a member's shape anchor read in the runs, or a run
+                    # of its minimal length.
+                    anchor_in = "runs"
+                    anchors = tuple(
+                        (literal.translate(_RUNS_TABLE), offset) for d in group for literal, offset in d.anchors
+                    ) + tuple((b"0" * d.min_run, 0) for d in group if d.min_run and not d.anchors)
+                entry = (compiled, group, anchors, anchor_in)
             self._subsets[chosen] = entry
         return entry
 
     def select(self, text_shape: bytes | None) -> tuple[Any, ...]:
         """(regex or None, detectors, anchors, anchor_in) for a text with this shape; no shape
-        (non-ASCII text): every member, searched."""
+        (non-ASCII text): every member, searched. ``anchor_in`` "runs": the anchors only bound
+        where the next match can start, in the text's runs (see :data:`_RUNS_TABLE`)."""
         if text_shape is None:
             return self.full[0], self.full[1], (), "search"
         chosen = []
