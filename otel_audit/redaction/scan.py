@@ -8,7 +8,6 @@ rules that redact. It runs a :class:`~otel_audit.redaction.Redactor` whose chose
 
 from __future__ import annotations
 
-import difflib
 import re
 from functools import lru_cache
 from typing import Any, Iterable
