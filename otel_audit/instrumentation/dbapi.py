@@ -66,25 +66,39 @@ def _record(facts: _DbFacts, sql: Any, parameters: Any, cursor: Any, error: Base
         statement = classify(sql)
         if statement is None:
             return
-        row_count = getattr(cursor, "rowcount", None) if cursor is not None else None
-        record_event(
-            sql_event(
-                statement,
-                system=facts.system,
-                namespace=facts.namespace,
-                query_text=sql if type(sql) is str or isinstance(sql, str) else str(sql),
-                parameters=_plain(parameters),
-                row_count=row_count if isinstance(row_count, int) else None,
-                origin=facts.origin,
-                error=error,
-            )
-        )
+        _emit(facts, statement, sql, parameters, cursor, error)
     except Exception as exc:  # noqa: BLE001 - never break the query
         containment.record("dbapi record", exc)
 
 
-def _parameters(args: Any, kwargs: Any) -> Any:
-    return args[0] if args else kwargs.get("params", kwargs.get("parameters")) if kwargs else None
+def _record_execute(facts: _DbFacts, sql: Any, args: Any, kwargs: Any, cursor: Any,
+                    error: BaseException | None) -> None:
+    """:func:`_record` for ``execute(sql, *args, **kwargs)``: the parameters are only picked out
+    for statements that make an event (not for BEGIN, SAVEPOINT, PRAGMA...)."""
+    try:
+        statement = classify(sql)
+        if statement is None:
+            return
+        parameters = args[0] if args else kwargs.get("params", kwargs.get("parameters")) if kwargs else None
+        _emit(facts, statement, sql, parameters, cursor, error)
+    except Exception as exc:  # noqa: BLE001 - never break the query
+        containment.record("dbapi record", exc)
+
+
+def _emit(facts: _DbFacts, statement: Any, sql: Any, parameters: Any, cursor: Any, error: BaseException | None) -> None:
+    row_count = getattr(cursor, "rowcount", None) if cursor is not None else None
+    record_event(
+        sql_event(
+            statement,
+            system=facts.system,
+            namespace=facts.namespace,
+            query_text=sql if type(sql) is str or isinstance(sql, str) else str(sql),
+            parameters=_plain(parameters),
+            row_count=row_count if isinstance(row_count, int) else None,
+            origin=facts.origin,
+            error=error,
+        )
+    )
 
 
 def _script_statements(script: str) -> list[str]:
@@ -129,7 +143,12 @@ def _many(rows: Any) -> Any:
     return None  # an iterator: recording it would consume the app's data
 
 
-class AuditedCursor(wrapt.ObjectProxy):
+#: wrapt 2's C proxy without the Python-level ``__new__`` of its ``ObjectProxy`` (a cursor proxy
+#: is made per statement); ``__iter__`` is added back below. wrapt 1: its ``ObjectProxy`` (all C).
+_Proxy: Any = getattr(wrapt, "BaseObjectProxy", wrapt.ObjectProxy)
+
+
+class AuditedCursor(_Proxy):
     """A driver cursor whose ``execute``/``executemany`` are recorded.
 
     The driver call is made inline (no per-call closures); a failure is recorded with its error
@@ -149,9 +168,9 @@ class AuditedCursor(wrapt.ObjectProxy):
             try:
                 result = wrapped.execute(sql, *args, **kwargs)
             except Exception as error:
-                _record(facts, sql, _parameters(args, kwargs), None, error)
+                _record_execute(facts, sql, args, kwargs, None, error)
                 raise
-            _record(facts, sql, _parameters(args, kwargs), wrapped, None)
+            _record_execute(facts, sql, args, kwargs, wrapped, None)
         return self if result is wrapped else result
 
     def executemany(self, sql: Any, rows: Any, *args: Any, **kwargs: Any) -> Any:
@@ -177,6 +196,9 @@ class AuditedCursor(wrapt.ObjectProxy):
         entered = self.__wrapped__.__enter__()
         return self if entered is self.__wrapped__ else entered
 
+    def __iter__(self) -> Any:
+        return iter(self.__wrapped__)
+
 
 class AuditedConnection(wrapt.ObjectProxy):
     """A driver connection handing out audited cursors (plain ones once SQLAlchemy owns it: its
@@ -198,9 +220,9 @@ class AuditedConnection(wrapt.ObjectProxy):
         try:
             cursor = self.__wrapped__.execute(sql, *args, **kwargs)
         except Exception as error:
-            _record(facts, sql, _parameters(args, kwargs), None, error)
+            _record_execute(facts, sql, args, kwargs, None, error)
             raise
-        _record(facts, sql, _parameters(args, kwargs), cursor, None)
+        _record_execute(facts, sql, args, kwargs, cursor, None)
         return AuditedCursor(cursor, facts)
 
     def executemany(self, sql: Any, rows: Any, *args: Any, **kwargs: Any) -> Any:
