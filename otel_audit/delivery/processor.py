@@ -412,13 +412,16 @@ class DurableLogRecordProcessor(LogRecordProcessor):
                 # Cleared before looking, so an append after the look wakes us (and only then:
                 # appends skip the Event while we are known to be awake).
                 self._exporter_awake = False
-                if not self._export_one_batch():
+                sent = self._export_one_batch()
+                if not sent:
                     self._wake_exporter.wait(0.5)
                     self._wake_exporter.clear()
-                    self._exporter_awake = True
+                self._exporter_awake = True
+                if sent < self.options.batch_records:
+                    # Caught up: let the next batch build up instead of chasing single records.
+                    # Each small batch costs a sink write, an ack file and GIL hand-offs with the
+                    # application's threads; under load that cost more per record than the export.
                     self._stop.wait(self.options.export_linger_s)
-                else:
-                    self._exporter_awake = True
             except Exception as exc:  # noqa: BLE001 - keep delivering whatever happens
                 containment.record("exporter loop", exc)
                 self._stop.wait(1.0)
@@ -444,29 +447,31 @@ class DurableLogRecordProcessor(LogRecordProcessor):
             orphan.scope_obj = InstrumentationScope(scope.get("name") or self.scope.name, scope.get("version"))
             self._adopted.append(orphan)
 
-    def _export_one_batch(self) -> bool:
-        """Export the next batch (adopted spools first). False when there was nothing to send."""
+    def _export_one_batch(self) -> int:
+        """Export the next batch (adopted spools first). Returns its size, 0 when nothing was sent."""
         for orphan in list(self._adopted):
             if orphan.is_drained():
                 orphan.close(remove=True)
                 self._adopted.remove(orphan)
                 continue
-            if self._send(orphan, orphan.resource_obj, orphan.scope_obj):
-                return True
+            sent = self._send(orphan, orphan.resource_obj, orphan.scope_obj)
+            if sent:
+                return sent
             orphan.close(remove=orphan.is_drained())
             self._adopted.remove(orphan)
         spool = self._spool
         if spool is None:
-            return False
+            return 0
         return self._send(spool, self.resource, self.scope)
 
-    def _send(self, spool: ProcessSpool, resource: Resource, scope: InstrumentationScope) -> bool:
+    def _send(self, spool: ProcessSpool, resource: Resource, scope: InstrumentationScope) -> int:
+        """Export one batch of ``spool`` (retrying until it succeeds or we stop); its size, or 0."""
         opts = self.options
         payloads, position = spool.read_batch(opts.batch_records, opts.batch_bytes)
         if not payloads:
             if position != (spool.ack_segment, spool.ack_offset):
                 spool.ack(position, 0)
-            return False
+            return 0
         # An exporter may take payloads in its own wire form (the sink: JSON lines spliced from the
         # spooled bytes); the standard ones get SDK records.
         decode = getattr(self._exporter, "spooled_codec", None) or frames_mod.decode_record
@@ -486,13 +491,13 @@ class DurableLogRecordProcessor(LogRecordProcessor):
                     spool.ack(position, len(payloads))
                     with self._lock:
                         self._space.notify_all()
-                    return True
+                    return len(payloads)
                 self.stats.failed += 1
                 self.stats.retried += len(records)
                 delay = min(opts.backoff_max_s, opts.backoff_initial_s * (2 ** attempt))
                 attempt = min(attempt + 1, 30)
                 if self._stop.wait(delay * random.uniform(0.5, 1.5)):
-                    return True  # stopping: the batch stays spooled for the next process
+                    return len(payloads)  # stopping: the batch stays spooled for the next process
         finally:
             self._export_busy = False
 
