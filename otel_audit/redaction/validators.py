@@ -99,9 +99,14 @@ def iban_mod97_ok(compact: str) -> bool:
     rearranged = compact[4:] + compact[:4]
     remainder = 0
     for char in rearranged:
-        value = int(char, 36)  # A=10 .. Z=35
+        value = _BASE36.get(char)
+        if value is None:
+            value = int(char, 36)  # A=10 .. Z=35 (other characters: as int() reads them, or ValueError)
         remainder = (remainder * (100 if value > 9 else 10) + value) % 97
     return remainder == 1
+
+
+_BASE36 = {char: int(char, 36) for char in "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"}
 
 
 def iban(text: str) -> int:
