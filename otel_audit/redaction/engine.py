@@ -613,7 +613,23 @@ class Redactor:
         text_shape: bytes | None = None
         spans: list[tuple[int, int, Detector]] | None = None
         # Only entries whose shortest match fits in the text.
-        for compiled, detectors, _, literals, lower_literals, gate, shape_gate, keyed, anchored in plan.for_length(len(text)):
+        for entry in plan.for_length(len(text)):
+            if entry[9]:  # no checks, no anchors: the regex's own literal prefix is the check
+                compiled = entry[0]
+                first = compiled.search(text)
+                if first is None:
+                    continue
+                found = _find(compiled, entry[1], text, first)
+                if found is None:
+                    state.count += 1
+                    return f"[REDACTED:{entry[1][0].name}]"
+                if found:
+                    if spans is None:
+                        spans = found
+                    else:
+                        spans.extend(found)
+                continue
+            compiled, detectors, _, literals, lower_literals, gate, shape_gate, keyed, anchored, _ = entry
             if literals is not None:  # one of these literals must occur (or, lower-cased, one of those)
                 for literal in literals:
                     if literal in text:
@@ -847,7 +863,7 @@ def _min_width(compiled: re.Pattern[str]) -> int:
 
 
 _PlanEntry = tuple[
-    re.Pattern[str], tuple[Detector, ...], int, "tuple[str, ...] | None", tuple[str, ...], Any, Any, "Detector | None", Any
+    re.Pattern[str], tuple[Detector, ...], int, "tuple[str, ...] | None", tuple[str, ...], Any, Any, "Detector | None", Any, bool
 ]
 
 
@@ -886,7 +902,8 @@ def _scan_plan(detectors: tuple[Detector, ...]) -> list[_PlanEntry]:
             if detector.keyed and detector.accept is None and not detector.extend_left and detector.pattern.startswith("[:=]"):
                 keyed = detector
         entries.append(
-            (compiled, group, _min_width(compiled), literals, lower_literals, gate, shape_gate, keyed, anchored)
+            (compiled, group, _min_width(compiled), literals, lower_literals, gate, shape_gate, keyed, anchored,
+             literals is None and gate is None and shape_gate is None and keyed is None and anchored is None)
         )  # fmt: skip
     return entries
 

@@ -114,20 +114,28 @@ def iban(text: str) -> int:
     expected = IBAN_LENGTHS.get(text[:2])
     if expected is None:
         return 0
-    taken = 0
-    compact = []
-    for index, char in enumerate(text):
-        if char == " ":
-            continue
-        compact.append(char)
-        if len(compact) == expected:
-            taken = index + 1
-            break
-    if not taken:
-        return 0
+    if " " not in text:  # compact form: the first ``expected`` characters
+        if len(text) < expected:
+            return 0
+        taken = expected
+        value = text[:expected]
+    else:  # grouped: the first ``expected`` characters that are not spaces
+        taken = 0
+        compact = []
+        count = 0
+        for index, char in enumerate(text):
+            if char == " ":
+                continue
+            compact.append(char)
+            count += 1
+            if count == expected:
+                taken = index + 1
+                break
+        if not taken:
+            return 0
+        value = "".join(compact)
     if taken < len(text) and text[taken] != " ":  # ran into a longer token: not an IBAN
         return 0
-    value = "".join(compact)
     if not value[2:4].isdigit():
         return 0
     return taken if iban_mod97_ok(value) else 0
