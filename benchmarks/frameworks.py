@@ -94,7 +94,7 @@ def _stub_runtime_entry_points() -> None:
 
     from otel_audit import runtime
 
-    kept: deque[Any] = deque(maxlen=64)  # keep a few alive, like a pipeline holding the event briefly
+    kept: deque[Any] = deque(maxlen=1)  # the last one only: the real pipeline drops an event once emitted
 
     def record_event(event: Any) -> bool:
         kept.append(event)

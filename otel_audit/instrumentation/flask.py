@@ -92,7 +92,8 @@ def _first_header(headers: Any, name: str) -> str | None:
 def _http_info(request: flask.Request) -> HttpInfo:
     rule = request.url_rule
     body: Any = None
-    content_length = request.content_length
+    # No CONTENT_LENGTH (or "0"): no body to look at, without werkzeug parsing two headers.
+    content_length = request.content_length if request.environ.get("CONTENT_LENGTH", "0") not in ("", "0") else None
     if content_length and content_length <= _PAYLOAD_LIMIT:
         if request.is_json:
             body = request.get_json(silent=True)
