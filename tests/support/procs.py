@@ -56,7 +56,8 @@ class Server:
         self.proc = subprocess.Popen(self.argv, env=dict(env), cwd=cwd, stdout=self._log, stderr=subprocess.STDOUT,
                                      start_new_session=True)
 
-    def wait_ready(self, timeout: float = 30.0) -> "Server":
+    def wait_ready(self, timeout: float = 60.0) -> "Server":
+        """Wait until the server answers; if it never does, stop it (no orphan left spinning) and raise."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -66,6 +67,7 @@ class Server:
                 return self
             except requests.RequestException:
                 time.sleep(0.1)
+        self.stop(sig=9, timeout=5)
         raise RuntimeError(f"server not ready after {timeout}s: {self.output()}")
 
     def output(self) -> str:
