@@ -12,10 +12,10 @@ _last_ms = 0
 _seq = 0
 
 
-def new_event_id() -> str:
+def new_event_id(_time_ns=time.time_ns, _random_bits=random.getrandbits) -> str:  # noqa: B008 - bound once
     """A UUIDv7 string; monotonic within one process (a 12-bit counter breaks ties in one ms)."""
     global _last_ms, _seq
-    ms = time.time_ns() // 1_000_000
+    ms = _time_ns() // 1_000_000
     with _lock:
         if ms <= _last_ms:
             ms = _last_ms
@@ -29,7 +29,6 @@ def new_event_id() -> str:
         seq = _seq
     # Uniqueness, not secrecy: getrandbits avoids a syscall (and a GIL release) per event, and
     # the random module reseeds itself in forked children, so workers never share a sequence.
-    rand = random.getrandbits(62)
-    value = (ms << 80) | (0x7 << 76) | (seq << 64) | (0b10 << 62) | rand
-    h = f"{value:032x}"
+    value = (ms << 80) | (0x7 << 76) | (seq << 64) | (0b10 << 62) | _random_bits(62)
+    h = value.to_bytes(16, "big").hex()
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
