@@ -9,11 +9,10 @@ def hello(request):
     return HttpResponse("hello")
 
 
-@csrf_exempt
-def crud(request):
+def _crud(database: str) -> JsonResponse:
     from notes.models import Note
 
-    note = Note.objects.create(owner_id=1, title="draft")
+    note = Note.objects.using(database).create(owner_id=1, title="draft")
     note.title = "final"
     note.save()
     note_id = note.pk
@@ -21,4 +20,15 @@ def crud(request):
     return JsonResponse({"id": note_id})
 
 
-urlpatterns = [path("hello", hello), path("crud", crud)]
+@csrf_exempt
+def crud(request):
+    return _crud("default")
+
+
+@csrf_exempt
+def crud_pg(request):
+    """The same on PostgreSQL (the "pg" database; the instance remembers it for save and delete)."""
+    return _crud("pg")
+
+
+urlpatterns = [path("hello", hello), path("crud", crud), path("crud-pg", crud_pg)]

@@ -5,12 +5,14 @@ from django.db import migrations
 
 
 def seed(apps, schema_editor):
+    db = schema_editor.connection.alias  # the database being migrated, not always "default"
     User = apps.get_model("auth", "User")
     Group = apps.get_model("auth", "Group")
-    User.objects.create(username="alice", password=make_password("alice-pw"), is_staff=True, is_superuser=True)
-    User.objects.create(username="bob", password=make_password("bob-pw"))
-    User.objects.create(username="carol", password=make_password("carol-pw"))
-    Group.objects.create(name="editors")
+    User.objects.using(db).create(username="alice", password=make_password("alice-pw"), is_staff=True,
+                                  is_superuser=True)
+    User.objects.using(db).create(username="bob", password=make_password("bob-pw"))
+    User.objects.using(db).create(username="carol", password=make_password("carol-pw"))
+    Group.objects.using(db).create(name="editors")
 
 
 class Migration(migrations.Migration):
