@@ -372,7 +372,7 @@ def worker(framework: str, mode: str, requests: int, repeat: int, profile: str |
             for _ in range(count):
                 call(method, path)
             profiler.disable()
-            pstats.Stats(profiler, stream=sys.stderr).sort_stats("cumulative").print_stats(35)
+            pstats.Stats(profiler, stream=sys.stderr).sort_stats(os.environ.get("BENCH_SORT", "cumulative")).print_stats(35)
         best = float("inf")
         for _ in range(repeat):
             started = time.perf_counter()

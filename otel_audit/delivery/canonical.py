@@ -22,6 +22,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+from json.encoder import encode_basestring_ascii as _escape
 from typing import Any, Iterator, Mapping
 
 VERSION = "otel-audit/chain/1"
@@ -114,17 +115,11 @@ def canonical_parts(
     so readers can take the attributes' JSON text without parsing it."""
     attrs = attributes if SEALED_KEYS.isdisjoint(attributes) else {k: v for k, v in attributes.items()
                                                                    if k not in SEALED_KEYS}
-    head = _encoder.encode([
-        VERSION,
-        event_name or "",
-        int(time_unix_nano or 0),
-        int(severity_number) if severity_number is not None else None,
-        severity_text or "",
-        trace_id,
-        span_id,
-        body,
-    ])
-    return f"{head[:-1]},{_encoder.encode(attrs)}]".encode("ascii"), len(head)
+    # The head by hand (same bytes as encoding the list): one encoder call per record, not two.
+    head = (f'["{VERSION}",{_escape(event_name or "")},{int(time_unix_nano or 0)},'
+            f'{int(severity_number) if severity_number is not None else "null"},{_escape(severity_text or "")},'
+            f'{_escape(trace_id)},{_escape(span_id)},{_escape(body) if type(body) is str else _encoder.encode(body)},')
+    return f"{head}{_encoder.encode(attrs)}]".encode("ascii"), len(head)
 
 
 def json_text(value: Any) -> str:
