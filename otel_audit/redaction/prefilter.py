@@ -256,24 +256,17 @@ class Prefilter:
         self.always = tuple(always)
         mapping = tuple(set_to_index)
         values = tuple(item for _, _, item in items)
-        # The binding's own Match (bytes in, list of indices out), without the wrapper's layer.
-        match = getattr(getattr(regex_set, "_set", None), "Match", None)
-        if match is None:  # pragma: no cover - another binding layout
-            wrapped = regex_set.Match
-
-            def match(data: bytes) -> Any:
-                return wrapped(data)
-
+        match = regex_set.Match
         none: list[Any] = [values[i] for i in always]
         # The items per answer, cached (few distinct answers occur).
         cache: dict[tuple[int, ...], list[Any]] = {}
 
         def call(text: str) -> list[Any] | None:
             try:
-                hits = match(text.encode("utf-8"))
+                hits = match(text)
             except Exception:  # noqa: BLE001 - e.g. a lone surrogate: the caller runs everything
                 return None
-            if not hits:
+            if hits is None:
                 return none
             key = tuple(hits)
             chosen = cache.get(key)
