@@ -37,10 +37,6 @@ MAX_NODES = 20_000
 #: Validator rejections per detector per string before the string is masked whole (adversarial input).
 MAX_REJECTIONS = 2_000
 
-#: Whether a Redactor built with ``prefilter=None`` uses the RE2 prefilter when ``re2`` is
-#: installed (the tests switch it off to run the whole suite on the pure-Python path too).
-PREFILTER_DEFAULT = True
-
 KEY_ENV = "OTEL_AUDIT_HMAC_KEY"
 KEY_ID_ENV = "OTEL_AUDIT_HMAC_KEY_ID"
 URL_ATTRIBUTES = frozenset({"url.query", "url.full", "http.url", "http.target", "url.original"})
@@ -140,9 +136,7 @@ class Redactor:
         self._plan = _Plan(_scan_plan(settings.detectors))
         # One RE2 pass per text picks the plan entries that can match (None: every entry runs).
         self._prefilter: Any = None
-        if prefilter is None:
-            prefilter = PREFILTER_DEFAULT
-        if prefilter:
+        if prefilter is not False:
             entries = self._plan.entries
             self._prefilter = build_prefilter(
                 [(entry[0].pattern, entry[0].flags, entry) for entry in entries],

@@ -12,7 +12,7 @@ ALL_ON = {"detectors": {"phone": "mask"}}
 
 
 @pytest.fixture(scope="module")
-def redactor(prefilter_mode: bool) -> Redactor:
+def redactor() -> Redactor:
     return Redactor.from_config(ALL_ON, environ=KEY_ENV)
 
 

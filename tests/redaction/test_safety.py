@@ -12,20 +12,10 @@ from hypothesis import strategies as st
 
 from otel_audit.errors import containment
 from otel_audit.redaction import Redactor
-from otel_audit.redaction import engine
 from otel_audit.redaction.engine import MAX_SCAN_LENGTH
 
 ENV = {"OTEL_AUDIT_HMAC_KEY": "safety-test-key-0123456789abcdef"}
-_REDACTORS: dict[bool, Redactor] = {}
-
-
-def _redactor() -> Redactor:
-    """One redactor per prefilter mode (tests/redaction/conftest.py runs each module in both)."""
-    mode = engine.PREFILTER_DEFAULT
-    if mode not in _REDACTORS:
-        _REDACTORS[mode] = Redactor.from_config({"detectors": {"phone": "mask"}}, environ=ENV)
-    return _REDACTORS[mode]
-
+REDACTOR = Redactor.from_config({"detectors": {"phone": "mask"}}, environ=ENV)
 
 N = 100 * 1024
 ADVERSARIAL = {
@@ -64,7 +54,7 @@ ADVERSARIAL = {
 def test_adversarial_100kb_completes_quickly(name: str) -> None:
     text = ADVERSARIAL[name]
     started = time.perf_counter()
-    result = _redactor().redact({"app.input": text}, text)
+    result = REDACTOR.redact({"app.input": text}, text)
     elapsed = time.perf_counter() - started
     assert elapsed < 5.0, f"{name}: {elapsed:.2f}s"  # generous: typical is a few milliseconds
     assert isinstance(result.attributes, dict)
@@ -72,7 +62,7 @@ def test_adversarial_100kb_completes_quickly(name: str) -> None:
 
 def test_over_long_strings_are_cut_and_marked() -> None:
     text = "x " * MAX_SCAN_LENGTH + "password=hunter2"
-    result = _redactor().redact({"app.input": text})
+    result = REDACTOR.redact({"app.input": text})
     out = result.attributes["app.input"]
     assert out.endswith("[TRUNCATED]") and "hunter2" not in out
 
@@ -112,7 +102,7 @@ def test_odd_types_cycles_and_deep_nesting_never_raise() -> None:
         7: "int key",
     }
     before = containment.total()
-    result = _redactor().redact(attrs, Hostile())
+    result = REDACTOR.redact(attrs, Hostile())
     text = json.dumps(result.attributes, default=str)
     assert "4111111111111111" not in text and "deep-secret" not in text and "leaked-through" not in text
     assert result.attributes["cyclic"]["self"] == "[REDACTED:cycle]"
@@ -147,7 +137,7 @@ json_values = st.recursive(
 @given(attrs=st.dictionaries(st.text(max_size=30), json_values, max_size=8), body=json_values)
 def test_never_raises_on_arbitrary_input(attrs: dict, body: object) -> None:
     before = containment.counts["redaction"]
-    result = _redactor().redact(attrs, body, category="http", level="full")
+    result = REDACTOR.redact(attrs, body, category="http", level="full")
     assert isinstance(result.attributes, dict)
     assert containment.counts["redaction"] == before
 
@@ -156,5 +146,5 @@ def test_never_raises_on_arbitrary_input(attrs: dict, body: object) -> None:
 @given(text=st.text(alphabet=st.sampled_from(list("0123456789 -.:@/=&?ABCDEFZaeyJ_+'\"{}[]\\")), max_size=3000))
 def test_arbitrary_detector_alphabet_text_is_handled_fast(text: str) -> None:
     started = time.perf_counter()
-    _redactor().redact_text(text)
+    REDACTOR.redact_text(text)
     assert time.perf_counter() - started < 1.0
