@@ -23,7 +23,6 @@ from typing import Any, Mapping
 from otel_audit.errors import ConfigError, containment
 from otel_audit.redaction.detectors import SHAPE_TABLE, Detector
 from otel_audit.redaction.keys import PROTECTED, URL_PARAM_NAMES, builtin_key_rule, normalise
-from otel_audit.redaction.prefilter import build as build_prefilter
 from otel_audit.redaction.settings import RedactionSettings
 from otel_audit.redaction.sql import sanitize_sql
 from otel_audit.redaction.validators import payment_card
@@ -117,31 +116,13 @@ class _Pass:
 class Redactor:
     """Policy-driven redaction of audit records (and, opt-in, of every application log record)."""
 
-    def __init__(
-        self,
-        settings: RedactionSettings,
-        key: bytes | None = None,
-        key_id: str | None = None,
-        *,
-        prefilter: bool | None = None,
-    ) -> None:
-        """``prefilter``: use the RE2 multi-pattern prefilter (see ``prefilter.py``) when the
-        ``re2`` extra is installed (None, the default), or never (False; the pure-Python path).
-        Findings are the same either way."""
+    def __init__(self, settings: RedactionSettings, key: bytes | None = None, key_id: str | None = None) -> None:
         self.settings = settings
         self._key = key
         self._key_id = key_id or (key_id_for(key) if key else None)
         self._detectors: tuple[Detector, ...] = settings.detectors
         self._actions = settings.detector_actions
         self._plan = _Plan(_scan_plan(settings.detectors))
-        # One RE2 pass per text picks the plan entries that can match (None: every entry runs).
-        self._prefilter: Any = None
-        if prefilter is not False:
-            entries = self._plan.entries
-            self._prefilter = build_prefilter(
-                [(entry[0].pattern, entry[0].flags, entry) for entry in entries],
-                keyed=[i for i, entry in enumerate(entries) if all(d.keyed for d in entry[1])],
-            )
         # Hot-path caches. Attribute keys repeat on every record, so what a key means (protected,
         # an action, or a value to scan) is worked out once per key. Short strings that were
         # scanned and found clean (routes, user agents, summaries) are remembered too; strings
@@ -155,15 +136,8 @@ class Redactor:
         # one cache for URL context (where ``code``/``sig``/``key`` are secret too) and one without.
         self._key_rules: tuple[dict[str, Any], dict[str, Any]] = ({}, {})
 
-    @property
-    def prefilter_active(self) -> bool:
-        """True when scans go through the RE2 prefilter."""
-        return self._prefilter is not None
-
     @classmethod
-    def from_config(
-        cls, section: Mapping[str, Any] | None, environ: Mapping[str, str] | None = None, *, prefilter: bool | None = None
-    ) -> "Redactor":
+    def from_config(cls, section: Mapping[str, Any] | None, environ: Mapping[str, str] | None = None) -> "Redactor":
         """Build from the policy's ``redaction:`` section; the HMAC key comes from the environment."""
         env = os.environ if environ is None else environ
         raw_key = env.get(KEY_ENV) or None
@@ -173,7 +147,6 @@ class Redactor:
             RedactionSettings.parse(section),
             key=raw_key.encode("utf-8") if raw_key else None,
             key_id=env.get(KEY_ID_ENV) or None,
-            prefilter=prefilter,
         )
 
     def __repr__(self) -> str:  # never show the key
@@ -639,15 +612,8 @@ class Redactor:
         lowered: str | None = None
         text_shape: bytes | None = None
         spans: list[tuple[int, int, Detector]] | None = None
-        length = len(text)
-        entries = None
-        if self._prefilter is not None:
-            entries = self._prefilter(text)  # the entries whose necessary condition holds
-        if entries is None:
-            entries = plan.for_length(length)  # only entries whose shortest match fits
-        for entry in entries:
-            if entry[2] > length:
-                continue
+        # Only entries whose shortest match fits in the text.
+        for entry in plan.for_length(len(text)):
             if entry[9]:  # no checks, no anchors: the regex's own literal prefix is the check
                 compiled = entry[0]
                 first = compiled.search(text)
