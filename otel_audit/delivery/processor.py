@@ -209,12 +209,12 @@ class DurableLogRecordProcessor(LogRecordProcessor):
             self._ensure_started()
         self.stats.emitted += 1
         attrs = rec.attributes or {}
-        chain_id = self.chain.chain_id
-        if attrs.get(CHAIN_ID) != chain_id or CHAIN_ALG not in attrs:  # the pipeline's Chain step stamps them
-            attrs = dict(attrs)
+        chain_id, key = self.chain.chain_id, self.key
+        if attrs.get(CHAIN_ID) != chain_id or attrs.get(CHAIN_KEY_ID) != key.key_id or attrs.get(CHAIN_ALG) != key.alg:
+            attrs = dict(attrs)  # not stamped by the pipeline's Chain step (another source, or a fork)
             attrs[CHAIN_ID] = chain_id
-            attrs[CHAIN_KEY_ID] = self.key.key_id
-            attrs[CHAIN_ALG] = self.key.alg
+            attrs[CHAIN_KEY_ID] = key.key_id
+            attrs[CHAIN_ALG] = key.alg
         severity = rec.severity_number
         trace_id, span_id = rec.trace_id, rec.span_id
         canonical, attrs_offset = canonical_parts(
