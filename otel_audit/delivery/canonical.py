@@ -85,20 +85,8 @@ def canonical_bytes(
     attributes: Mapping[str, Any],
 ) -> bytes:
     """The record's own content; ``attributes`` may include sealed keys, they are left out here."""
-    attrs = attributes if SEALED_KEYS.isdisjoint(attributes) else {k: v for k, v in attributes.items()
-                                                                   if k not in SEALED_KEYS}
-    doc = [
-        VERSION,
-        event_name or "",
-        int(time_unix_nano or 0),
-        int(severity_number) if severity_number is not None else None,
-        severity_text or "",
-        trace_id,
-        span_id,
-        body,
-        attrs,
-    ]
-    return _encoder.encode(doc).encode("ascii")
+    return canonical_parts(event_name, time_unix_nano, severity_number, severity_text, trace_id, span_id, body,
+                           attributes)[0]
 
 
 def canonical_parts(
@@ -111,15 +99,20 @@ def canonical_parts(
     body: Any,
     attributes: Mapping[str, Any],
 ) -> tuple[bytes, int]:
-    """:func:`canonical_bytes` (same bytes) and the offset where its attributes object starts,
-    so readers can take the attributes' JSON text without parsing it."""
+    """:func:`canonical_bytes` and the offset where its attributes object starts, so readers can
+    take the attributes' JSON text without parsing it."""
     attrs = attributes if SEALED_KEYS.isdisjoint(attributes) else {k: v for k, v in attributes.items()
                                                                    if k not in SEALED_KEYS}
     # The head by hand (same bytes as encoding the list): one encoder call per record, not two.
-    head = (f'["{VERSION}",{_escape(event_name or "")},{int(time_unix_nano or 0)},'
-            f'{int(severity_number) if severity_number is not None else "null"},{_escape(severity_text or "")},'
-            f'{_escape(trace_id)},{_escape(span_id)},{_escape(body) if type(body) is str else _encoder.encode(body)},')
+    head = (f'["{VERSION}",{_json(event_name or "")},{int(time_unix_nano or 0)},'
+            f'{int(severity_number) if severity_number is not None else "null"},{_json(severity_text or "")},'
+            f'{_json(trace_id)},{_json(span_id)},{_json(body)},')
     return f"{head}{_encoder.encode(attrs)}]".encode("ascii"), len(head)
+
+
+def _json(value: Any) -> str:
+    """One canonical JSON value; strings (nearly every head field) without the encoder object."""
+    return _escape(value) if type(value) is str else _encoder.encode(value)
 
 
 def json_text(value: Any) -> str:
