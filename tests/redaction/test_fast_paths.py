@@ -162,3 +162,27 @@ def test_clean_sql_text_is_remembered_only_without_literals() -> None:
         assert placeholders.attributes["db.query.text"] == "UPDATE t SET note = ? WHERE id = ?"
         assert placeholders.count == 0
     assert "UPDATE t SET note = 'x1234' WHERE id = 7" not in redactor._clean_sql
+
+
+def test_forgetting_clean_values_makes_the_next_call_scan_again(monkeypatch) -> None:
+    """The redaction benchmark empties the clean-value caches before each timed pass over its
+    unique corpus; without that, passes after the first are answered from the cache."""
+    redactor = Redactor.from_config(None, environ=KEY_ENV)
+    scans: list[str] = []
+    plain_scan = redactor._scan_uncached
+
+    def counting_scan(text, state, plan):
+        scans.append(text)
+        return plain_scan(text, state, plan)
+
+    monkeypatch.setattr(redactor, "_scan_uncached", counting_scan)
+    text = "GET /api/orders/1700841026755 200 in 12ms; user agent curl/8.5.0"
+    sql = "UPDATE t SET note = ? WHERE id = ?"
+    for _ in range(2):
+        assert redactor.redact_text(text) == text
+        assert redactor.redact({"db.query.text": sql}).attributes["db.query.text"] == sql
+    assert scans.count(text) == 1  # the second call was answered from the cache
+    redactor.forget_clean_values()
+    assert redactor.redact_text(text) == text
+    assert scans.count(text) == 2
+    assert not redactor._clean_sql
