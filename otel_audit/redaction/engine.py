@@ -664,11 +664,23 @@ class Redactor:
                 search = compiled.search
             else:
                 if type(anchored) is _Group:
-                    if ascii_text and text_shape is None:
-                        text_shape = text.encode("ascii").translate(SHAPE_TABLE)
-                    compiled, detectors, anchors, anchor_in = anchored.select(text_shape if ascii_text else None)
-                    if compiled is None:
+                    if ascii_text and anchored.anchored:  # tried only where a match can start
+                        if text_shape is None:
+                            text_shape = text.encode("ascii").translate(SHAPE_TABLE)
+                        starts = anchored.starts(text_shape)
+                        if not starts:
+                            continue
+                        found = _find_at(compiled, detectors, text, starts)
+                        if found is None:
+                            state.count += 1
+                            return f"[REDACTED:{detectors[0].name}]"
+                        if found:
+                            if spans is None:
+                                spans = found
+                            else:
+                                spans.extend(found)
                         continue
+                    anchors, anchor_in = (), "search"
                 else:
                     anchors, anchor_in = anchored
                 if anchor_in == "text":
@@ -679,10 +691,6 @@ class Redactor:
                     if lowered is None:
                         lowered = text.lower()
                     search = _Anchored(compiled, anchors, lowered)
-                elif anchor_in == "runs":
-                    if text_shape is None:
-                        text_shape = text.encode("ascii").translate(SHAPE_TABLE)
-                    search = _Anchored(compiled, anchors, text_shape.translate(_RUNS_TABLE), exact=False)
                 else:
                     if text_shape is None:
                         text_shape = text.encode("ascii").translate(SHAPE_TABLE)
@@ -734,15 +742,10 @@ class _Anchored:
     occurrence is remembered, so a text is read once per literal however many candidates it has
     (positions only move forward within one scan)."""
 
-    __slots__ = ("match", "search", "anchors", "haystack", "starts")
+    __slots__ = ("match", "anchors", "haystack", "starts")
 
-    def __init__(
-        self, compiled: re.Pattern[str], anchors: tuple[tuple[Any, int], ...], haystack: Any, exact: bool = True
-    ) -> None:
-        # exact=False: the anchors only bound where the next match can start; the regex searches
-        # on from the nearest one.
+    def __init__(self, compiled: re.Pattern[str], anchors: tuple[tuple[Any, int], ...], haystack: Any) -> None:
         self.match = compiled.match
-        self.search = None if exact else compiled.search
         self.anchors = anchors
         self.haystack = haystack
         # Per anchor: the first start at or after the last position asked for (-1: none left;
@@ -769,18 +772,10 @@ class _Anchored:
                     best = start
             if best < 0:
                 return None
-            if self.search is not None:
-                return self.search(text, best)
             candidate = match_at(text, best)
             if candidate is not None:
                 return candidate
             position = best + 1
-
-
-#: A text's shape -> its runs: digits, spaces and dashes ``0``, dots stay, the rest ``x``.
-_RUNS_TABLE = bytes(
-    ord("0") if i in (ord("0"), ord(" "), ord("-")) else ord(".") if i == ord(".") else ord("x") for i in range(256)
-)
 
 
 class _Plan:
@@ -810,54 +805,49 @@ class _Plan:
 
 
 class _Group:
-    """Detectors sharing a ``lead`` (``\\d``: card, SSN, IPv4), found in one pass. Members whose
-    shape gate fails cannot match anywhere in the text, so they are left out of the alternation
-    (every other match stays as it was); when all remaining members are anchored in the shape,
-    the pass is anchored too. One regex per subset of members, compiled on first use."""
+    """Detectors sharing a ``lead`` (``\\d``: card, SSN, IPv4), found in one pass of one regex.
+
+    In ASCII text the regex is tried only where a match can start (:meth:`starts`): at a digit
+    that does not follow a word character (the members' shared look-behind) and that begins one
+    of the members' shape anchors (``000-00-0000``, ``0.``) or, for members that are long runs
+    of digits, spaces and dashes (a card: ``min_run``), such a run. Those places are found in
+    the text's shape by one regex, so a card look-alike inside a long digit run is tried once."""
 
     def __init__(self, lead: str, members: tuple[Detector, ...]) -> None:
         self.lead = lead
         self.members = members
-        self.gates = tuple(d.shape_gate for d in members)
         # The members' look-behinds all say "not after a word character": checked once, first.
         self.shared = f"(?<!\\w{lead})" if all(d.pattern.startswith("(?<![\\w") for d in members) else ""
-        self._subsets: dict[tuple[bool, ...], tuple[Any, ...]] = {}
-        self.full = self._subset((True,) * len(members))
+        alternatives = "|".join(f"(?P<_d{index}>{d.pattern})" for index, d in enumerate(members))
+        self.compiled = re.compile(f"{lead}{self.shared}(?:{alternatives})")
+        # Where a match can start, read in the shape: a digit (``0``) not after a word character
+        # (``0``, ``A``, ``a``), followed by the rest of a member's anchor or run.
+        ahead = []
+        for d in members:
+            if d.anchors and d.anchor_in == "shape":
+                for literal, offset in d.anchors:
+                    if offset or not isinstance(literal, bytes) or not literal.startswith(b"0"):
+                        ahead = []
+                        break
+                    ahead.append(re.escape(literal[1:]))
+                else:
+                    continue
+                break
+            if not d.min_run:
+                ahead = []
+                break
+            ahead.append(b"[0 \\-]{%d}" % (d.min_run - 1))
+        #: Whether :meth:`starts` holds every place a match can start (else: search the text).
+        self.anchored = (
+            lead == r"\d" and bool(self.shared) and bool(ahead)
+            and not any(d.keyed or d.extend_left or "value" in d.compiled.groupindex for d in members)
+        )  # fmt: skip
+        self._starts = re.compile(rb"0(?<![0Aa]0)(?=" + b"|".join(ahead) + rb")") if self.anchored else None
 
-    def _subset(self, chosen: tuple[bool, ...]) -> tuple[Any, ...]:
-        entry = self._subsets.get(chosen)
-        if entry is None:
-            group = tuple(d for d, keep in zip(self.members, chosen) if keep)
-            if not group:
-                entry = (None, (), (), "search")
-            else:
-                alternatives = "|".join(f"(?P<_d{index}>{d.pattern})" for index, d in enumerate(group))
-                compiled = re.compile(f"{self.lead}{self.shared}(?:{alternatives})")
-                anchor_in = "search"
-                anchors: tuple[tuple[Any, int], ...] = ()
-                if all(d.anchors and d.anchor_in == "shape" for d in group):
-                    anchor_in, anchors = "shape", tuple(a for d in group for a in d.anchors)
-                elif all((d.anchors and d.anchor_in == "shape") or d.min_run for d in group):
-                    # Lower bounds in the runs: a member's shape anchor read in the runs, or a run
-                    # of its minimal length.
-                    anchor_in = "runs"
-                    anchors = tuple(
-                        (literal.translate(_RUNS_TABLE), offset) for d in group for literal, offset in d.anchors
-                    ) + tuple((b"0" * d.min_run, 0) for d in group if d.min_run and not d.anchors)
-                entry = (compiled, group, anchors, anchor_in)
-            self._subsets[chosen] = entry
-        return entry
-
-    def select(self, text_shape: bytes | None) -> tuple[Any, ...]:
-        """(regex or None, detectors, anchors, anchor_in) for a text with this shape; no shape
-        (non-ASCII text): every member, searched. ``anchor_in`` "runs": the anchors only bound
-        where the next match can start, in the text's runs (see :data:`_RUNS_TABLE`)."""
-        if text_shape is None:
-            return self.full[0], self.full[1], (), "search"
-        chosen = []
-        for gate in self.gates:
-            chosen.append(gate is None or gate(text_shape))
-        return self._subset(tuple(chosen))
+    def starts(self, text_shape: bytes) -> list[int]:
+        """Every place in the ASCII text with this shape where a match can start, in order (a
+        superset: the regex decides)."""
+        return [found.start() for found in self._starts.finditer(text_shape)]  # type: ignore[union-attr]
 
 
 def _min_width(compiled: re.Pattern[str]) -> int:
@@ -897,8 +887,8 @@ def _scan_plan(detectors: tuple[Detector, ...]) -> list[_PlanEntry]:
         lower_literals: tuple[str, ...] = ()
         gate = shape_gate = keyed = anchored = None
         if isinstance(item, _Group):
-            compiled, group = item.full[0], item.full[1]
-            anchored = item  # its members' shape gates are checked by _Group.select
+            compiled, group = item.compiled, item.members
+            anchored = item  # where its regex is tried: _Group.starts
         else:
             detector = item
             compiled, group = detector.compiled, (detector,)
@@ -978,6 +968,44 @@ def _find(
             if rejections > MAX_REJECTIONS:
                 return None
             position = candidate.start() + 1
+    return found
+
+
+def _find_at(
+    compiled: re.Pattern[str], detectors: tuple[Detector, ...], text: str, starts: list[int]
+) -> list[tuple[int, int, Detector]] | None:
+    """:func:`_find` for a :class:`_Group` whose every match starts at one of ``starts``
+    (sorted): the regex is matched there only, in order (its members have no value group, no
+    key rule and extend nothing to the left)."""
+    found: list[tuple[int, int, Detector]] = []
+    position = 0
+    rejections = 0
+    match_at = compiled.match
+    for start in starts:
+        if start < position:
+            continue
+        candidate = match_at(text, start)
+        if candidate is None:
+            continue
+        detector = detectors[int(candidate.lastgroup[2:])]  # type: ignore[index]
+        end = candidate.end()
+        if end == start:
+            position = end + 1
+            continue
+        accept = detector.accept
+        if accept is None:
+            found.append((start, end, detector))
+            position = end
+            continue
+        taken = accept(text[start:end])
+        if taken:
+            found.append((start, start + taken, detector))
+            position = start + taken
+        else:
+            rejections += 1
+            if rejections > MAX_REJECTIONS:
+                return None
+            position = start + 1
     return found
 
 

@@ -18,6 +18,9 @@ Validator = Callable[[str], int]
 
 def luhn_ok(digits: str) -> bool:
     """The Luhn (mod 10) checksum every payment card number carries."""
+    if digits.isascii() and digits.isdigit():  # the common case, summed in C: ord("0") is 48
+        data = digits.encode("ascii")
+        return (sum(data[-1::-2]) + sum(data[-2::-2].translate(_DOUBLED_BYTES)) - 48 * len(data)) % 10 == 0
     total = 0
     double = False
     for char in reversed(digits):
@@ -30,6 +33,8 @@ def luhn_ok(digits: str) -> bool:
 
 
 _DOUBLED = (0, 2, 4, 6, 8, 1, 3, 5, 7, 9)
+#: ASCII digit -> the digit of its double's digit sum (``7`` -> ``5``: 14 -> 1 + 4).
+_DOUBLED_BYTES = bytes.maketrans(b"0123456789", b"0246813579")
 
 
 def _card_prefix_ok(digits: str) -> bool:
@@ -62,17 +67,29 @@ def _whole_card(text: str) -> bool:
     if text.isdigit():  # no separators (the common case)
         digits = text
     else:
-        digits = "".join(c for c in text if c.isdigit())
-        separators = {c for c in text if not c.isdigit()}
-        if len(separators) > 1:  # "4111 1111-1111 1111" is not how anyone writes a card
-            return False
+        # One separator kind, spaces or dashes (the usual ones): removed in C.
+        if " " in text:
+            digits = text.replace(" ", "") if "-" not in text else text
+        else:
+            digits = text.replace("-", "")
+        if not digits.isdigit():
+            digits = "".join(c for c in text if c.isdigit())
+            separators = {c for c in text if not c.isdigit()}
+            if len(separators) > 1:  # "4111 1111-1111 1111" is not how anyone writes a card
+                return False
     if not 13 <= len(digits) <= 19:
         return False
     return _card_prefix_ok(digits) and luhn_ok(digits)
 
 
+#: First digits no issuer range starts with (see :func:`_card_prefix_ok`).
+_NO_ISSUER = frozenset("01789")
+
+
 def payment_card(text: str) -> int:
     """The whole candidate, or its longest prefix ending at a separator (``<card> 2024``)."""
+    if text[:1] in _NO_ISSUER and text.isascii():  # every prefix starts with it: no issuer range
+        return 0
     if _whole_card(text):
         return len(text)
     for end in range(len(text) - 1, 12, -1):

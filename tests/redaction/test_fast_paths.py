@@ -16,7 +16,8 @@ from hypothesis import strategies as st
 
 from otel_audit.redaction import BUILTIN_DETECTORS, Redactor
 from otel_audit.redaction.detectors import SHAPE_TABLE
-from otel_audit.redaction.engine import _RUNS_TABLE, _Anchored, _find_keyed, _secret_name_before
+from otel_audit.redaction.engine import _Anchored, _find, _find_keyed, _find_at, _Group, _secret_name_before
+from otel_audit.redaction import validators as v
 from otel_audit.redaction.keys import builtin_key_rule
 
 KEY_ENV = {"OTEL_AUDIT_HMAC_KEY": "fast-path-test-key-0123456789"}
@@ -68,19 +69,55 @@ def test_anchored_search_finds_what_a_search_finds(detector) -> None:
     check()
 
 
-def test_runs_bound_never_skips_a_card() -> None:
-    card = next(d for d in BUILTIN_DETECTORS if d.name == "credit_card")
+DIGIT_FRAGMENTS = [
+    "4111 1111 1111 1111", "4111-1111-1111-1111", "5555555555554444", "1700841026755 200", "12 ", "9781637656211",
+    "078-05-1120", "123-45-6789", "10.0.0.1", "1.2.3", "255.255.255.255", "0", "7", " ", "-", ".", "a", "_", "x1",
+    "4111111111111111", "6011-2714-0739-9428", "  ", "--", "1700139675442129788", ":", "é",
+]  # fmt: skip
+digit_texts = st.lists(st.sampled_from(DIGIT_FRAGMENTS) | st.text("0123456789 -.a", max_size=4), min_size=1, max_size=25).map(
+    "".join
+)
+LEAD_GROUPS = [
+    tuple(d for d in BUILTIN_DETECTORS if d.lead and d.name in names)
+    for names in ({"credit_card", "us_ssn", "ipv4"}, {"credit_card", "us_ssn"}, {"credit_card", "ipv4"}, {"us_ssn", "ipv4"})
+]
+
+
+@pytest.mark.parametrize("members", LEAD_GROUPS, ids=["+".join(d.name for d in g) for g in LEAD_GROUPS])
+def test_group_starts_hold_every_match_start(members) -> None:
+    """Card, SSN and IPv4 are one regex tried only at the places _Group.starts lists: every
+    place a plain search finds a match is listed, and the validated findings are the same."""
+    group = _Group(r"\d", members)
+    assert group.anchored
 
     @SETTINGS
-    @given(text=texts)
+    @given(text=digit_texts | texts)
     def check(text: str) -> None:
+        plain = _find(group.compiled, group.members, text)
         if not text.isascii():
-            return
-        runs = text.encode("ascii").translate(SHAPE_TABLE).translate(_RUNS_TABLE)
-        bounded = _Anchored(card.compiled, ((b"0" * card.min_run, 0),), runs, exact=False)
-        assert _all_matches(bounded, text) == _all_matches(card.compiled.search, text)
+            return  # the engine searches non-ASCII text the plain way
+        starts = group.starts(text.encode("ascii").translate(SHAPE_TABLE))
+        assert starts == sorted(set(starts))
+        every = {start for start, _ in _all_matches(group.compiled.search, text)}
+        assert every <= set(starts)
+        assert _find_at(group.compiled, group.members, text, starts) == plain
 
     check()
+
+
+def test_group_pass_finds_what_a_plain_search_finds_in_records() -> None:
+    """The whole redactor (shape gates, group starts) against the plain group search."""
+    redactor = Redactor.from_config(None, environ=KEY_ENV)
+    (group,) = [entry[8] for entry in redactor._plan.entries if isinstance(entry[8], _Group)]
+    text = "12 4111111111111111 and 1700841026755 200, 078-05-1120 at 10.0.0.1; 4111-1111-1111-1111 9781637656211"
+    spans = _find(group.compiled, group.members, text)
+    assert [(text[s:e], d.name) for s, e, d in spans] == [
+        ("4111111111111111", "credit_card"), ("078-05-1120", "us_ssn"), ("10.0.0.1", "ipv4"),
+        ("4111-1111-1111-1111", "credit_card"),
+    ]  # fmt: skip
+    out = redactor.redact_text(text)
+    assert "4111111111111111" not in out and "078-05-1120" not in out and "10.0.0.1" not in out
+    assert "1700841026755 200" in out and "9781637656211" in out
 
 
 #: The definition the backwards reading replaces: the leftmost name in the 48 characters before
@@ -186,3 +223,64 @@ def test_forgetting_clean_values_makes_the_next_call_scan_again(monkeypatch) -> 
     assert redactor.redact_text(text) == text
     assert scans.count(text) == 2
     assert not redactor._clean_sql
+
+
+def _reference_luhn(digits: str) -> bool:
+    total, double = 0, False
+    for char in reversed(digits):
+        value = ord(char) - 48
+        if double:
+            value = value * 2 - 9 if value * 2 > 9 else value * 2
+        total += value
+        double = not double
+    return total % 10 == 0
+
+
+def _reference_payment_card(text: str) -> int:
+    """The card validator's definition: one separator kind, 13-19 digits, issuer prefix, Luhn,
+    else the longest prefix ending at a separator that is a card."""
+
+    def whole(candidate: str) -> bool:
+        digits = "".join(c for c in candidate if c.isdigit())
+        if len({c for c in candidate if not c.isdigit()}) > 1 or not 13 <= len(digits) <= 19:
+            return False
+        return v._card_prefix_ok(digits) and _reference_luhn(digits)
+
+    if whole(text):
+        return len(text)
+    for end in range(len(text) - 1, 12, -1):
+        if text[end] in " -" and whole(text[:end]):
+            return end
+    return 0
+
+
+card_like = st.lists(
+    st.sampled_from([
+        "4111111111111111", "6011111111111117", "5555555555554444", "378282246310005", "6011 1111 1111 1117",
+        "4111", "1111", "5555", "4444", "6011", "3782", "1700", "9781", "0", "2", " ", "-", "x", "٣", "²",
+    ])  # fmt: skip
+    | st.text("0123456789 -", max_size=6),
+    min_size=1,
+    max_size=8,
+).map("".join)
+
+
+@SETTINGS
+@given(digits=st.text("0123456789", max_size=24) | st.text(max_size=6))
+def test_luhn_summed_in_c_matches_the_loop(digits: str) -> None:
+    assert v.luhn_ok(digits) == _reference_luhn(digits)
+
+
+@SETTINGS
+@given(text=card_like)
+def test_card_validator_shortcuts_match_its_definition(text: str) -> None:
+    """The first-digit rejection and the separator removal in C change nothing (not even which
+    odd digits, like ``²``, make ``int()`` fail)."""
+    assert _outcome(v.payment_card, text) == _outcome(_reference_payment_card, text)
+
+
+def _outcome(function, argument):
+    try:
+        return function(argument)
+    except ValueError as exc:
+        return type(exc)
