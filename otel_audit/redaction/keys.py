@@ -81,8 +81,11 @@ _NORMALISE = re.compile(r"[-_.\s]")
 
 
 def normalise(key: str) -> str:
-    name = key.lower().replace("-", "").replace("_", "").replace(".", "")
-    # Only whitespace is left to remove, and an alphanumeric name has none (the common case).
+    name = key.lower()
+    if name.isalnum():  # nothing to remove (the common case)
+        return name
+    name = name.replace("-", "").replace("_", "").replace(".", "")
+    # Only whitespace is left to remove, and an alphanumeric name has none.
     return name if name.isalnum() else _NORMALISE.sub("", name)
 
 

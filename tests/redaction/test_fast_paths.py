@@ -18,7 +18,7 @@ from otel_audit.redaction import BUILTIN_DETECTORS, Redactor
 from otel_audit.redaction.detectors import SHAPE_TABLE
 from otel_audit.redaction.engine import _Anchored, _find, _find_keyed, _find_at, _Group, _secret_name_before
 from otel_audit.redaction import validators as v
-from otel_audit.redaction.keys import builtin_key_rule
+from otel_audit.redaction.keys import builtin_key_rule, normalise
 
 KEY_ENV = {"OTEL_AUDIT_HMAC_KEY": "fast-path-test-key-0123456789"}
 SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
@@ -284,3 +284,10 @@ def _outcome(function, argument):
         return function(argument)
     except ValueError as exc:
         return type(exc)
+
+
+@SETTINGS
+@given(key=texts | st.text(max_size=12))
+def test_key_normalisation_shortcut_matches_its_definition(key: str) -> None:
+    """Lower case, ``-``/``_``/``.`` and whitespace removed; alphanumeric names skip the removal."""
+    assert normalise(key) == re.sub(r"[-_.\s]", "", key.lower())
