@@ -598,6 +598,12 @@ class Redactor:
         action = self._actions.get(detector.name, detector.default_action)
         if action == "off":
             return found
+        if action == "mask":  # what _apply does for a string, without its checks for other values
+            state.count += 1
+            return f"[REDACTED:{detector.name}]"
+        if action == "hmac":
+            state.count += 1
+            return self._pseudonym(detector.name, found, state)
         if action == "drop":
             state.drop_attribute = True
             state.count += 1

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from otel_audit.redaction import BUILTIN_DETECTORS, Redactor
 from otel_audit.redaction.detectors import SHAPE_TABLE
-from otel_audit.redaction.engine import _Anchored, _find, _find_keyed, _find_at, _Group, _secret_name_before
+from otel_audit.redaction.engine import _Anchored, _find, _find_at, _find_keyed, _Group, _Pass, _secret_name_before
 from otel_audit.redaction import validators as v
 from otel_audit.redaction.keys import builtin_key_rule, normalise
 
@@ -291,3 +291,20 @@ def _outcome(function, argument):
 def test_key_normalisation_shortcut_matches_its_definition(key: str) -> None:
     """Lower case, ``-``/``_``/``.`` and whitespace removed; alphanumeric names skip the removal."""
     assert normalise(key) == re.sub(r"[-_.\s]", "", key.lower())
+
+
+@pytest.mark.parametrize("action", ["mask", "hmac", "partial"])
+@pytest.mark.parametrize("missing_key", ["ephemeral", "mask"])
+def test_detector_replacement_shortcuts_match_the_general_action(action: str, missing_key: str) -> None:
+    """A detector's string finding is replaced as ``_apply`` replaces any value (same text,
+    same count, same pseudonym bookkeeping)."""
+    config = {"detectors": {d.name: action for d in BUILTIN_DETECTORS}, "hmac": {"missing_key": missing_key}}
+    for environ in (KEY_ENV, {}):
+        redactor = Redactor.from_config(config, environ=environ)
+        for detector in BUILTIN_DETECTORS:
+            for found in ("4111 1111 1111 1111", "bob@example.com", "x"):
+                shortcut, general = _Pass(), _Pass()
+                replaced = redactor._detector_replacement(detector, found, shortcut)
+                expected = redactor._apply(action, detector.name, found, general)
+                assert replaced == expected
+                assert (shortcut.count, shortcut.used_hmac) == (general.count, general.used_hmac)
