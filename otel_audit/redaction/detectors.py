@@ -58,6 +58,14 @@ class Detector:
     #: the engine skip to such runs instead of trying the regex at every digit.
     min_run: int = 0
     keyed: bool = False  # the name just before the match must be a secret key name (see keys.py)
+    #: Characters every match contains, as a conjunction of alternatives: ``(":=",)`` means a
+    #: ``:`` or a ``=``, ``(":", "@")`` a ``:`` and an ``@``. Only the characters of
+    #: :data:`NEED_CHARS` count. The engine skips the detector for a text that lacks them.
+    needs: tuple[str, ...] = ()
+    #: Every match contains a digit (``\d``: in non-ASCII text any Unicode digit).
+    needs_digit: bool = False
+    #: Every match contains an ASCII capital letter (``A-Z``, matched case-sensitively).
+    needs_capital: bool = False
     compiled: re.Pattern[str] = field(init=False, repr=False, compare=False)
     accept: Callable[[str], int] | None = field(init=False, repr=False, compare=False)
 
@@ -92,6 +100,11 @@ SHAPE_TABLE = bytes(
 )
 
 
+#: The characters a detector's :attr:`Detector.needs` may name (each is looked for in every text
+#: scanned, so the list is short).
+NEED_CHARS = "=:@_-./"
+
+
 def shape(text: str) -> bytes | None:
     """The shape of an ASCII ``text`` (None for other text: shape gates do not apply to it)."""
     return text.encode("ascii").translate(SHAPE_TABLE) if text.isascii() else None
@@ -108,12 +121,12 @@ BUILTIN_DETECTORS: tuple[Detector, ...] = (
         "private_key", "secret", "PEM private-key block (RSA, EC, OPENSSH, PGP, ...), also truncated",
         r"-----BEGIN " + _PEM_LABEL + r"-----(?:[\s\S]{0,16384}?-----END " + _PEM_LABEL + r"-----"
         r"|[A-Za-z0-9+/=\s\\:,-]{0,16384})",
-        "mask", prefilter=("PRIVATE KEY",),
+        "mask", prefilter=("PRIVATE KEY",), needs=("-",), needs_capital=True,
     ),
     Detector(
         "jwt", "secret", "JSON Web Token (three base64url segments)",
         r"eyJ(?<!\weyJ)[A-Za-z0-9_-]{6,4096}\.[A-Za-z0-9_-]{2,8192}\.[A-Za-z0-9_-]{0,4096}",
-        "mask", validator="jwt",
+        "mask", validator="jwt", needs=(".",), needs_capital=True,
     ),
     Detector(
         "bearer_token", "secret", "`Bearer`/`Token` credential in a header or text",
@@ -128,96 +141,96 @@ BUILTIN_DETECTORS: tuple[Detector, ...] = (
     ),
     Detector(
         "aws_access_key", "secret", "AWS access key id (AKIA/ASIA/... + 16)",
-        r"A(?<!\wA)(?:KIA|SIA|BIA|CCA|GPA|IDA|IPA|NPA|NVA|ROA|PKA)[A-Z2-7]{16}\b", "mask",
+        r"A(?<!\wA)(?:KIA|SIA|BIA|CCA|GPA|IDA|IPA|NPA|NVA|ROA|PKA)[A-Z2-7]{16}\b", "mask", needs_capital=True,
     ),
     Detector(
         "aws_secret_key", "secret", "AWS secret access key (40 chars) near an AWS/secret keyword",
         r"(?i)(?:aws|secret)[A-Za-z0-9_.-]{0,30}[\"']?\s{0,5}[:=]\s{0,5}[\"']?(?P<value>[A-Za-z0-9/+]{40})(?![A-Za-z0-9/+=])",
-        "mask", prefilter_lower=("aws", "secret"), anchors=(("aws", 0), ("secret", 0)), anchor_in="lower",
+        "mask", prefilter_lower=("aws", "secret"), anchors=(("aws", 0), ("secret", 0)), anchor_in="lower", needs=(":=",),
     ),
     Detector(
         "github_token", "secret", "GitHub token (ghp_, gho_, ghu_, ghs_, ghr_, github_pat_)",
-        r"g(?<!\wg)(?:h[pousr]_[A-Za-z0-9]{36,255}|ithub_pat_[A-Za-z0-9_]{22,255})\b", "mask",
+        r"g(?<!\wg)(?:h[pousr]_[A-Za-z0-9]{36,255}|ithub_pat_[A-Za-z0-9_]{22,255})\b", "mask", needs=("_",),
     ),
     Detector(
         "gitlab_token", "secret", "GitLab personal/project access token (glpat-)",
-        r"glpat-(?<!\wglpat-)[A-Za-z0-9_-]{20,255}", "mask",
+        r"glpat-(?<!\wglpat-)[A-Za-z0-9_-]{20,255}", "mask", needs=("-",),
     ),
     Detector(
         "slack_token", "secret", "Slack token (xoxb-, xoxp-, ...) or incoming-webhook URL",
         r"\bxox[abposr]-[A-Za-z0-9-]{10,255}|hooks\.slack\.com/services/[A-Za-z0-9/_-]{10,255}",
-        "mask", prefilter=("xox", "hooks.slack.com"), anchors=(("xox", 0), ("hooks.slack.com", 0)),
+        "mask", prefilter=("xox", "hooks.slack.com"), anchors=(("xox", 0), ("hooks.slack.com", 0)), needs=("-/",),
     ),
     Detector(
         "stripe_key", "secret", "Stripe secret or restricted key (sk_/rk_ live/test)",
         r"\b[sr]k_(?:live|test)_[A-Za-z0-9]{16,255}\b", "mask", prefilter=("k_live_", "k_test_"),
-        anchors=(("k_live_", 1), ("k_test_", 1)),
+        anchors=(("k_live_", 1), ("k_test_", 1)), needs=("_",),
     ),
     Detector(
         "google_api_key", "secret", "Google API key (AIza + 35)", r"AIza(?<!\wAIza)[0-9A-Za-z_-]{35}(?![0-9A-Za-z_-])",
-        "mask",
+        "mask", needs_capital=True,
     ),
     Detector(
         "openai_key", "secret", "OpenAI-style key (sk-, sk-proj-, sk-ant-, ...)",
-        r"sk-(?<!\wsk-)[A-Za-z0-9_-]{20,255}", "mask",
+        r"sk-(?<!\wsk-)[A-Za-z0-9_-]{20,255}", "mask", needs=("-",),
     ),
     Detector(
         "url_credentials", "secret", "password in a URL or DSN (`scheme://user:password@host`)",
-        r"://[^\s:/?#@\"'<>]{0,256}:(?P<value>[^\s/?#\"'<>]{1,256})@", "mask",
+        r"://[^\s:/?#@\"'<>]{0,256}:(?P<value>[^\s/?#\"'<>]{1,256})@", "mask", needs=(":", "/", "@"),
     ),
     Detector(
         "signed_url_param", "secret",
         "signature/credential query parameter (X-Amz-Signature, X-Amz-Credential, X-Amz-Security-Token, "
         "AWSAccessKeyId, Signature, sig, X-Goog-Signature, token, access_token, api_key, password, code, ...)",
         r"(?i)[?&;](?:" + "|".join(re.escape(p) for p in SIGNED_URL_PARAMS) + r")=(?P<value>[^&#\s\"'<>]{1,4096})",
-        "mask", prefilter=("=",),
+        "mask", prefilter=("=",), needs=("=",),
     ),
     Detector(
         "secret_header", "secret", "credential header line in text (`Cookie: ...`, `Authorization: ...`)",
         r"(?im)^[ \t]{0,8}(?:" + SECRET_HEADERS + r")[ \t]{0,8}:[ \t]{0,8}(?P<value>[^\r\n]{1,8192})",
-        "mask", prefilter_lower=("cookie", "authorization", "x-api-key", "x-auth-token", "x-csrf", "x-xsrf"),
+        "mask", prefilter_lower=("cookie", "authorization", "x-api-key", "x-auth-token", "x-csrf", "x-xsrf"), needs=(":",),
     ),
     Detector(
         "secret_assignment", "secret",
         "`password=...`, `\"token\": \"...\"`, `db_password: ...` in free text: the name before `=`/`:` "
         "is judged by the key rules",
         r"[:=][ \t]{0,5}(?P<value>\"[^\"\n]{1,512}\"|'[^'\n]{1,512}'|[^\s&,;\"'<>}\]]{1,512})",
-        "mask", keyed=True, prefilter=(":", "="),
+        "mask", keyed=True, prefilter=(":", "="), needs=(":=",),
     ),
     Detector(
         "credit_card", "personal", "payment card number (PAN)",
         r"(?<![\w.-]\d)(?:[ -]?\d){12,18}(?![\w-])", "mask", validator="luhn", lead=r"\d",
         # 13+ digits with at most one space or dash between them
-        shape_gate=lambda shape: b"0000000000000" in shape.translate(None, b" -"), min_run=13,
+        shape_gate=lambda shape: b"0000000000000" in shape.translate(None, b" -"), min_run=13, needs_digit=True,
     ),
     Detector(
         "iban", "personal", "International Bank Account Number",
         r"[A-Z](?<![\w][A-Z])[A-Z]\d{2}(?: ?[A-Z0-9]){11,30}", "hmac", validator="iban",
-        shape_gate=lambda shape: _IBAN_SHAPE.search(shape) is not None, anchors=((b"AA00", 0),), anchor_in="shape",
+        shape_gate=lambda shape: _IBAN_SHAPE.search(shape) is not None, anchors=((b"AA00", 0),), anchor_in="shape", needs_digit=True, needs_capital=True,
     ),
     Detector(
         "us_ssn", "personal", "US Social Security number (AAA-GG-SSSS)",
         r"(?<![\w-]\d)\d\d-\d{2}-\d{4}(?![\w-])", "hmac", validator="us_ssn", lead=r"\d",
-        shape_gate=lambda shape: b"000-00-0000" in shape, anchors=((b"000-00-0000", 0),), anchor_in="shape",
+        shape_gate=lambda shape: b"000-00-0000" in shape, anchors=((b"000-00-0000", 0),), anchor_in="shape", needs=("-",), needs_digit=True,
     ),
     Detector(
         "email", "personal", "e-mail address",
-        r"@(?:[A-Za-z0-9-]{1,63}\.){1,8}[A-Za-z]{2,24}\b", "hmac", validator="email", extend_left=_EMAIL_LOCAL,
+        r"@(?:[A-Za-z0-9-]{1,63}\.){1,8}[A-Za-z]{2,24}\b", "hmac", validator="email", extend_left=_EMAIL_LOCAL, needs=("@", "."),
     ),
     Detector(
         "ipv4", "network", "IPv4 address (outside `client.address`, which is kept)",
         r"(?<![\w.]\d)\d{0,2}\.\d{1,3}\.\d{1,3}\.\d{1,3}(?!\w|\.\d)", "hmac", validator="ipv4", lead=r"\d",
         shape_gate=lambda shape: _IPV4_SHAPE.search(shape) is not None,
-        anchors=((b"0.", 0), (b"00.", 0), (b"000.", 0)), anchor_in="shape",
+        anchors=((b"0.", 0), (b"00.", 0), (b"000.", 0)), anchor_in="shape", needs=(".",), needs_digit=True,
     ),
     Detector(
         "ipv6", "network", "IPv6 address",
         r"(?<![\w:.])(?:[0-9A-Fa-f]{0,4}:){2,7}[0-9A-Fa-f]{0,4}(?![\w:])", "hmac", validator="ipv6",
-        gate=lambda text: "::" in text or text.count(":") >= 7,
+        gate=lambda text: "::" in text or text.count(":") >= 7, needs=(":",),
     ),
     Detector(
         "phone", "personal", "phone number (opt-in: enable with an action)",
-        r"(?<![\w+])\+?\d{1,3}[ .-]?\(?\d{2,4}\)?[ .-]?\d{3,4}[ .-]?\d{3,4}(?!\w)", "off", validator="phone",
+        r"(?<![\w+])\+?\d{1,3}[ .-]?\(?\d{2,4}\)?[ .-]?\d{3,4}[ .-]?\d{3,4}(?!\w)", "off", validator="phone", needs_digit=True,
     ),
 )  # fmt: skip
 

@@ -21,7 +21,7 @@ from functools import lru_cache
 from typing import Any, Mapping
 
 from otel_audit.errors import ConfigError, containment
-from otel_audit.redaction.detectors import SHAPE_TABLE, Detector
+from otel_audit.redaction.detectors import NEED_CHARS, SHAPE_TABLE, Detector
 from otel_audit.redaction.keys import PROTECTED, URL_PARAM_NAMES, builtin_key_rule, normalise
 from otel_audit.redaction.settings import RedactionSettings
 from otel_audit.redaction.sql import sanitize_sql
@@ -625,10 +625,10 @@ class Redactor:
     def _scan_uncached(self, text: str, state: _Pass, plan: _Plan) -> str:
         ascii_text = text.isascii()
         lowered: str | None = None
-        text_shape: bytes | None = None
+        text_shape = text.encode("ascii").translate(SHAPE_TABLE) if ascii_text else None
         spans: list[tuple[int, int, Detector]] | None = None
-        # Only entries whose shortest match fits in the text.
-        for entry in plan.for_length(len(text)):
+        # Only entries whose shortest match fits in the text and whose needed characters occur.
+        for entry in plan.select(_features(text, text_shape), len(text)):
             if entry[9]:  # no checks, no anchors: the regex's own literal prefix is the check
                 compiled = entry[0]
                 first = compiled.search(text)
@@ -661,18 +661,13 @@ class Redactor:
                         continue
             if gate is not None and not gate(text):
                 continue
-            if ascii_text and shape_gate is not None:
-                if text_shape is None:
-                    text_shape = text.encode("ascii").translate(SHAPE_TABLE)
-                if not shape_gate(text_shape):
-                    continue
+            if text_shape is not None and shape_gate is not None and not shape_gate(text_shape):
+                continue
             if anchored is None:
                 search = compiled.search
             else:
                 if type(anchored) is _Group:
-                    if ascii_text and anchored.anchored:  # tried only where a match can start
-                        if text_shape is None:
-                            text_shape = text.encode("ascii").translate(SHAPE_TABLE)
+                    if text_shape is not None and anchored.anchored:  # tried only where a match can start
                         starts = anchored.starts(text_shape)
                         if not starts:
                             continue
@@ -698,8 +693,6 @@ class Redactor:
                         lowered = text.lower()
                     search = _Anchored(compiled, anchors, lowered)
                 else:
-                    if text_shape is None:
-                        text_shape = text.encode("ascii").translate(SHAPE_TABLE)
                     search = _Anchored(compiled, anchors, text_shape)
             first = search(text)
             if first is None:
@@ -785,15 +778,24 @@ class _Anchored:
 
 
 class _Plan:
-    """Scan-plan entries, in detector order, with the sub-lists for short texts cached by length
-    (an entry whose shortest match is longer than the text is left out)."""
+    """Scan-plan entries, in detector order, and the sub-lists a text actually needs, cached by
+    the text's *features* and length: an entry is left out when its shortest match is longer
+    than the text, or when no member's :attr:`~Detector.needs` (characters every match
+    contains: ``=``, ``:``, ``@``, ``_``, ``-``, ``.``, ``/``, a digit) all occur in the text.
+    A clean sentence without ``=``/``:``/``@`` or a JSON leaf of digits skips most entries
+    without visiting them. ``dispatch=False``: every entry that fits the length (the plain way,
+    for tests)."""
 
-    __slots__ = ("entries", "_by_length", "_longest")
+    __slots__ = ("entries", "_longest", "_selected", "_requires", "_dispatch")
 
-    def __init__(self, entries: list[_PlanEntry]) -> None:
+    def __init__(self, entries: list[_PlanEntry], dispatch: bool = True) -> None:
         self.entries = entries
         self._longest = max((entry[2] for entry in entries), default=0)
-        self._by_length: list[list[_PlanEntry] | None] = [None] * (self._longest + 1)
+        self._selected: dict[int, list[_PlanEntry]] = {}
+        self._dispatch = dispatch
+        # Per entry, per member: the feature bits of which each must meet the text's (an
+        # entry runs when one member's requirements all hold; no requirement: always).
+        self._requires = [tuple(_feature_requirements(d) for d in entry[1]) for entry in entries]
 
     def __iter__(self) -> Any:
         return iter(self.entries)
@@ -802,12 +804,69 @@ class _Plan:
         return len(self.entries)
 
     def for_length(self, length: int) -> list[_PlanEntry]:
-        if length >= self._longest:
-            return self.entries
-        fitting = self._by_length[length]
-        if fitting is None:
-            fitting = self._by_length[length] = [entry for entry in self.entries if entry[2] <= length]
-        return fitting
+        return self.select(_ALL_FEATURES, length)
+
+    def select(self, features: int, length: int) -> list[_PlanEntry]:
+        """The entries a text with these feature bits (see :func:`_features`) and this length
+        can need, in order."""
+        if length > self._longest:
+            length = self._longest
+        key = features | length << _FEATURE_BITS
+        selected = self._selected.get(key)
+        if selected is None:
+            if not self._dispatch:
+                features = _ALL_FEATURES
+            selected = [
+                entry for entry, members in zip(self.entries, self._requires)
+                if entry[2] <= length
+                and any(all(bits & features for bits in member) for member in members)
+            ]  # fmt: skip
+            if len(self._selected) > 8192:
+                self._selected.clear()
+            self._selected[key] = selected
+        return selected
+
+
+#: Feature bits of a text (:func:`_features`): one per character of NEED_CHARS, then "a digit",
+#: then "an ASCII capital letter".
+_DIGIT_FEATURE = 1 << len(NEED_CHARS)
+_CAPITAL_FEATURE = 2 << len(NEED_CHARS)
+_FEATURE_BITS = len(NEED_CHARS) + 2
+_ALL_FEATURES = (1 << _FEATURE_BITS) - 1
+assert NEED_CHARS == "=:@_-./", "_features tests these characters in this order"
+
+
+def _features(text: str, text_shape: bytes | None) -> int:
+    """Which of NEED_CHARS occur in ``text`` (bit ``i`` for ``NEED_CHARS[i]``), and whether a digit
+    and an ASCII capital letter do (ASCII text: a ``0``, an ``A`` in its shape; other text is
+    assumed to hold both)."""
+    if text_shape is None:
+        classes = _DIGIT_FEATURE | _CAPITAL_FEATURE
+    else:
+        classes = (_DIGIT_FEATURE if b"0" in text_shape else 0) | (_CAPITAL_FEATURE if b"A" in text_shape else 0)
+    return (
+        ("=" in text) | (":" in text) << 1 | ("@" in text) << 2 | ("_" in text) << 3 | ("-" in text) << 4
+        | ("." in text) << 5 | ("/" in text) << 6 | classes
+    )  # fmt: skip
+
+
+def _feature_requirements(detector: Detector) -> tuple[int, ...]:
+    """A detector's :attr:`~Detector.needs` as feature bits: each must meet the text's."""
+    required = []
+    for alternatives in detector.needs:
+        bits = 0
+        for char in alternatives:
+            index = NEED_CHARS.find(char)
+            if index < 0 or len(char) != 1:
+                bits = _ALL_FEATURES  # not a feature: no requirement
+                break
+            bits |= 1 << index
+        required.append(bits)
+    if detector.needs_digit:
+        required.append(_DIGIT_FEATURE)
+    if detector.needs_capital:
+        required.append(_CAPITAL_FEATURE)
+    return tuple(required)
 
 
 class _Group:

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from otel_audit.redaction import BUILTIN_DETECTORS, Redactor
 from otel_audit.redaction.detectors import SHAPE_TABLE
-from otel_audit.redaction.engine import _Anchored, _find, _find_at, _find_keyed, _Group, _Pass, _secret_name_before
+from otel_audit.redaction.engine import _Anchored, _find, _find_at, _find_keyed, _Group, _Pass, _Plan, _secret_name_before
 from otel_audit.redaction import validators as v
 from otel_audit.redaction.keys import builtin_key_rule, normalise
 
@@ -308,3 +308,75 @@ def test_detector_replacement_shortcuts_match_the_general_action(action: str, mi
                 expected = redactor._apply(action, detector.name, found, general)
                 assert replaced == expected
                 assert (shortcut.count, shortcut.used_hmac) == (general.count, general.used_hmac)
+
+
+#: One text per built-in detector that it finds (so the checks below see real matches).
+DETECTOR_EXAMPLES = [
+    "-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEA", "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2lnbmF0dXJl",
+    "Bearer 9f8e7d6c5b4a39281706abcd", "Basic YWxpY2U6czNjcjN0", "AKIAIOSFODNN7EXAMPLE",
+    "aws_secret_access_key = wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY", "ghp_" + "a1B2" * 9,
+    "github_pat_" + "a1_B" * 6, "glpat-" + "x1Y2" * 5, "xoxb-1234567890-abcdef", "hooks.slack.com/services/T000/B000/XXXX",
+    "sk_live_" + "4eC39HqLyjWDarjtT1zdp7dc", "AIza" + "Sy" * 17 + "A", "sk-proj-" + "abcd1234" * 3,
+    "postgres://app:hunter2@db.internal/prod", "https://x.example/a?X-Amz-Signature=abc123&b=1",
+    "Cookie: sessionid=abc123", "db_password = hunter2", "4111 1111 1111 1111", "DE89370400440532013000",
+    "078-05-1120", "bob@example.com", "10.0.0.1", "2001:db8::1", "+49 30 1234 5678",
+]  # fmt: skip
+need_texts = st.lists(st.sampled_from(FRAGMENTS + DETECTOR_EXAMPLES) | st.text(max_size=3), min_size=1, max_size=12).map(
+    "".join
+)
+
+
+def _meets_needs(detector, span: str) -> bool:
+    """What :attr:`Detector.needs`, ``needs_digit`` and ``needs_capital`` claim of every match."""
+    return (
+        all(any(c in span for c in alternatives) for alternatives in detector.needs)
+        and (not detector.needs_digit or any(c.isdecimal() for c in span))
+        and (not detector.needs_capital or any("A" <= c <= "Z" for c in span))
+    )
+
+
+NEEDY = [d for d in BUILTIN_DETECTORS if d.needs or d.needs_digit or d.needs_capital]
+
+
+def test_every_detector_example_is_found() -> None:
+    for detector in BUILTIN_DETECTORS:
+        assert any(
+            detector.compiled.search(example) for example in DETECTOR_EXAMPLES
+        ), f"no example for {detector.name}"  # fmt: skip
+
+
+@pytest.mark.parametrize("detector", NEEDY, ids=[d.name for d in NEEDY])
+def test_needed_characters_occur_in_every_match(detector) -> None:
+    """The plan skips a detector for a text without the characters it needs: every match of its
+    regex (validated or not) contains them."""
+    for example in DETECTOR_EXAMPLES:
+        for start, end in _all_matches(detector.compiled.search, example):
+            assert _meets_needs(detector, example[start:end]), example
+
+    @SETTINGS
+    @given(text=need_texts | texts)
+    def check(text: str) -> None:
+        for start, end in _all_matches(detector.compiled.search, text):
+            assert _meets_needs(detector, text[start:end])
+
+    check()
+
+
+def _scan_both_ways(config: dict | None, text: str) -> None:
+    redactor = Redactor.from_config(config, environ=KEY_ENV)
+    plain_plan = _Plan(redactor._plan.entries, dispatch=False)
+    fast, plain = _Pass(), _Pass()
+    assert redactor._scan_uncached(text, fast, redactor._plan) == redactor._scan_uncached(text, plain, plain_plan)
+    assert (fast.count, fast.used_hmac, fast.drop_attribute) == (plain.count, plain.used_hmac, plain.drop_attribute)
+
+
+@SETTINGS
+@given(text=need_texts | texts | digit_texts)
+def test_plan_selected_by_the_texts_characters_scans_like_the_whole_plan(text: str) -> None:
+    """Entries left out for a text's characters and length change nothing (also with the
+    opt-in phone detector and a custom detector, which need nothing)."""
+    _scan_both_ways(None, text)
+    _scan_both_ways(
+        {"detectors": {"phone": "mask"}, "custom_detectors": [{"name": "emp", "pattern": r"EMP\d{4}", "action": "mask"}]},
+        text,
+    )
