@@ -843,7 +843,9 @@ def _features(text: str, text_shape: bytes | None) -> int:
     if text_shape is None:
         classes = _DIGIT_FEATURE | _CAPITAL_FEATURE
     else:
-        classes = (_DIGIT_FEATURE if b"0" in text_shape else 0) | (_CAPITAL_FEATURE if b"A" in text_shape else 0)
+        # An int is looked for in bytes directly (a bytes needle first fails as an int, which
+        # costs an exception).
+        classes = (_DIGIT_FEATURE if 48 in text_shape else 0) | (_CAPITAL_FEATURE if 65 in text_shape else 0)
     return (
         ("=" in text) | (":" in text) << 1 | ("@" in text) << 2 | ("_" in text) << 3 | ("-" in text) << 4
         | ("." in text) << 5 | ("/" in text) << 6 | classes
