@@ -1,6 +1,7 @@
 """Per-request cost of otel-audit vs contrib tracing, per framework, in-process.
 
     python benchmarks/frameworks.py [--requests 3000] [--repeat 3] [--rounds 1] [--profile flask:adapters:hello]
+    python benchmarks/frameworks.py --instructions [--endpoints hello,crud] [--counts 100,300]
 
 For Flask, FastAPI (called as an ASGI app directly) and Django (its WSGI handler), a hello-world
 endpoint and two CRUD endpoints (insert, update, delete one row: sqlite3 for Flask, the SQLAlchemy
@@ -27,6 +28,12 @@ of ``--repeat`` runs is reported as µs/request. ``adapters +µs`` is the adapte
 ``audit +µs``; ``events/req`` is how many events the adapters handed to the runtime per request
 (before the policy, which drops e.g. SELECTs), and ``adapters µs/event`` is the adapters' added
 µs on CRUD beyond hello-world, per extra event (the per-statement / per-entity cost).
+``--instructions`` counts instructions per request instead of timing (valgrind's callgrind, all
+threads of the worker: otel-audit's spool writer and exporter, the tracer's batch span processor;
+every record and span is exported before the count ends). Each worker runs at two request counts
+and the difference is divided out, so start-up, warm-up and shutdown cancel. On a shared machine
+whose timings swing by ±30 % this ratio does not move between runs; it is a proxy for time, not
+time itself (a system call or a cache miss counts as little).
 Targets: audit's added µs on hello-world at most one third of tracing's added µs; audit latency
 on CRUD at most 1.05x bare (reported for both CRUD endpoints); adapters at most 10 µs per hello-world request and 4 µs per statement.
 """
@@ -91,7 +98,12 @@ def _tracer_provider() -> Any:
 
     provider = TracerProvider()
     provider.add_span_processor(BatchSpanProcessor(Drop()))
+    _TRACER_PROVIDERS.append(provider)
     return provider
+
+
+#: Tracer providers made by ``tracing`` mode, flushed before an instruction count ends.
+_TRACER_PROVIDERS: list[Any] = []
 
 
 def _start_audit(workdir: Path) -> None:
@@ -383,6 +395,78 @@ def worker(framework: str, mode: str, requests: int, repeat: int, profile: str |
     return results
 
 
+def count_worker(framework: str, mode: str, endpoint: str, requests: int) -> None:
+    """``requests`` calls of one endpoint after a warm-up, then every record or span exported: run
+    under callgrind at two sizes, the difference is what one request costs, all threads included
+    (otel-audit's spool writer and exporter, the tracer's batch processor)."""
+    workdir = Path(tempfile.mkdtemp(prefix=f"bench-{framework}-{mode}-"))
+    os.environ["OTEL_AUDIT_SPOOL_DIR"] = str(workdir / "spool")  # workers run side by side: no shared spool
+    call = APPS[framework](mode, workdir)
+    method, path = ENDPOINTS[endpoint]
+    for _ in range(WARM_UP_CALLS):
+        assert call(method, path) < 400
+    _flush_all()
+    for _ in range(requests):
+        call(method, path)
+    _flush_all()
+
+
+WARM_UP_CALLS = 50
+
+
+def _flush_all() -> None:
+    if "otel_audit.runtime" in sys.modules:
+        sys.modules["otel_audit.runtime"].flush(120_000)
+    for provider in _TRACER_PROVIDERS:
+        provider.force_flush(120_000)
+
+
+def _instructions(framework: str, mode: str, endpoint: str, requests: int, env: dict[str, str]) -> int:
+    """Instructions (all threads) of a count worker serving ``requests`` calls, from callgrind."""
+    out = Path(tempfile.mkdtemp(prefix="bench-callgrind-")) / "callgrind.out"
+    # The interpreter itself, not a wrapper script that would exec it (callgrind would not follow).
+    python = os.path.realpath(sys.executable)
+    argv = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", python, __file__,
+            "--count-worker", framework, mode, endpoint, str(requests)]
+    done = subprocess.run(argv, env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    if done.returncode:
+        raise RuntimeError(f"{framework} {mode} {endpoint}: worker failed\n{done.stderr[-2000:]}")
+    for line in out.read_text(errors="replace").splitlines():
+        if line.startswith("totals:"):
+            return int(line.split()[1])
+    raise RuntimeError(f"no totals in {out}")
+
+
+def instruction_figures(frameworks: list[str], endpoints: list[str], low: int, high: int,
+                        env: dict[str, str]) -> dict[str, dict[str, dict[str, float]]]:
+    """Instructions per request, per framework, mode and endpoint: each worker runs under callgrind
+    with ``low`` and ``high`` requests; the difference divided by ``high - low`` leaves out start-up,
+    warm-up and shutdown. Two workers at a time (callgrind is single-threaded per process)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    jobs = [(f, m, e) for f in frameworks for m in MODES for e in endpoints]
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        counts = {job: (pool.submit(_instructions, *job, low, env), pool.submit(_instructions, *job, high, env))
+                  for job in jobs}
+        figures: dict[str, dict[str, dict[str, float]]] = {}
+        for (framework, mode, endpoint), (small, large) in counts.items():
+            per_request = (large.result() - small.result()) / (high - low)
+            figures.setdefault(framework, {}).setdefault(mode, {})[endpoint] = per_request
+    return figures
+
+
+def print_instruction_table(figures: dict[str, dict[str, dict[str, float]]]) -> None:
+    print(f"{'framework':9} {'endpoint':8} {'bare':>10} {'audit':>10} {'tracing':>10} {'audit +':>10} "
+          f"{'tracing +':>10} {'audit/trace added':>18} {'audit x bare':>13} {'adapters +':>11}")
+    for framework, modes in figures.items():
+        for endpoint in modes["bare"]:
+            bare, audit, adapters, tracing = (modes[m][endpoint] for m in MODES)
+            added_audit, added_tracing = audit - bare, tracing - bare
+            ratio = added_audit / added_tracing if added_tracing > 0 else float("nan")
+            print(f"{framework:9} {endpoint:8} {bare:10,.0f} {audit:10,.0f} {tracing:10,.0f} {added_audit:10,.0f} "
+                  f"{added_tracing:10,.0f} {ratio:18.2f} {audit / bare:13.2f} {adapters - bare:11,.0f}")
+
+
 # ---------------------------------------------------------------------------------------------
 # Driver side
 
@@ -395,16 +479,31 @@ def main() -> None:
                         "report the best (steadier on a shared machine)")
     parser.add_argument("--frameworks", default=",".join(FRAMEWORKS))
     parser.add_argument("--profile", help="framework:mode:endpoint to profile with cProfile (stderr)")
+    parser.add_argument("--instructions", action="store_true",
+                        help="count instructions per request under valgrind's callgrind instead of timing "
+                        "(all threads; unaffected by other load on the machine)")
+    parser.add_argument("--endpoints", default="hello,crud", help="endpoints for --instructions")
+    parser.add_argument("--counts", default="100,300", help="--instructions: the two request counts whose "
+                        "difference is measured")
     parser.add_argument("--worker", nargs=2, metavar=("FRAMEWORK", "MODE"), help=argparse.SUPPRESS)
+    parser.add_argument("--count-worker", nargs=4, metavar=("FRAMEWORK", "MODE", "ENDPOINT", "N"),
+                        help=argparse.SUPPRESS)
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     args = parser.parse_args()
+    if args.count_worker:
+        framework, mode, endpoint, count = args.count_worker
+        global PG
+        PG = endpoint == "crud_pg" and _pg_available()
+        if endpoint == "crud_pg" and not PG:
+            raise SystemExit("crud_pg: no PostgreSQL answered at OTEL_AUDIT_TEST_PG_DSN")
+        count_worker(framework, mode, endpoint, int(count))
+        return
     if args.worker:
         framework, mode = args.worker
         profile = None
         if args.profile:
             p_framework, p_mode, p_endpoint = args.profile.split(":")
             profile = p_endpoint if (p_framework, p_mode) == (framework, mode) else None
-        global PG
         PG = _pg_available()
         print(json.dumps(worker(framework, mode, args.requests, args.repeat, profile)))
         return
@@ -412,6 +511,14 @@ def main() -> None:
     figures: dict[str, dict[str, dict[str, float]]] = {}
     env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
     env["PYTHONPATH"] = os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    if args.instructions:
+        low, high = (int(n) for n in args.counts.split(","))
+        counted = instruction_figures(args.frameworks.split(","), args.endpoints.split(","), low, high, env)
+        if args.json:
+            print(json.dumps(counted, indent=2))
+        else:
+            print_instruction_table(counted)
+        return
     # Rounds interleave the modes, so a slow spell on a shared machine hits every mode alike; each
     # figure is the best over all rounds.
     for _round in range(args.rounds):
