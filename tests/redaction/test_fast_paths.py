@@ -18,7 +18,7 @@ from otel_audit.redaction import BUILTIN_DETECTORS, Redactor
 from otel_audit.redaction.detectors import SHAPE_TABLE
 from otel_audit.redaction.engine import _Anchored, _find, _find_at, _find_keyed, _Group, _Pass, _Plan, _secret_name_before
 from otel_audit.redaction import validators as v
-from otel_audit.redaction.keys import builtin_key_rule, normalise
+from otel_audit.redaction.keys import NOT_SECRET_KEY_NAMES, SECRET_KEY_NAMES, SECRET_KEY_PARTS, builtin_key_rule, normalise
 
 KEY_ENV = {"OTEL_AUDIT_HMAC_KEY": "fast-path-test-key-0123456789"}
 SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
@@ -380,3 +380,25 @@ def test_plan_selected_by_the_texts_characters_scans_like_the_whole_plan(text: s
         {"detectors": {"phone": "mask"}, "custom_detectors": [{"name": "emp", "pattern": r"EMP\d{4}", "action": "mask"}]},
         text,
     )
+
+
+def _reference_key_rule(key: str):
+    """The key rules' definition: exact names, then the first part (in order) the name holds."""
+    name = re.sub(r"[-_.\s]", "", key.lower())
+    if not name or name in NOT_SECRET_KEY_NAMES:
+        return None
+    if name in SECRET_KEY_NAMES:
+        return SECRET_KEY_NAMES[name]
+    return next((rule for part, rule in SECRET_KEY_PARTS if part in name), None)
+
+
+KEY_FRAGMENTS = [part for part, _ in SECRET_KEY_PARTS] + list(SECRET_KEY_NAMES)[:20] + list(NOT_SECRET_KEY_NAMES)[:5] + [
+    "db", "_", "-", ".", "x", "Host", "traceparent", "User-Agent", "ss", "cr", "ke", "th", "ok", "SeSSion", "K", "ſ",
+]  # fmt: skip
+
+
+@SETTINGS
+@given(key=st.lists(st.sampled_from(KEY_FRAGMENTS) | st.text(max_size=3), min_size=1, max_size=4).map("".join))
+def test_key_rule_pair_gate_matches_the_definition(key: str) -> None:
+    """Names holding none of the letter pairs every secret part contains skip the part loop."""
+    assert builtin_key_rule(key) == _reference_key_rule(key)
