@@ -113,6 +113,12 @@ def shape(text: str) -> bytes | None:
 _IPV4_SHAPE = re.compile(rb"0\.0{1,3}\.0{1,3}\.0")
 _IBAN_SHAPE = re.compile(rb"AA00(?: ?[A0]){11}")
 
+#: The characters other than ``A-Za-z`` that ``[A-Za-z]`` matches case-insensitively (``İ``, ``ı``,
+#: ``ſ``, the Kelvin sign). Patterns say ``(?i:...)`` only around their keywords and add these to
+#: their letter classes instead: the same matches, but the value is read without a case-folding
+#: lookup per character (four times cheaper for a long token).
+_CASELESS = "\u0130\u0131\u017f\u212a"
+
 _EMAIL_LOCAL = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._%+-"
 _PEM_LABEL = r"(?:[A-Z0-9]{1,20} ){0,3}PRIVATE KEY(?: BLOCK)?"
 
@@ -130,13 +136,13 @@ BUILTIN_DETECTORS: tuple[Detector, ...] = (
     ),
     Detector(
         "bearer_token", "secret", "`Bearer`/`Token` credential in a header or text",
-        r"(?i)\b(?:bearer|token)\s{1,10}(?P<value>[A-Za-z0-9._~+/=-]{12,4096})",
+        r"\b(?i:bearer|token)\s{1,10}(?P<value>[A-Za-z0-9._~+/=" + _CASELESS + r"-]{12,4096})",
         "mask", validator="bearer_token", prefilter_lower=("bearer", "token "),
         anchors=(("bearer", 0), ("token", 0)), anchor_in="lower",
     ),
     Detector(
         "basic_auth", "secret", "`Basic` credential (base64 of user:password)",
-        r"(?i)\bbasic\s{1,10}(?P<value>[A-Za-z0-9+/]{4,2048}={0,2})",
+        r"\b(?i:basic)\s{1,10}(?P<value>[A-Za-z0-9+/" + _CASELESS + r"]{4,2048}={0,2})",
         "mask", validator="basic_credentials", prefilter_lower=("basic",), anchors=(("basic", 0),), anchor_in="lower",
     ),
     Detector(
@@ -145,7 +151,8 @@ BUILTIN_DETECTORS: tuple[Detector, ...] = (
     ),
     Detector(
         "aws_secret_key", "secret", "AWS secret access key (40 chars) near an AWS/secret keyword",
-        r"(?i)(?:aws|secret)[A-Za-z0-9_.-]{0,30}[\"']?\s{0,5}[:=]\s{0,5}[\"']?(?P<value>[A-Za-z0-9/+]{40})(?![A-Za-z0-9/+=])",
+        r"(?i:aws|secret)[A-Za-z0-9_." + _CASELESS + r"-]{0,30}[\"']?\s{0,5}[:=]\s{0,5}[\"']?"
+        r"(?P<value>[A-Za-z0-9/+" + _CASELESS + r"]{40})(?![A-Za-z0-9/+=" + _CASELESS + r"])",
         "mask", prefilter_lower=("aws", "secret"), anchors=(("aws", 0), ("secret", 0)), anchor_in="lower", needs=(":=",),
     ),
     Detector(

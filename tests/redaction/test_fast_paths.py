@@ -15,6 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from otel_audit.redaction import BUILTIN_DETECTORS, Redactor
+from otel_audit.redaction import detectors
 from otel_audit.redaction.detectors import SHAPE_TABLE
 from otel_audit.redaction.engine import _Anchored, _find, _find_at, _find_keyed, _Group, _Pass, _Plan, _secret_name_before
 from otel_audit.redaction import validators as v
@@ -282,7 +283,7 @@ def test_card_validator_shortcuts_match_its_definition(text: str) -> None:
 def _outcome(function, argument):
     try:
         return function(argument)
-    except ValueError as exc:
+    except (ValueError, IndexError) as exc:
         return type(exc)
 
 
@@ -402,3 +403,46 @@ KEY_FRAGMENTS = [part for part, _ in SECRET_KEY_PARTS] + list(SECRET_KEY_NAMES)[
 def test_key_rule_pair_gate_matches_the_definition(key: str) -> None:
     """Names holding none of the letter pairs every secret part contains skip the part loop."""
     assert builtin_key_rule(key) == _reference_key_rule(key)
+
+
+#: The patterns as they were, case-insensitive throughout (the definition the scoped ``(?i:...)``
+#: plus explicit letters replaces).
+CASE_INSENSITIVE_PATTERNS = {
+    "bearer_token": r"(?i)\b(?:bearer|token)\s{1,10}(?P<value>[A-Za-z0-9._~+/=-]{12,4096})",
+    "basic_auth": r"(?i)\bbasic\s{1,10}(?P<value>[A-Za-z0-9+/]{4,2048}={0,2})",
+    "aws_secret_key": r"(?i)(?:aws|secret)[A-Za-z0-9_.-]{0,30}[\"']?\s{0,5}[:=]\s{0,5}[\"']?(?P<value>[A-Za-z0-9/+]{40})"
+    r"(?![A-Za-z0-9/+=])",
+}
+CASE_FRAGMENTS = ["İ", "ı", "ſ", "K", "k", "K", "é", "ß"]
+
+
+def test_caseless_letters_are_what_ignorecase_adds_to_a_letter_class() -> None:
+    extra = [chr(i) for i in range(0x110000) if re.fullmatch(r"(?i)[A-Za-z]", chr(i)) and not re.fullmatch("[A-Za-z]", chr(i))]
+    assert "".join(extra) == detectors._CASELESS
+
+
+@pytest.mark.parametrize("name", sorted(CASE_INSENSITIVE_PATTERNS))
+def test_scoped_case_insensitivity_matches_like_the_whole_pattern_case_insensitive(name: str) -> None:
+    detector = next(d for d in BUILTIN_DETECTORS if d.name == name)
+    plain = re.compile(CASE_INSENSITIVE_PATTERNS[name])
+
+    @SETTINGS
+    @given(text=st.lists(st.sampled_from(FRAGMENTS + DETECTOR_EXAMPLES + CASE_FRAGMENTS), min_size=1, max_size=14).map("".join))
+    def check(text: str) -> None:
+        def spans(compiled):
+            return [(m.span(), m.span("value")) for m in (compiled.search(text, s) for s, _ in _all_matches(compiled.search, text))]
+
+        assert spans(detector.compiled) == spans(plain)
+
+    check()
+
+
+def _reference_bearer_token(text: str) -> int:
+    token = text.split()[-1]
+    return len(text) if any(c.isdigit() or c in "._-+/=~" for c in token) else 0
+
+
+@SETTINGS
+@given(text=st.text(min_size=1, max_size=12).filter(str.split) | st.lists(st.sampled_from(FRAGMENTS), min_size=1, max_size=6).map(" ".join))
+def test_bearer_token_validator_regex_matches_its_loop(text: str) -> None:
+    assert _outcome(v.bearer_token, text) == _outcome(_reference_bearer_token, text)
