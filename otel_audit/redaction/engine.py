@@ -74,6 +74,21 @@ class _HmacKey:
             return cls._ephemeral
 
 
+_IPAD = bytes(byte ^ 0x36 for byte in range(256))
+_OPAD = bytes(byte ^ 0x5C for byte in range(256))
+
+
+def _hmac_pads(key: bytes) -> tuple[Any, Any]:
+    """HMAC-SHA256 (RFC 2104) as two SHA-256 states, the key's inner and outer pads already
+    hashed: ``HMAC(key, m)`` is ``outer.copy()`` updated with the digest of ``inner.copy()``
+    updated with ``m``. Four C calls per value instead of :mod:`hmac`'s Python-level copy,
+    update and hexdigest (same digest, checked against :func:`hmac.new`)."""
+    if len(key) > 64:  # the SHA-256 block size
+        key = hashlib.sha256(key).digest()
+    key = key.ljust(64, b"\0")
+    return hashlib.sha256(key.translate(_IPAD)), hashlib.sha256(key.translate(_OPAD))
+
+
 def key_id_for(key: bytes) -> str:
     """A key id derived from the key (not reversible) when ``OTEL_AUDIT_HMAC_KEY_ID`` is unset."""
     return "k-" + hmac.new(key, b"otel-audit key id", hashlib.sha256).hexdigest()[:12]
@@ -446,14 +461,16 @@ class Redactor:
                 if self.settings.hmac_missing_key == "mask":
                     return f"[REDACTED:{label}]"
                 key = _HmacKey.ephemeral()[0]
-            # The keyed state (inner and outer pads hashed) is made once and copied per value.
-            keyed = self._hmac = hmac.new(key, digestmod=hashlib.sha256)
+            # The keyed states (inner and outer pads hashed) are made once and copied per value.
+            keyed = self._hmac = _hmac_pads(key)
         state.used_hmac = True
         # No label in the pseudonym: the same e-mail as enduser.id, in a body or in SQL parameters
         # yields the same string, so records join on exact equality.
-        digest = keyed.copy()
-        digest.update(value.encode("utf-8", "surrogatepass"))
-        return f"[HMAC:{digest.hexdigest()[:20]}]"
+        inner = keyed[0].copy()
+        inner.update(value.encode("utf-8", "surrogatepass"))
+        outer = keyed[1].copy()
+        outer.update(inner.digest())
+        return f"[HMAC:{outer.hexdigest()[:20]}]"
 
     # ------------------------------------------------------------------ values
 

@@ -8,6 +8,8 @@ replaces, on generated text, so a shortcut that misses something fails a test.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import re
 
 import pytest
@@ -446,3 +448,16 @@ def _reference_bearer_token(text: str) -> int:
 @given(text=st.text(min_size=1, max_size=12).filter(str.split) | st.lists(st.sampled_from(FRAGMENTS), min_size=1, max_size=6).map(" ".join))
 def test_bearer_token_validator_regex_matches_its_loop(text: str) -> None:
     assert _outcome(v.bearer_token, text) == _outcome(_reference_bearer_token, text)
+
+
+@SETTINGS
+@given(
+    key=st.binary(min_size=16, max_size=150)
+    | st.sampled_from([16, 63, 64, 65, 150]).flatmap(lambda size: st.binary(min_size=size, max_size=size)),
+    value=st.text(max_size=40),
+)
+def test_pseudonym_pads_compute_the_hmac(key: bytes, value: str) -> None:
+    """The pseudonym's HMAC from pre-hashed pads equals hmac.new's (keys longer than a block too)."""
+    redactor = Redactor(Redactor.from_config(None, environ={}).settings, key=key)
+    expected = hmac.new(key, value.encode("utf-8", "surrogatepass"), hashlib.sha256).hexdigest()[:20]
+    assert redactor._pseudonym("email", value, _Pass()) == f"[HMAC:{expected}]"
