@@ -450,7 +450,11 @@ def instruction_figures(frameworks: list[str], endpoints: list[str], low: int, h
                   for job in jobs}
         figures: dict[str, dict[str, dict[str, float]]] = {}
         for (framework, mode, endpoint), (small, large) in counts.items():
-            per_request = (large.result() - small.result()) / (high - low)
+            try:
+                per_request = (large.result() - small.result()) / (high - low)
+            except Exception as exc:  # noqa: BLE001 - one failed worker must not cost the others' counts
+                print(f"{framework} {mode} {endpoint}: not counted ({str(exc).splitlines()[0]})", file=sys.stderr)
+                per_request = float("nan")
             figures.setdefault(framework, {}).setdefault(mode, {})[endpoint] = per_request
     return figures
 
