@@ -77,19 +77,6 @@ class Detector:
     def full_pattern(self) -> str:
         return self.lead + self.pattern
 
-    def may_match(self, text: str, lowered: str) -> bool:
-        if self.gate is not None and not self.gate(text):
-            return False
-        if not self.prefilter and not self.prefilter_lower:
-            return True
-        for literal in self.prefilter:
-            if literal in text:
-                return True
-        for literal in self.prefilter_lower:
-            if literal in lowered:
-                return True
-        return False
-
 
 #: ASCII text -> its shape, one byte per character: digits ``0``, ``A-Z`` ``A``, ``a-z`` and ``_``
 #: ``a``; space, ``-``, ``.`` and ``:`` stay; everything else ``!``. Positions are kept.
@@ -103,11 +90,6 @@ SHAPE_TABLE = bytes(
 #: The characters a detector's :attr:`Detector.needs` may name (each is looked for in every text
 #: scanned, so the list is short).
 NEED_CHARS = "=:@_-./"
-
-
-def shape(text: str) -> bytes | None:
-    """The shape of an ASCII ``text`` (None for other text: shape gates do not apply to it)."""
-    return text.encode("ascii").translate(SHAPE_TABLE) if text.isascii() else None
 
 
 _IPV4_SHAPE = re.compile(rb"0\.0{1,3}\.0{1,3}\.0")

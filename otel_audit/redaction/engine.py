@@ -820,9 +820,6 @@ class _Plan:
     def __len__(self) -> int:
         return len(self.entries)
 
-    def for_length(self, length: int) -> list[_PlanEntry]:
-        return self.select(_ALL_FEATURES, length)
-
     def select(self, features: int, length: int) -> list[_PlanEntry]:
         """The entries a text with these feature bits (see :func:`_features`) and this length
         can need, in order."""
