@@ -134,9 +134,14 @@ class Emit:
 
     def __init__(self, logger: Any) -> None:
         self.logger = logger
+        # otel-audit's own DurableLogger takes the draft as it is: no SDK LogRecord to build.
+        self.emit_draft = getattr(logger, "emit_draft", None)
 
     def __call__(self, event: AuditEvent) -> AuditEvent | None:
         draft: RecordDraft = event.record
+        if self.emit_draft is not None:
+            self.emit_draft(draft)
+            return event
         self.logger.emit(
             LogRecord(
                 timestamp=draft.timestamp,
