@@ -19,6 +19,7 @@ Reading back:
 from __future__ import annotations
 
 import json
+import re
 from json.encoder import encode_basestring_ascii as _escape
 from typing import Any
 
@@ -95,13 +96,45 @@ def _fields(tail: bytes) -> list[Any]:
     return _loads(tail)
 
 
+# The canonical head, token by token: ["otel-audit/chain/1",event_name,ts,severity,severity_text,
+# "trace","span",  (the body follows, up to the attributes offset). Strings are ensure_ascii JSON.
+# (Strings with escapes do not match: those frames take the parsing path.)
+_HEAD = re.compile(rb'\["otel-audit/chain/1",("[^"\\]*"),(\d+),(null|-?\d+),("[^"\\]*"),"([0-9a-f]*)","([0-9a-f]*)",')
+_CHAIN_SEQ_KEY = f'"{CHAIN_SEQ}":'.encode()
+_CHAIN_PREV_KEY = f',"{CHAIN_PREV}":'.encode()
+_CHAIN_MAC_KEY = f',"{CHAIN_MAC}":'.encode()
+
+
 def sink_line(data: bytes, scope_and_resource: bytes) -> bytes:
     """A payload as the sink's JSON line (same bytes as encoding the decoded record).
 
     ``scope_and_resource`` is the pre-encoded ``,"scope":{..},"resource":{..}`` tail, shared by
-    every record of one spool.
+    every record of one spool. The common frame is spliced token by token, nothing parsed: the
+    canonical form already writes every value as the sink does (compact, sorted, ASCII), except
+    that the sink writes an empty event name or severity text as ``null``.
     """
     canonical, _, tail = data.partition(SEPARATOR)
+    parts = tail[1:-1].split(b",")
+    head = _HEAD.match(canonical)
+    if (head is None or len(parts) != 8 or parts[5] != b"null" or parts[6] != b"null" or b"\\" in tail
+            or parts[3][:1] != b'"'):
+        return _sink_line_parsed(canonical, tail, scope_and_resource)
+    observed, flags, seq, prev, mac, _parents, _forked, offset = parts
+    offset = int(offset)
+    event_name, ts, severity, severity_text, trace_hex, span_hex = head.groups()
+    attrs_json = canonical[offset:-1]
+    return b"".join((
+        b'{"time_unix_nano":', ts, b',"observed_time_unix_nano":', observed,
+        b',"event_name":', event_name if event_name != b'""' else b"null", b',"severity_number":', severity,
+        b',"severity_text":', severity_text if severity_text != b'""' else b"null",
+        b',"body":', canonical[head.end():offset - 1], b',"attributes":',
+        attrs_json[:-1], b"," if attrs_json != b"{}" else b"", _CHAIN_SEQ_KEY, seq, _CHAIN_PREV_KEY, prev,
+        _CHAIN_MAC_KEY, mac, b'},"trace_id":"', trace_hex, b'","span_id":"', span_hex, b'","trace_flags":', flags,
+        scope_and_resource, b"}\n"))
+
+
+def _sink_line_parsed(canonical: bytes, tail: bytes, scope_and_resource: bytes) -> bytes:
+    """:func:`sink_line` for the uncommon frames (forks, parents, frames from before the offset)."""
     fields = _fields(tail)
     if len(fields) < 8:  # a frame from before the offset was recorded: take the slow path
         _version, *head, attrs = _loads(canonical)

@@ -85,3 +85,20 @@ def test_a_sink_written_through_the_fast_path_verifies(delivery) -> None:
     report = verify_files([str(delivery.sink)], {"default": b"k" * 32})
     assert report.ok, report
     assert report.records >= 50
+
+
+def test_a_typical_frame_is_spliced_without_parsing(monkeypatch, tmp_path) -> None:
+    attrs = {"audit.action": "request", "http.response.status_code": 200, "user.roles": ["admin"]}
+    canonical, offset = canonical_parts("audit.http.request", 5, 9, "INFO", "ab" * 16, "cd" * 8, "GET / 200", attrs)
+    payload = frames.payload(canonical, offset, 17, 1, 9, "ee" * 32, "ff" * 32, None, None)
+    exporter = JsonLinesExporter(tmp_path / "audit.jsonl")
+    try:
+        slow = encode_line(frames.decode_record(payload, RESOURCE, SCOPE))
+
+        def parse_instead(*args):
+            raise AssertionError("the common frame must not be parsed")
+
+        monkeypatch.setattr(frames, "_sink_line_parsed", parse_instead)
+        assert exporter.spooled_codec(payload, RESOURCE, SCOPE) == slow
+    finally:
+        exporter.shutdown()
