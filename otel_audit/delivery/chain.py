@@ -11,7 +11,6 @@ plain SHA-256 chain, which catches accidental edits and truncation but not a del
 from __future__ import annotations
 
 import hashlib
-import hmac
 import os
 import uuid
 from dataclasses import dataclass, field
@@ -27,12 +26,19 @@ UNKEYED_ID = "none"
 class ChainKey:
     """A MAC key and its id. ``repr`` and ``str`` never show the secret."""
 
-    __slots__ = ("key_id", "_secret", "_keyed")
+    __slots__ = ("key_id", "_secret", "_inner", "_outer")
 
     def __init__(self, key_id: str, secret: bytes | None) -> None:
         self.key_id = key_id
         self._secret = secret
-        self._keyed = hmac.new(secret, digestmod=hashlib.sha256) if secret else None  # key schedule once
+        # HMAC (RFC 2104) from SHA-256 states with the padded key already absorbed, copied per
+        # record: the same digest as ``hmac.new``, without its Python-level wrapper per call.
+        self._inner = self._outer = None
+        if secret:
+            block = hashlib.sha256(secret).digest() if len(secret) > 64 else secret
+            block = block.ljust(64, b"\0")
+            self._inner = hashlib.sha256(bytes(b ^ 0x36 for b in block))
+            self._outer = hashlib.sha256(bytes(b ^ 0x5C for b in block))
 
     @property
     def alg(self) -> str:
@@ -40,11 +46,15 @@ class ChainKey:
 
     def mac(self, data: bytes, more: bytes = b"") -> str:
         """MAC of ``data + more`` (two parts, so callers need not copy a record to append to it)."""
-        digest = self._keyed.copy() if self._keyed is not None else hashlib.sha256()
-        digest.update(data)
+        inner = self._inner.copy() if self._inner is not None else hashlib.sha256()
+        inner.update(data)
         if more:
-            digest.update(more)
-        return digest.hexdigest()
+            inner.update(more)
+        if self._outer is None:
+            return inner.hexdigest()
+        outer = self._outer.copy()
+        outer.update(inner.digest())
+        return outer.hexdigest()
 
     def __repr__(self) -> str:
         return f"ChainKey(key_id={self.key_id!r}, alg={self.alg!r})"
