@@ -192,11 +192,11 @@ class ProcessSpool:
         if active.size >= self.segment_bytes:
             self._open_segment(active.number + 1)
             active = self.segments[-1]
-        view = memoryview(data)
         written = 0
         try:
-            while written < len(data):
-                written += os.write(self._write_fd, view[written:])
+            written = os.write(self._write_fd, data)
+            while written < len(data):  # a short write (rare): the rest, without copying it
+                written += os.write(self._write_fd, memoryview(data)[written:])
         except OSError:
             if written:
                 try:
