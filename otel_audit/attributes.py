@@ -32,7 +32,11 @@ def _headers(attrs: dict[str, Any], prefix: str, headers: dict[str, str] | None)
 
 
 def event_attributes(event: AuditEvent, level: str) -> dict[str, Any]:
-    """The attributes of ``event`` that ``level`` lets out (before redaction)."""
+    """The attributes of ``event`` that ``level`` lets out (before redaction).
+
+    Optional facts are written only when present (not None, "" or ``()``); the check is inline
+    rather than a helper call per key because every audit record passes here.
+    """
     attrs: dict[str, Any] = {
         "audit.event_id": event.event_id,
         "audit.category": event.category,
@@ -41,41 +45,65 @@ def event_attributes(event: AuditEvent, level: str) -> dict[str, Any]:
         "audit.level": level,
         "audit.origin": event.origin,
     }
-    _put(attrs, "audit.outcome.reason", event.outcome_reason)
+    if (value := event.outcome_reason) or (value is not None and value != "" and value != ()):
+        attrs["audit.outcome.reason"] = value
     actor = event.actor
-    _put(attrs, "enduser.id", actor.id)
-    _put(attrs, "user.name", actor.name)
+    if (value := actor.id) or (value is not None and value != "" and value != ()):
+        attrs["enduser.id"] = value
+    if (value := actor.name) or (value is not None and value != "" and value != ()):
+        attrs["user.name"] = value
     if actor.roles:
         attrs["user.roles"] = list(actor.roles)
-    _put(attrs, "audit.actor.type", actor.type)
-    _put(attrs, "session.id", actor.session_id)
-    _put(attrs, "audit.actor.source", actor.source)
+    if (value := actor.type) or (value is not None and value != "" and value != ()):
+        attrs["audit.actor.type"] = value
+    if (value := actor.session_id) or (value is not None and value != "" and value != ()):
+        attrs["session.id"] = value
+    if (value := actor.source) or (value is not None and value != "" and value != ()):
+        attrs["audit.actor.source"] = value
     if actor.verified is not None:
         attrs["audit.actor.verified"] = actor.verified
     source = event.source
-    _put(attrs, "client.address", source.address)
-    _put(attrs, "client.port", source.port)
-    _put(attrs, "user_agent.original", source.user_agent)
+    if (value := source.address) or (value is not None and value != "" and value != ()):
+        attrs["client.address"] = value
+    if (value := source.port) or (value is not None and value != "" and value != ()):
+        attrs["client.port"] = value
+    if (value := source.user_agent) or (value is not None and value != "" and value != ()):
+        attrs["user_agent.original"] = value
     if event.target is not None:
-        _put(attrs, "audit.target.type", event.target.type)
-        _put(attrs, "audit.target.id", event.target.id)
-        _put(attrs, "audit.target.name", event.target.name)
+        if (value := event.target.type) or (value is not None and value != "" and value != ()):
+            attrs["audit.target.type"] = value
+        if (value := event.target.id) or (value is not None and value != "" and value != ()):
+            attrs["audit.target.id"] = value
+        if (value := event.target.name) or (value is not None and value != "" and value != ()):
+            attrs["audit.target.name"] = value
     http = event.http
     if http is not None:
-        _put(attrs, "http.request.method", http.method)
-        _put(attrs, "http.route", http.route)
-        _put(attrs, "url.path", http.path)
-        _put(attrs, "url.scheme", http.scheme)
-        _put(attrs, "server.address", http.host)
-        _put(attrs, "http.response.status_code", http.status_code)
+        if (value := http.method) or (value is not None and value != "" and value != ()):
+            attrs["http.request.method"] = value
+        if (value := http.route) or (value is not None and value != "" and value != ()):
+            attrs["http.route"] = value
+        if (value := http.path) or (value is not None and value != "" and value != ()):
+            attrs["url.path"] = value
+        if (value := http.scheme) or (value is not None and value != "" and value != ()):
+            attrs["url.scheme"] = value
+        if (value := http.host) or (value is not None and value != "" and value != ()):
+            attrs["server.address"] = value
+        if (value := http.status_code) or (value is not None and value != "" and value != ()):
+            attrs["http.response.status_code"] = value
     db = event.db
     if db is not None:
-        _put(attrs, "db.system.name", db.system)
-        _put(attrs, "db.namespace", db.namespace)
-        _put(attrs, "db.collection.name", db.collection)
-        _put(attrs, "db.operation.name", db.operation)
-        _put(attrs, "audit.db.rows_affected", db.row_count)
-    _put(attrs, "error.type", event.error_type)
+        if (value := db.system) or (value is not None and value != "" and value != ()):
+            attrs["db.system.name"] = value
+        if (value := db.namespace) or (value is not None and value != "" and value != ()):
+            attrs["db.namespace"] = value
+        if (value := db.collection) or (value is not None and value != "" and value != ()):
+            attrs["db.collection.name"] = value
+        if (value := db.operation) or (value is not None and value != "" and value != ()):
+            attrs["db.operation.name"] = value
+        if (value := db.row_count) or (value is not None and value != "" and value != ()):
+            attrs["audit.db.rows_affected"] = value
+    if (value := event.error_type) or (value is not None and value != "" and value != ()):
+        attrs["error.type"] = value
     if event.changed_fields:
         attrs["audit.changes.fields"] = list(event.changed_fields)
     method = http.method if http is not None else None

@@ -80,3 +80,24 @@ def test_a_failing_actor_source_is_skipped_not_fatal() -> None:
     actor = ActorResolver(("framework_user", "session:user_id")).resolve(Facts())
     assert actor.id == "7" and actor.source == "session:user_id"
     assert containment.counts["actor source framework_user"] == before + 1
+
+
+def test_absent_facts_are_left_out_and_zero_or_false_facts_are_kept() -> None:
+    from otel_audit.attributes import event_attributes
+    from otel_audit.event import Actor, AuditEvent, DbInfo, HttpInfo, Source, Target
+
+    event = AuditEvent("data_modification", "delete", outcome="success",
+                       actor=Actor(id=0, name="", type=None, verified=False, roles=()),
+                       source=Source(address="10.0.0.1", port=0, user_agent=""),
+                       target=Target(type="post", id=0, name=None),
+                       http=HttpInfo(method="DELETE", route="/posts/<id>", path="", status_code=0),
+                       db=DbInfo(system="sqlite", collection="post", row_count=0, operation=()))
+    attrs = event_attributes(event, "metadata")
+    # 0 and False are facts (user 0, port 0, no rows, unverified); None, "" and () are not
+    assert attrs["enduser.id"] == 0 and attrs["audit.actor.verified"] is False
+    assert attrs["client.port"] == 0 and attrs["audit.target.id"] == 0
+    assert attrs["http.response.status_code"] == 0 and attrs["audit.db.rows_affected"] == 0
+    for absent in ("user.name", "audit.actor.type", "user.roles", "user_agent.original", "audit.target.name",
+                   "url.path", "db.operation.name", "db.namespace"):
+        assert absent not in attrs, absent
+    assert attrs["client.address"] == "10.0.0.1" and attrs["http.route"] == "/posts/<id>"
