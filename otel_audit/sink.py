@@ -53,6 +53,20 @@ def encode_line(log_record: Any) -> bytes:
     return (json.dumps(record_to_dict(log_record), default=_default, separators=(",", ":")) + "\n").encode()
 
 
+_frames_sink_line: Any = None
+
+
+def _sink_line() -> Any:
+    """``delivery.frames.sink_line``, imported on first use (the delivery package imports this
+    module) and then kept: an import statement per record cost as much as a third of the line."""
+    global _frames_sink_line
+    if _frames_sink_line is None:
+        from otel_audit.delivery.frames import sink_line
+
+        _frames_sink_line = sink_line
+    return _frames_sink_line
+
+
 class JsonLinesExporter(LogExporter):
     """Appends each exported record as one JSON line; fsyncs on ``force_flush`` and shutdown."""
 
@@ -62,12 +76,14 @@ class JsonLinesExporter(LogExporter):
         self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         self._lock = threading.Lock()
         self._tails: dict[tuple[int, int], tuple[Any, Any, bytes]] = {}
+        self._last_tail: tuple[Any, Any, bytes] = (None, None, b"")
 
     def spooled_codec(self, payload: bytes, resource: Any, scope: Any) -> bytes:
         """A spooled record straight to its line (the durable processor calls this instead of
         decoding it into an SDK record); same content as :func:`encode_line`."""
-        from otel_audit.delivery.frames import sink_line
-
+        last = self._last_tail  # one spool's records come in runs: same resource and scope objects
+        if last[0] is resource and last[1] is scope:
+            return _sink_line()(payload, last[2])
         key = (id(resource), id(scope))
         cached = self._tails.get(key)
         if cached is None or cached[0] is not resource or cached[1] is not scope:
@@ -79,7 +95,8 @@ class JsonLinesExporter(LogExporter):
             if len(self._tails) > 64:
                 self._tails.clear()
             cached = self._tails[key] = (resource, scope, tail.encode("ascii"))
-        return sink_line(payload, cached[2])
+        self._last_tail = cached
+        return _sink_line()(payload, cached[2])
 
     def export(self, batch: Sequence[Any]) -> LogExportResult:
         """``batch``: SDK records, or lines already made by :meth:`spooled_codec`."""

@@ -59,6 +59,25 @@ def iter_frames(data: bytes | memoryview, offset: int = 0) -> Iterator[tuple[byt
         offset = end
 
 
+def split_frames(data: bytes, max_count: int) -> tuple[list[bytes], int]:
+    """Up to ``max_count`` complete, intact payloads from the start of ``data`` and where they end:
+    :func:`iter_frames` as one loop, for the exporter's batches (no generator step per record)."""
+    payloads: list[bytes] = []
+    offset, size, header = 0, len(data), HEADER.size
+    unpack, crc32 = HEADER.unpack_from, zlib.crc32
+    while offset + header <= size and len(payloads) < max_count:
+        length, crc = unpack(data, offset)
+        end = offset + header + length
+        if end > size:
+            break
+        payload = data[offset + header:end]
+        if crc32(payload) != crc:
+            break
+        payloads.append(payload)
+        offset = end
+    return payloads, offset
+
+
 def _open_private(path: Path, flags: int) -> int:
     return os.open(path, flags | os.O_CLOEXEC, FILE_MODE)
 
@@ -246,12 +265,8 @@ class ProcessSpool:
                 limit = os.fstat(fd).st_size
             if offset < limit:
                 data = os.pread(fd, min(limit - offset, max_bytes), offset)
-                got = 0
-                for payload, end in iter_frames(data):
-                    payloads.append(payload)
-                    got = end
-                    if len(payloads) >= max_records:
-                        break
+                found, got = split_frames(data, max_records - len(payloads))
+                payloads += found
                 if not got and len(data) >= HEADER.size:  # a single frame larger than max_bytes
                     length, _ = HEADER.unpack_from(data, 0)
                     if offset + HEADER.size + length <= limit:

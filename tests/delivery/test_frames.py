@@ -102,3 +102,19 @@ def test_a_typical_frame_is_spliced_without_parsing(monkeypatch, tmp_path) -> No
         assert exporter.spooled_codec(payload, RESOURCE, SCOPE) == slow
     finally:
         exporter.shutdown()
+
+
+def test_split_frames_takes_intact_frames_and_stops_at_a_torn_or_corrupt_one() -> None:
+    from otel_audit.delivery.spool import encode_frame, iter_frames, split_frames
+
+    frames_ = [encode_frame(b"payload-%d" % i) for i in range(5)]
+    data = b"".join(frames_)
+    assert split_frames(data, 100) == ([b"payload-%d" % i for i in range(5)], len(data))
+    assert split_frames(data, 2) == ([b"payload-0", b"payload-1"], len(frames_[0]) + len(frames_[1]))
+    torn = data + frames_[0][:-3]  # a crash mid-write
+    assert split_frames(torn, 100) == split_frames(data, 100)
+    corrupt = bytearray(data)
+    corrupt[len(frames_[0]) + len(frames_[1]) + 9] ^= 0xFF  # a flipped byte in the third payload
+    payloads, end = split_frames(bytes(corrupt), 100)
+    assert payloads == [b"payload-0", b"payload-1"] and end == len(frames_[0]) + len(frames_[1])
+    assert [p for p, _ in iter_frames(bytes(corrupt))] == payloads  # the same frames as the generator
