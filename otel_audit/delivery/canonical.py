@@ -113,9 +113,9 @@ def canonical_parts(
     attrs = attributes if SEALED_KEYS.isdisjoint(attributes) else {k: v for k, v in attributes.items()
                                                                    if k not in SEALED_KEYS}
     # The head by hand (same bytes as encoding the list): one encoder call per record, not two.
-    head = (f'["{VERSION}",{_json(event_name or "")},{int(time_unix_nano or 0)},'
-            f'{int(severity_number) if severity_number is not None else "null"},{_json(severity_text or "")},'
-            f'{_json(trace_id)},{_json(span_id)},{_json(body)},')
+    head = (f'["{VERSION}",{json_value(event_name or "")},{int(time_unix_nano or 0)},'
+            f'{int(severity_number) if severity_number is not None else "null"},{json_value(severity_text or "")},'
+            f'{json_value(trace_id)},{json_value(span_id)},{json_value(body)},')
     fast = _attributes_json(attrs) if _orjson_dumps is not None else None
     if fast is None:
         return f"{head}{_encoder.encode(attrs)}]".encode("ascii"), len(head)
@@ -161,9 +161,10 @@ def _plain(value: Any) -> bool:
     return False
 
 
-def _json(value: Any) -> str:
+def json_value(value: Any) -> str:
     """One canonical JSON value; the head's usual types without the encoder (which builds a new
-    C encoder object per call: ~10k instructions even for ``None``)."""
+    C encoder object per call: ~10k instructions even for ``None``). Also the sink's encoding of
+    values read back from canonical bytes (their dicts already in sorted order)."""
     kind = type(value)
     if kind is str:
         return _escape(value)

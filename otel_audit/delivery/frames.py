@@ -35,6 +35,7 @@ from otel_audit.delivery.canonical import (
     CHAIN_PREV,
     CHAIN_SEQ,
     json_text,
+    json_value,
 )
 
 SEPARATOR = b"\x1e"  # never appears in canonical JSON (ensure_ascii escapes control characters)
@@ -151,23 +152,11 @@ def _sink_line_parsed(canonical: bytes, tail: bytes, scope_and_resource: bytes) 
         chain = f'"{CHAIN_SEQ}":{seq},"{CHAIN_PREV}":{_string(prev)},"{CHAIN_MAC}":{_string(mac)}}}'
     attributes = attrs_json[:-1] + (b"," if attrs_json != b"{}" else b"") + chain.encode("ascii")
     front = (f'{{"time_unix_nano":{ts},"observed_time_unix_nano":{observed},'
-             f'"event_name":{_string(event_name or None)},"severity_number":{_json(severity)},'
-             f'"severity_text":{_string(severity_text or None)},"body":{_json(body)},"attributes":')
+             f'"event_name":{_string(event_name or None)},"severity_number":{json_value(severity)},'
+             f'"severity_text":{_string(severity_text or None)},"body":{json_value(body)},"attributes":')
     back = f',"trace_id":"{trace_hex}","span_id":"{span_hex}","trace_flags":{int(flags)}'
     return b"".join((front.encode("ascii"), attributes, back.encode("ascii"), scope_and_resource, b"}\n"))
 
 
 def _string(value: str | None) -> str:
     return "null" if value is None else _escape(value)
-
-
-def _json(value: Any) -> str:
-    """json_text, with the scalar types a body or severity usually has done inline."""
-    kind = type(value)
-    if kind is str:
-        return _escape(value)
-    if value is None:
-        return "null"
-    if kind is int:
-        return int.__repr__(value)
-    return json_text(value)
