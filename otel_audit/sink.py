@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 from otel_audit._logs_compat import LogExporter, LogExportResult
+from otel_audit.delivery.frames import sink_line
 
 
 def record_to_dict(log_record: Any) -> dict[str, Any]:
@@ -53,20 +54,6 @@ def encode_line(log_record: Any) -> bytes:
     return (json.dumps(record_to_dict(log_record), default=_default, separators=(",", ":")) + "\n").encode()
 
 
-_frames_sink_line: Any = None
-
-
-def _sink_line() -> Any:
-    """``delivery.frames.sink_line``, imported on first use (the delivery package imports this
-    module) and then kept: an import statement per record cost as much as a third of the line."""
-    global _frames_sink_line
-    if _frames_sink_line is None:
-        from otel_audit.delivery.frames import sink_line
-
-        _frames_sink_line = sink_line
-    return _frames_sink_line
-
-
 class JsonLinesExporter(LogExporter):
     """Appends each exported record as one JSON line; fsyncs on ``force_flush`` and shutdown."""
 
@@ -83,7 +70,7 @@ class JsonLinesExporter(LogExporter):
         decoding it into an SDK record); same content as :func:`encode_line`."""
         last = self._last_tail  # one spool's records come in runs: same resource and scope objects
         if last[0] is resource and last[1] is scope:
-            return _sink_line()(payload, last[2])
+            return sink_line(payload, last[2])
         key = (id(resource), id(scope))
         cached = self._tails.get(key)
         if cached is None or cached[0] is not resource or cached[1] is not scope:
@@ -96,7 +83,7 @@ class JsonLinesExporter(LogExporter):
                 self._tails.clear()
             cached = self._tails[key] = (resource, scope, tail.encode("ascii"))
         self._last_tail = cached
-        return _sink_line()(payload, cached[2])
+        return sink_line(payload, cached[2])
 
     def export(self, batch: Sequence[Any]) -> LogExportResult:
         """``batch``: SDK records, or lines already made by :meth:`spooled_codec`."""
