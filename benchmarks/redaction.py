@@ -44,10 +44,19 @@ class Outcome:
     missed_kinds: dict[str, int]
 
 
-def otel_audit_tool() -> Redact:
+def otel_audit_tool(native: bool = True) -> Redact:
     from otel_audit.redaction import Redactor
 
     redactor = Redactor.from_config(None, environ={"OTEL_AUDIT_HMAC_KEY": "benchmark-key-0123456789abcdef"})
+    if native and redactor._plan.native is None:
+        raise RuntimeError("the native scan loop is not built (install the package with cargo present)")
+    if native:
+        from otel_audit.redaction import _scanner
+
+        if not _scanner.optimised():
+            raise RuntimeError("the native scan loop is a debug build: measurements would mislead")
+    if not native:
+        redactor._plan.native = None  # every text scanned by the Python loop, for comparison
     redact = redactor.redact_text
 
     def redact_text(text: str) -> str:
@@ -114,6 +123,7 @@ def presidio_patterns_tool() -> Redact:
 
 TOOLS: list[tuple[str, Callable[[], Redact], bool]] = [
     ("otel-audit", otel_audit_tool, False),
+    ("otel-audit (python scan loop)", lambda: otel_audit_tool(native=False), False),
     ("datafog (rust backend)", datafog_tool("rust"), False),
     ("datafog (python backend)", datafog_tool("python"), False),
     ("scrubadub", scrubadub_tool, False),

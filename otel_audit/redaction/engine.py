@@ -27,6 +27,11 @@ from otel_audit.redaction.settings import RedactionSettings
 from otel_audit.redaction.sql import sanitize_sql
 from otel_audit.redaction.validators import payment_card
 
+try:  # the optional native scan loop (Rust, built when the package is installed with cargo present)
+    from otel_audit.redaction._scanner import Scanner as _NativeScanner
+except ImportError:  # pragma: no cover - exercised where the extension is not built
+    _NativeScanner = None
+
 #: Strings shorter than this cannot hold anything a detector finds (shortest: ``a@b.io``).
 MIN_SCAN_LENGTH = 6
 #: Longer strings are cut here (and marked) before scanning: what was not scanned never leaves.
@@ -36,6 +41,8 @@ MAX_NODES = 20_000
 #: Validator rejections per detector per string before the string is masked whole (adversarial input).
 MAX_REJECTIONS = 2_000
 
+#: ``false`` scans every text in Python even when the native scanner is built (for comparison).
+NATIVE_ENV = "OTEL_AUDIT_NATIVE_SCAN"
 KEY_ENV = "OTEL_AUDIT_HMAC_KEY"
 KEY_ID_ENV = "OTEL_AUDIT_HMAC_KEY_ID"
 URL_ATTRIBUTES = frozenset({"url.query", "url.full", "http.url", "http.target", "url.original"})
@@ -137,7 +144,7 @@ class Redactor:
         self._key_id = key_id or (key_id_for(key) if key else None)
         self._detectors: tuple[Detector, ...] = settings.detectors
         self._actions = settings.detector_actions
-        self._plan = _Plan(_scan_plan(settings.detectors))
+        self._plan = _Plan(_scan_plan(settings.detectors), native=_native_enabled())
         # Hot-path caches. Attribute keys repeat on every record, so what a key means (protected,
         # an action, or a value to scan) is worked out once per key. Short strings that were
         # scanned and found clean (routes, user agents, summaries) are remembered too; strings
@@ -640,6 +647,13 @@ class Redactor:
         return result
 
     def _scan_uncached(self, text: str, state: _Pass, plan: _Plan) -> str:
+        if plan.native is not None:
+            found = plan.native.scan(text)
+            if found is not None:  # else: a text only Python's ``re`` reads exactly (non-ASCII)
+                if type(found) is not list:  # too many rejected candidates: the whole string is unsafe
+                    state.count += 1
+                    return f"[REDACTED:{found.name}]"
+                return self._replace_spans(text, found, state) if found else text
         ascii_text = text.isascii()
         lowered: str | None = None
         text_shape = text.encode("ascii").translate(SHAPE_TABLE) if ascii_text else None
@@ -728,6 +742,11 @@ class Redactor:
                     spans.extend(found)
         if not spans:
             return text
+        return self._replace_spans(text, spans, state)
+
+    def _replace_spans(self, text: str, spans: list[tuple[int, int, Detector]], state: _Pass) -> str:
+        """``text`` with each found span replaced as its detector's action says; overlapping
+        spans become one region, so nothing partially leaks."""
         if len(spans) > 1:
             spans.sort(key=_span_order)
         merged: list[list[Any]] = []
@@ -744,6 +763,51 @@ class Redactor:
             position = end
         pieces.append(text[position:])
         return "".join(pieces)
+
+
+def _native_enabled() -> bool:
+    return _NativeScanner is not None and os.environ.get(NATIVE_ENV, "").strip().lower() not in ("false", "0", "no", "off")
+
+
+#: Python ``re`` flags written as inline flags for PCRE2 (others: the plan stays in Python).
+_INLINE_FLAGS = ((re.IGNORECASE, "i"), (re.MULTILINE, "m"), (re.DOTALL, "s"), (re.VERBOSE, "x"))
+
+
+def _native_scanner(entries: list[_PlanEntry], requires: list[tuple[tuple[int, ...], ...]]) -> Any:
+    """The plan as the native scanner reads it, or None where only Python can scan it exactly.
+
+    Custom detectors stay in Python: a policy's regex may use syntax PCRE2 reads differently.
+    The built-in patterns are written in the syntax both read alike (tests compare the two on
+    the corpus and on generated text). Shape gates and anchors are not passed: they only skip
+    work (every match meets them), while literals and gates can decide and are kept."""
+    if _NativeScanner is None:
+        return None
+    specs = []
+    for entry, entry_requires in zip(entries, requires):
+        compiled, detectors = entry[0], entry[1]
+        if any(d.kind == "custom" for d in detectors):
+            return None
+        flags, inline = compiled.flags & ~re.UNICODE, ""
+        for flag, letter in _INLINE_FLAGS:
+            if flags & flag:
+                flags &= ~flag
+                inline += letter
+        if flags:
+            return None
+        members = [(d, d.accept, d.keyed, d.extend_left) for d in detectors]
+        specs.append((
+            f"(?{inline}){compiled.pattern}" if inline else compiled.pattern, entry[2],
+            [list(member) for member in entry_requires], list(entry[3]) if entry[3] is not None else None,
+            list(entry[4]), entry[5], members,
+        ))  # fmt: skip
+    try:
+        return _NativeScanner(specs, _is_secret_name, NEED_CHARS, MAX_REJECTIONS)
+    except ValueError:  # a pattern PCRE2 does not take: scan in Python
+        return None
+
+
+def _is_secret_name(name: str) -> bool:
+    return builtin_key_rule(name) is not None
 
 
 def _span_order(span: tuple[int, int, Detector]) -> tuple[int, int]:
@@ -803,9 +867,9 @@ class _Plan:
     without visiting them. ``dispatch=False``: every entry that fits the length (the plain way,
     for tests)."""
 
-    __slots__ = ("entries", "_longest", "_selected", "_requires", "_dispatch")
+    __slots__ = ("entries", "_longest", "_selected", "_requires", "_dispatch", "native")
 
-    def __init__(self, entries: list[_PlanEntry], dispatch: bool = True) -> None:
+    def __init__(self, entries: list[_PlanEntry], dispatch: bool = True, native: bool = False) -> None:
         self.entries = entries
         self._longest = max((entry[2] for entry in entries), default=0)
         self._selected: dict[int, list[_PlanEntry]] = {}
@@ -813,6 +877,9 @@ class _Plan:
         # Per entry, per member: the feature bits of which each must meet the text's (an
         # entry runs when one member's requirements all hold; no requirement: always).
         self._requires = [tuple(_feature_requirements(d) for d in entry[1]) for entry in entries]
+        #: The native scanner for this plan (``native=True``, the extension built, and every
+        #: detector a built-in one), else None: the plan is then scanned in Python.
+        self.native = _native_scanner(entries, self._requires) if native else None
 
     def __iter__(self) -> Any:
         return iter(self.entries)
