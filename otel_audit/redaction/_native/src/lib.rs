@@ -124,6 +124,14 @@ impl Scanner {
     /// first member's detector of an entry that rejected too many candidates (the whole text is
     /// unsafe); or `None` when this text must be scanned in Python.
     fn scan(&self, py: Python<'_>, text: &Bound<'_, PyString>) -> PyResult<PyObject> {
+        // A panic here would reach Python as a BaseException the engine does not contain: a bug
+        // in this loop must cost speed (the text is scanned in Python), never the host's request.
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.scan_text(py, text))).unwrap_or_else(|_| Ok(py.None()))
+    }
+}
+
+impl Scanner {
+    fn scan_text(&self, py: Python<'_>, text: &Bound<'_, PyString>) -> PyResult<PyObject> {
         let source = text.to_str()?;
         let bytes = source.as_bytes();
         if bytes.iter().any(|b| *b >= 0x80 || (0x1c..=0x1f).contains(b)) {
@@ -169,9 +177,7 @@ impl Scanner {
         }
         Ok(list.into_any().unbind())
     }
-}
 
-impl Scanner {
     /// `engine._features`: bit `i` for `need_chars[i]`, then "a digit", then "an ASCII capital".
     fn features(&self, bytes: &[u8]) -> u32 {
         let mut present = [false; 128];
@@ -249,8 +255,8 @@ impl Scanner {
             let taken = taken.bind(py);
             let taken = if taken.is_truthy()? { taken.extract::<usize>()? } else { 0 };
             if taken > 0 {
-                spans.push((start, start + taken, index, member_index));
-                position = (start + taken).max(match_start + 1);
+                spans.push((start, start.saturating_add(taken), index, member_index));
+                position = start.saturating_add(taken).max(match_start + 1);
             } else {
                 rejections += 1;
                 if rejections > self.max_rejections {
