@@ -126,3 +126,24 @@ def test_native_scan_can_be_switched_off(monkeypatch) -> None:
     redactor = Redactor.from_config(None, environ=KEY_ENV)
     assert redactor._plan.native is None
     assert redactor.redact_text("login failed, password=hunter2") == "login failed, password=[REDACTED:secret_assignment]"
+
+
+@needs_native
+def test_one_scanner_shared_by_threads_finds_what_it_finds_alone() -> None:
+    """Web servers redact on many threads with one redactor: callbacks into Python let threads
+    interleave inside the native loop, which must not mix their matches."""
+    import sys
+    from concurrent.futures import ThreadPoolExecutor
+
+    redactor = _redactor(None)
+    items = [item["text"] for item in generate(300)]
+    alone = [redactor._plan.native.scan(text) for text in items]
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads as often as CPython allows
+    try:
+        with ThreadPoolExecutor(4) as pool:
+            together = [list(pool.map(redactor._plan.native.scan, items)) for _ in range(3)]
+    finally:
+        sys.setswitchinterval(interval)
+    for run in together:
+        assert run == alone
