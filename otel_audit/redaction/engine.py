@@ -48,6 +48,9 @@ KEY_ID_ENV = "OTEL_AUDIT_HMAC_KEY_ID"
 URL_ATTRIBUTES = frozenset({"url.query", "url.full", "http.url", "http.target", "url.original"})
 
 _DROP = object()
+#: Overlapping findings become one region with the strictest of their actions: a DSN password
+#: that the e-mail detector also reads as ``password@host`` is masked, not pseudonymised.
+_ACTION_STRICTNESS = {"drop": 4, "mask": 3, "hmac": 2, "partial": 1}
 _FORM = re.compile(r"[^=&\s]{1,256}=[^&\s]*(?:&[^=&\s]{1,256}=[^&\s]*){0,1000}")
 _NOTHING = object()
 _PROTECTED_PLAN = ("protected",)
@@ -635,6 +638,9 @@ class Redactor:
         replaced = self._apply(action, detector.name, found, state)
         return replaced if isinstance(replaced, str) else f"[REDACTED:{detector.name}]"
 
+    def _strictness(self, detector: Detector) -> int:
+        return _ACTION_STRICTNESS.get(self._actions.get(detector.name, detector.default_action), 0)
+
     def _scan(self, text: str, state: _Pass) -> str:
         clean = self._clean_texts
         if text in clean:
@@ -752,7 +758,10 @@ class Redactor:
         merged: list[list[Any]] = []
         for start, end, detector in spans:
             if merged and start < merged[-1][1]:  # overlap: one region, nothing partially leaks
-                merged[-1][1] = max(merged[-1][1], end)
+                region = merged[-1]
+                region[1] = max(region[1], end)
+                if self._strictness(detector) > self._strictness(region[2]):
+                    region[2] = detector  # the strictest action found for any part of it
                 continue
             merged.append([start, end, detector])
         pieces = []

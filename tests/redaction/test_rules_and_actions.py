@@ -216,3 +216,19 @@ def test_summary_names_fields_never_values() -> None:
     assert summary["audit.redaction.fields"] == ["a", "session.id"]
     assert summary["audit.redaction.key_id"] == "k2024"
     assert make().redact({"b": "clean"}).summary() == {"audit.redaction.count": 0}
+
+
+def test_overlapping_findings_take_the_strictest_action() -> None:
+    """``postgres://app:pw@db.internal`` is a URL password to one detector and, read as
+    ``pw@db.internal``, an e-mail to another: the region is masked (a secret), never pseudonymised
+    (an HMAC of a password would let records be joined on it)."""
+    redactor = Redactor.from_config(None, environ={"OTEL_AUDIT_HMAC_KEY": "overlap-test-key-0123456789"})
+    text = "database_url = postgres://app:CpHDjPxNOTG3@db.internal:5432/prod"
+    redacted = redactor.redact_text(text)
+    assert "CpHDjPxNOTG3" not in redacted
+    assert "[HMAC:" not in redacted and "[REDACTED:url_credentials]" in redacted
+    # The order of strictness: drop > mask > hmac > partial, whichever detector found the region.
+    partial_url = Redactor.from_config({"detectors": {"url_credentials": "partial", "email": "hmac"}}, environ={"OTEL_AUDIT_HMAC_KEY": "overlap-test-key-0123456789"})
+    assert "[HMAC:" in partial_url.redact_text(text)
+    dropped = Redactor.from_config({"detectors": {"email": "drop"}}, environ={"OTEL_AUDIT_HMAC_KEY": "overlap-test-key-0123456789"})
+    assert dropped.redact({"note": text}).attributes == {}
