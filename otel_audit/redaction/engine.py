@@ -48,6 +48,9 @@ KEY_ID_ENV = "OTEL_AUDIT_HMAC_KEY_ID"
 URL_ATTRIBUTES = frozenset({"url.query", "url.full", "http.url", "http.target", "url.original"})
 
 _DROP = object()
+#: What the redactor writes in place of a value: ``[REDACTED:label]``, ``[REDACTED:label:shown]``
+#: (partial), ``[HMAC:<20 hex digits>]``. Text already in this form is not redacted again.
+_MARKER = re.compile(r"\[(?:REDACTED:[A-Za-z0-9_.\-]{1,64}(?::[^\]\s]{1,64})?|HMAC:[0-9a-f]{20})\]")
 #: Overlapping findings become one region with the strictest of their actions: a DSN password
 #: that the e-mail detector also reads as ``password@host`` is masked, not pseudonymised.
 _ACTION_STRICTNESS = {"drop": 4, "mask": 3, "hmac": 2, "partial": 1}
@@ -450,6 +453,8 @@ class Redactor:
         if action == "drop":
             state.count += 1
             return _DROP
+        if type(value) is str and value[:1] == "[" and _MARKER.fullmatch(value):
+            return value  # already redacted (a record redacted twice stays as it was)
         if isinstance(value, (list, tuple)):
             return [self._apply(action, label, item, state) for item in value if item is not None]
         if isinstance(value, (bytes, bytearray, memoryview)):
@@ -753,6 +758,10 @@ class Redactor:
     def _replace_spans(self, text: str, spans: list[tuple[int, int, Detector]], state: _Pass) -> str:
         """``text`` with each found span replaced as its detector's action says; overlapping
         spans become one region, so nothing partially leaks."""
+        if "[REDACTED:" in text or "[HMAC:" in text:
+            spans = _outside_markers(text, spans)
+            if not spans:
+                return text
         if len(spans) > 1:
             spans.sort(key=_span_order)
         merged: list[list[Any]] = []
@@ -817,6 +826,16 @@ def _native_scanner(entries: list[_PlanEntry], requires: list[tuple[tuple[int, .
 
 def _is_secret_name(name: str) -> bool:
     return builtin_key_rule(name) is not None
+
+
+def _outside_markers(text: str, spans: list[tuple[int, int, Detector]]) -> list[tuple[int, int, Detector]]:
+    """The spans not inside one of the redactor's own markers: what an earlier pass wrote is not
+    redacted again (``password=[REDACTED:secret_assignment]`` would otherwise become
+    ``password=[REDACTED:secret_assignment]]``, a 13-digit run in an HMAC pseudonym a card)."""
+    regions = [marker.span() for marker in _MARKER.finditer(text)]
+    if not regions:
+        return spans
+    return [span for span in spans if not any(start <= span[0] and span[1] <= end for start, end in regions)]
 
 
 def _span_order(span: tuple[int, int, Detector]) -> tuple[int, int]:
