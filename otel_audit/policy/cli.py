@@ -15,6 +15,7 @@ from typing import Any, Sequence
 import yaml
 
 from otel_audit.policy.errors import PolicyError
+from otel_audit.redaction import Redactor
 
 
 def _load(path: str) -> Any:
@@ -46,6 +47,7 @@ def _validate(args: argparse.Namespace) -> int:
         model = policy.model
         print(f"{path}: OK  id={policy.id} version={policy.version} {policy.hash}  "
               f"{len(model.rules)} rules, {len(model.routes)} routes (built-in routes included)")
+        print(f"  redaction scan: {Redactor.from_config(policy.redaction, environ={}).scan_mode}")
     return status
 
 

@@ -186,6 +186,20 @@ class Redactor:
             key_id=env.get(KEY_ID_ENV) or None,
         )
 
+    @property
+    def scan_mode(self) -> str:
+        """How texts are scanned, said in a line (``otel-audit policy validate`` prints it)."""
+        if self._plan.native is not None:
+            return "native (non-ASCII text in Python)"
+        if _NativeScanner is None:
+            return "Python (the native scan loop is not built: install with cargo present)"
+        if not _native_enabled():
+            return f"Python ({NATIVE_ENV}=false)"
+        custom = sorted(d.name for d in self._detectors if d.kind == "custom")
+        if custom:
+            return f"Python (custom detectors: {', '.join(custom)})"
+        return "Python"
+
     def __repr__(self) -> str:  # never show the key
         return f"Redactor(detectors={len(self._detectors)}, key_id={self._key_id!r})"
 
