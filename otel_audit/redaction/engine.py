@@ -50,7 +50,7 @@ URL_ATTRIBUTES = frozenset({"url.query", "url.full", "http.url", "http.target", 
 _DROP = object()
 #: What the redactor writes in place of a value: ``[REDACTED:label]``, ``[REDACTED:label:shown]``
 #: (partial), ``[HMAC:<20 hex digits>]``. Text already in this form is not redacted again.
-_MARKER = re.compile(r"\[(?:REDACTED:[A-Za-z0-9_.\-]{1,64}(?::[^\]\s]{1,64})?|HMAC:[0-9a-f]{20})\]")
+REDACTION_MARKER = re.compile(r"\[(?:REDACTED:[A-Za-z0-9_.\-]{1,64}(?::[^\]\s]{1,64})?|HMAC:[0-9a-f]{20})\]")
 #: Overlapping findings become one region with the strictest of their actions: a DSN password
 #: that the e-mail detector also reads as ``password@host`` is masked, not pseudonymised.
 _ACTION_STRICTNESS = {"drop": 4, "mask": 3, "hmac": 2, "partial": 1}
@@ -467,7 +467,7 @@ class Redactor:
         if action == "drop":
             state.count += 1
             return _DROP
-        if type(value) is str and value[:1] == "[" and _MARKER.fullmatch(value):
+        if type(value) is str and value[:1] == "[" and REDACTION_MARKER.fullmatch(value):
             return value  # already redacted (a record redacted twice stays as it was)
         if isinstance(value, (list, tuple)):
             return [self._apply(action, label, item, state) for item in value if item is not None]
@@ -846,7 +846,7 @@ def _outside_markers(text: str, spans: list[tuple[int, int, Detector]]) -> list[
     """The spans not inside one of the redactor's own markers: what an earlier pass wrote is not
     redacted again (``password=[REDACTED:secret_assignment]`` would otherwise become
     ``password=[REDACTED:secret_assignment]]``, a 13-digit run in an HMAC pseudonym a card)."""
-    regions = [marker.span() for marker in _MARKER.finditer(text)]
+    regions = [marker.span() for marker in REDACTION_MARKER.finditer(text)]
     if not regions:
         return spans
     return [span for span in spans if not any(start <= span[0] and span[1] <= end for start, end in regions)]

@@ -13,6 +13,7 @@ from functools import lru_cache
 from typing import Any, Iterable
 
 from otel_audit.redaction.detectors import BUILTIN_DETECTORS
+from otel_audit.redaction.engine import REDACTION_MARKER
 
 #: What must never leave the process in clear: every ``secret`` detector, plus card numbers (PCI DSS).
 DEFAULT_SCAN = tuple(d.name for d in BUILTIN_DETECTORS if d.kind == "secret") + ("credit_card",)
@@ -48,7 +49,7 @@ def find_secrets(text: str, detectors: Iterable[str] | None = None) -> list[tupl
     # Markers already present are swapped for one placeholder character each, so the scan does
     # not judge them (and positions map back through ``origin``).
     protected, origin, position = [], [], 0
-    for marker in _EXISTING.finditer(text):
+    for marker in REDACTION_MARKER.finditer(text):
         protected.append(text[position:marker.start()])
         origin.extend(range(position, marker.start()))
         protected.append(_PLACEHOLDER)
@@ -68,8 +69,6 @@ def find_secrets(text: str, detectors: Iterable[str] | None = None) -> list[tupl
         found.append((label, origin[start], origin[end] if end < len(origin) else len(text)))
     return found
 
-
-_EXISTING = re.compile(r"\[(?:REDACTED|HMAC):[^\]\s]{0,64}\]")
 
 
 def _replaced_spans(plain: str, redacted: str) -> list[tuple[str, int, int]]:
