@@ -208,8 +208,11 @@ _TOKEN_MARK = re.compile(r"[0-9._\-+/=~]")
 
 
 def ipv4(text: str) -> int:
+    """Four octets 0-255 without leading zeros, and not ``N.0.0.0``: that names a whole network,
+    not a host, so it identifies no one, and it is how every Chromium browser has spelled its
+    version since the user-agent reduction (``Chrome/120.0.0.0``, ``Edg/``, ``OPR/``)."""
     parts = text.split(".")
-    if len(parts) != 4:
+    if len(parts) != 4 or parts[1:] == ["0", "0", "0"]:
         return 0
     for part in parts:
         if not part.isdigit() or int(part) > 255 or (len(part) > 1 and part[0] == "0"):
@@ -263,7 +266,7 @@ VALIDATOR_DOCS: dict[str, str] = {
     "jwt": "header segment base64url-decodes to a JSON object with alg/typ/enc",
     "basic_credentials": "token base64-decodes to printable `user:password`",
     "bearer_token": "token has a digit or token punctuation (not prose)",
-    "ipv4": "four octets 0-255, no leading zeros",
+    "ipv4": "four octets 0-255, no leading zeros, not `N.0.0.0` (a network, and the Chromium user-agent version)",
     "ipv6": "parses as an IPv6 address",
     "phone": "9-15 digits",
     "email": "top-level domain is not an asset suffix (png, js, ...)",

@@ -73,6 +73,8 @@ LOOK_ALIKES = [
     "DE00 invalid iban DE89370400440532013001",
     "the basic plan; a secret santa",
     "mac aa:bb:cc:dd:ee:ff and time 10:20:30",
+    # Every Chromium browser's reduced user agent: the version is not an address.
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36 Edg/120.0.0.0",
 ]
 
 
@@ -98,4 +100,5 @@ def test_validators() -> None:
     assert v.us_ssn("078-05-1120") and not v.us_ssn("666-05-1120") and not v.us_ssn("912-05-1120")
     assert v.jwt("eyJhbGciOiJub25lIn0.eyJ4IjoxfQ.") and not v.jwt("eyJub3QganNvbg.eyJ4IjoxfQ.")
     assert v.ipv4("10.0.0.1") and not v.ipv4("10.0.0.256") and not v.ipv4("1.02.3.4")
+    assert v.ipv4("10.1.0.0") and v.ipv4("192.168.0.0") and not v.ipv4("120.0.0.0") and not v.ipv4("10.0.0.0")
     assert v.ipv6("::1") and not v.ipv6("12:30:45")
