@@ -73,6 +73,7 @@ DEFAULT_ATTRIBUTE_ACTIONS: dict[str, str] = {
     "user.name": "keep",
     "client.address": "keep",
     "server.address": "keep",
+    "http.request.header.host": "keep",  # the server's address and port, as server.address
     "network.peer.address": "keep",
     "session.id": "hmac",
 }

@@ -232,3 +232,12 @@ def test_overlapping_findings_take_the_strictest_action() -> None:
     assert "[HMAC:" in partial_url.redact_text(text)
     dropped = Redactor.from_config({"detectors": {"email": "drop"}}, environ={"OTEL_AUDIT_HMAC_KEY": "overlap-test-key-0123456789"})
     assert dropped.redact({"note": text}).attributes == {}
+
+
+def test_host_header_is_the_servers_address_and_stays_readable() -> None:
+    """``Host: 10.1.2.3:8080`` names the server (kept, like ``server.address``); the same address
+    in free text is still pseudonymised."""
+    redactor = Redactor.from_config(None, environ={"OTEL_AUDIT_HMAC_KEY": "host-header-test-key-0123456789"})
+    result = redactor.redact({"http.request.header.host": ["10.1.2.3:8080"], "app.note": "from 10.1.2.3"}, None)
+    assert result.attributes["http.request.header.host"] == ["10.1.2.3:8080"]
+    assert "10.1.2.3" not in result.attributes["app.note"]
