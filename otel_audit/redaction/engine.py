@@ -678,7 +678,7 @@ class Redactor:
                 if type(found) is not list:  # too many rejected candidates: the whole string is unsafe
                     state.count += 1
                     return f"[REDACTED:{found.name}]"
-                return self._replace_spans(text, found, state) if found else text
+                return self._replace_spans(text, found, state, ordered=True) if found else text
         ascii_text = text.isascii()
         lowered: str | None = None
         text_shape = text.encode("ascii").translate(SHAPE_TABLE) if ascii_text else None
@@ -769,14 +769,15 @@ class Redactor:
             return text
         return self._replace_spans(text, spans, state)
 
-    def _replace_spans(self, text: str, spans: list[tuple[int, int, Detector]], state: _Pass) -> str:
+    def _replace_spans(self, text: str, spans: list[tuple[int, int, Detector]], state: _Pass, ordered: bool = False) -> str:
         """``text`` with each found span replaced as its detector's action says; overlapping
-        spans become one region, so nothing partially leaks."""
+        spans become one region, so nothing partially leaks. ``ordered``: the spans are already
+        sorted as :func:`_span_order` sorts them (the native scanner sorts its own)."""
         if "[REDACTED:" in text or "[HMAC:" in text:
             spans = _outside_markers(text, spans)
             if not spans:
                 return text
-        if len(spans) > 1:
+        if len(spans) > 1 and not ordered:
             spans.sort(key=_span_order)
         merged: list[list[Any]] = []
         for start, end, detector in spans:

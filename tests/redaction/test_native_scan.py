@@ -104,11 +104,13 @@ def test_too_many_rejected_candidates_mask_the_whole_text_natively() -> None:
 
 
 @needs_native
-def test_native_spans_name_their_detectors_in_scan_order() -> None:
-    text = "mail bob@example.com, card 4111 1111 1111 1111, password=hunter2"
+def test_native_spans_name_their_detectors_in_text_order() -> None:
+    """Sorted as the engine merges them (by start, the longest first), so it need not sort."""
+    text = "password=hunter2 mail bob@example.com, card 4111 1111 1111 1111, url postgres://app:pw@db.internal/x"
     spans = _redactor(None)._plan.native.scan(text)
     assert [(text[start:end], detector.name) for start, end, detector in spans] == [
         ("hunter2", "secret_assignment"), ("bob@example.com", "email"), ("4111 1111 1111 1111", "credit_card"),
+        ("pw@db.internal", "email"), ("pw", "url_credentials"),
     ]  # fmt: skip
 
 

@@ -7,6 +7,7 @@
 //! and if PCRE2 reports an error (match or JIT-stack limit), `scan` returns `None` and the engine
 //! scans the text in Python, so the result never depends on whether this module is built.
 
+use memchr::memmem::Finder;
 use pcre2::bytes::{CaptureLocations, Regex, RegexBuilder};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
@@ -29,8 +30,9 @@ struct Entry {
     min_width: usize,
     /// Per member: feature bits of which each must meet the text's (one member suffices).
     requires: Vec<Vec<u32>>,
-    literals: Option<Vec<Vec<u8>>>,
-    lower_literals: Vec<Vec<u8>>,
+    /// Searchers built once: building one per look-up cost more than the look-up itself.
+    literals: Option<Vec<Finder<'static>>>,
+    lower_literals: Vec<Finder<'static>>,
     gate: Option<PyObject>,
     members: Vec<Member>,
     /// Capture index of `value` (single-member entries only, as in `engine._find`).
@@ -109,8 +111,8 @@ impl Scanner {
                 regex,
                 min_width,
                 requires,
-                literals: literals.map(|list| list.into_iter().map(String::into_bytes).collect()),
-                lower_literals: lower_literals.into_iter().map(String::into_bytes).collect(),
+                literals: literals.map(|list| list.iter().map(|literal| Finder::new(literal.as_bytes()).into_owned()).collect()),
+                lower_literals: lower_literals.iter().map(|literal| Finder::new(literal.as_bytes()).into_owned()).collect(),
                 gate,
                 members,
                 value_group,
@@ -120,7 +122,8 @@ impl Scanner {
         Ok(Scanner { entries: built, need_chars: need_chars.into_bytes(), max_rejections, judge, names: Mutex::new(HashMap::new()) })
     }
 
-    /// Spans `(start, end, detector)` in the order `engine._scan_uncached` collects them; the
+    /// Spans `(start, end, detector)` ordered by start, the longest first (ties: in the order
+    /// `engine._scan_uncached` collects them); the
     /// first member's detector of an entry that rejected too many candidates (the whole text is
     /// unsafe); or `None` when this text must be scanned in Python.
     fn scan(&self, py: Python<'_>, text: &Bound<'_, PyString>) -> PyResult<PyObject> {
@@ -148,12 +151,12 @@ impl Scanner {
                 continue;
             }
             if let Some(literals) = &entry.literals {
-                if !literals.iter().any(|literal| contains(bytes, literal)) {
+                if !literals.iter().any(|literal| literal.find(bytes).is_some()) {
                     if entry.lower_literals.is_empty() {
                         continue;
                     }
                     let lower = lowered.get_or_insert_with(|| bytes.to_ascii_lowercase());
-                    if !entry.lower_literals.iter().any(|literal| contains(lower, literal)) {
+                    if !entry.lower_literals.iter().any(|literal| literal.find(lower).is_some()) {
                         continue;
                     }
                 }
@@ -170,6 +173,9 @@ impl Scanner {
                 Err(Stop::Python(error)) => return Err(error),
             }
         }
+        // In the order the engine merges them: by start, the longest first, else as found (a
+        // stable sort, as Python's).
+        spans.sort_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)));
         let list = PyList::empty(py);
         for (start, end, entry, member) in spans {
             let detector = self.entries[entry].members[member].detector.bind(py);
@@ -315,10 +321,6 @@ impl Scanner {
 
 fn is_name_char(byte: u8) -> bool {
     byte.is_ascii_alphanumeric() || byte == b'_' || byte == b'.' || byte == b'-'
-}
-
-fn contains(haystack: &[u8], needle: &[u8]) -> bool {
-    memchr::memmem::find(haystack, needle).is_some()
 }
 
 /// Whether this build is optimised (a debug build scans about five times slower).
