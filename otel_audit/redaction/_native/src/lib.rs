@@ -123,9 +123,9 @@ impl Scanner {
     }
 
     /// Spans `(start, end, detector)` ordered by start, the longest first (ties: in the order
-    /// `engine._scan_uncached` collects them); the
-    /// first member's detector of an entry that rejected too many candidates (the whole text is
-    /// unsafe); or `None` when this text must be scanned in Python.
+    /// `engine._scan_uncached` collects them); the first member's detector of an entry that
+    /// rejected too many candidates (the whole text is unsafe); or `None` when this text must be
+    /// scanned in Python.
     fn scan(&self, py: Python<'_>, text: &Bound<'_, PyString>) -> PyResult<PyObject> {
         // A panic here would reach Python as a BaseException the engine does not contain: a bug
         // in this loop must cost speed (the text is scanned in Python), never the host's request.
