@@ -70,7 +70,6 @@ def find_secrets(text: str, detectors: Iterable[str] | None = None) -> list[tupl
     return found
 
 
-
 def _replaced_spans(plain: str, redacted: str) -> list[tuple[str, int, int]]:
     """Where each ``[REDACTED:label]`` of ``redacted`` sits in ``plain``: the literal text between
     markers is unchanged, so each marker spans up to the next literal."""
