@@ -4,7 +4,8 @@ Semantic-convention names where they exist, ``audit.*`` for the rest. What each 
 
 * ``metadata``: who / what / when / where / outcome, no payloads.
 * ``request``:  + query string, request headers, request body, SQL text (all redacted later).
-* ``full``:     + response headers and body, changed values, bound SQL parameters (redacted later).
+* ``full``:     + response headers and body, changed values (``values`` of each ``audit.changes``
+  entry), bound SQL parameters (redacted later).
 
 docs/attributes.md is the reference table for every key written here.
 """
@@ -14,6 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 from otel_audit.catalogue import ocsf_for
+from otel_audit.context import change_entry
 from otel_audit.event import AuditEvent
 
 LEVELS = ("none", "metadata", "request", "full")
@@ -106,6 +108,13 @@ def event_attributes(event: AuditEvent, level: str) -> dict[str, Any]:
         attrs["error.type"] = value
     if event.changed_fields:
         attrs["audit.changes.fields"] = list(event.changed_fields)
+    changes = event.changes
+    if changes:
+        full = LEVEL_RANK.get(level, 1) >= 3
+        attrs["audit.changes"] = [change_entry(change, full) for change in changes]
+        if event.changes_dropped:
+            attrs["audit.changes.count"] = len(changes) + event.changes_dropped
+            attrs["audit.changes.truncated"] = True
     method = http.method if http is not None else None
     class_uid, activity_id = ocsf_for(event.category, event.action, method)
     attrs["ocsf.class_uid"] = class_uid
@@ -128,8 +137,6 @@ def event_attributes(event: AuditEvent, level: str) -> dict[str, Any]:
         if http is not None:
             _headers(attrs, "http.response.header.", http.response_headers)
             _put(attrs, "audit.response.body", http.response_body)
-        if event.changes:
-            attrs["audit.changes"] = event.changes
         if db is not None:
             _put(attrs, "db.query.parameters", db.parameters)
     return attrs

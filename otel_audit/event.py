@@ -102,6 +102,33 @@ class DbInfo:
 
 
 @dataclass(slots=True)
+class Change:
+    """One row or statement an action touched (an ``audit.changes`` entry).
+
+    ``orm`` entries come from an ORM (they know the resource type, id and changed fields); the
+    others from the SQL statement (table, rows affected). ``values`` (field -> {"old", "new"})
+    only leaves the process at ``full`` level, redacted like every value.
+    """
+
+    category: str  # data_modification, data_access, account_management, authorization, configuration
+    action: str  # create_resource, update_resource, delete_resource, read_resource, grant_role, ...
+    table: str | None = None  # db table
+    type: str | None = None  # resource type: the ORM's model label, else the table
+    id: str | None = None
+    operation: str | None = None  # SQL verb: INSERT, UPDATE, DELETE, SELECT, ...
+    fields: tuple[str, ...] | None = None
+    rows: int | None = None
+    values: dict[str, Any] | None = None
+    attributes: dict[str, Any] | None = None  # e.g. audit.role.names of a grant
+    system: str | None = None
+    namespace: str | None = None
+    error: str | None = None  # error.type of a statement that failed
+    origin: str = ""  # the adapter that saw it
+    orm: bool = False
+    statements: int = 1  # statement-level entries merged into this one
+
+
+@dataclass(slots=True)
 class AuditEvent:
     """One auditable fact.
 
@@ -121,7 +148,9 @@ class AuditEvent:
     error_type: str | None = None
     message: str | None = None
     changed_fields: tuple[str, ...] | None = None
-    changes: dict[str, Any] | None = None  # field -> {"old": .., "new": ..}; exported at full only
+    changes: list[Change] | None = None  # what the action touched (``audit.changes``)
+    changes_dropped: int = 0  # changes past the cap, counted only
+    signal: "AuditEvent | None" = None  # an auth adapter's signal folded into this action
     attributes: dict[str, Any] = field(default_factory=dict)
     origin: str = "manual"  # which adapter produced it: flask, django, sqlalchemy, manual, ...
     event_id: str = field(default_factory=new_event_id)

@@ -34,6 +34,7 @@ class Decision:
     rule: str  # id of the rule that matched, or "default"
     required: bool = False  # the record must be durable (fail-closed applies)
     extra_attributes: Mapping[str, Any] = field(default_factory=dict)
+    granularity: str = "action"  # action: facts fold into their action's record; statement: each its own
 
 
 class Policy(Protocol):

@@ -9,9 +9,10 @@ from typing import Any, Callable, Iterator, Mapping
 from otel_audit.actors import ActorFacts, ActorResolver
 from otel_audit.attributes import LEVEL_RANK
 from otel_audit.context import RequestScope, enter_scope, exit_scope
-from otel_audit.errors import ConfigError, containment
+from otel_audit.errors import AuditUnavailable, ConfigError, containment
 from otel_audit.event import Actor, AuditEvent, HttpInfo, Source
-from otel_audit.runtime import admit_request, get_runtime, record_event
+from otel_audit.recording import close_request
+from otel_audit.runtime import admit_request, get_runtime
 
 
 def outcome_for_status(status: int | None) -> tuple[str, str | None]:
@@ -232,8 +233,12 @@ class HttpExchange:
         now = self.facts.identity_facts()  # type: ignore[attr-defined]
         return now is not None and len(now) == len(before) and all(a is b for a, b in zip(now, before))
 
-    def finish(self, status: int | None, error: BaseException | None = None) -> None:
-        """Record the request (after the response is known) and close the scope."""
+    def finish(self, status: int | None, error: BaseException | None = None) -> bool:
+        """Close the action (after the response is known): its one record, then the scope.
+
+        Returns False when the record could not be written; raises
+        :class:`~otel_audit.errors.AuditUnavailable` when fail-closed requires it (the adapter
+        answers 503 where the response has not been sent)."""
         try:
             http = self.http
             http.status_code = status
@@ -249,7 +254,8 @@ class HttpExchange:
             before = self.actor_before
             if not actor.id and before is not None and before.id:
                 actor = before  # e.g. logout: who it was before the session ended
-            record_event(
+            return close_request(
+                self.scope,
                 AuditEvent(
                     category=self.category,
                     action="request",
@@ -261,10 +267,13 @@ class HttpExchange:
                     error_type=error_type,
                     attributes={"audit.actor.before": before.id if before else None},
                     origin=getattr(self.facts, "origin", "http"),
-                )
+                ),
             )
+        except AuditUnavailable:
+            raise
         except Exception as exc:  # noqa: BLE001
             containment.record("http finish", exc)
+            return False
         finally:
             if self._token is not None:
                 exit_scope(self._token)

@@ -11,21 +11,23 @@ from __future__ import annotations
 import re
 from typing import Any, NamedTuple
 
-from otel_audit.event import AuditEvent, DbInfo, Source
+from otel_audit.event import AuditEvent, Change, DbInfo, Source
 from otel_audit.instrumentation._request import scope_and_actor
+from otel_audit.recording import record_change
 
-#: Leading verb -> (category, action). Statements whose verb is not here (BEGIN, COMMIT, SET,
-#: PRAGMA, SAVEPOINT, SHOW, ...) are session housekeeping and produce no event.
+#: Leading verb -> (category, action), in the one vocabulary every layer uses (catalogue.py).
+#: Statements whose verb is not here (BEGIN, COMMIT, SET, PRAGMA, SAVEPOINT, SHOW, ...) are
+#: session housekeeping and produce no fact.
 VERB_ACTIONS: dict[str, tuple[str, str]] = {
-    "SELECT": ("data_access", "query"),
-    "INSERT": ("data_modification", "insert"),
-    "UPDATE": ("data_modification", "update"),
-    "DELETE": ("data_modification", "delete"),
-    "MERGE": ("data_modification", "merge"),
-    "UPSERT": ("data_modification", "merge"),
-    "REPLACE": ("data_modification", "merge"),
-    "TRUNCATE": ("data_modification", "delete"),
-    "COPY": ("data_modification", "copy"),
+    "SELECT": ("data_access", "read_resource"),
+    "INSERT": ("data_modification", "create_resource"),
+    "UPDATE": ("data_modification", "update_resource"),
+    "DELETE": ("data_modification", "delete_resource"),
+    "MERGE": ("data_modification", "update_resource"),
+    "UPSERT": ("data_modification", "update_resource"),
+    "REPLACE": ("data_modification", "update_resource"),
+    "TRUNCATE": ("data_modification", "delete_resource"),
+    "COPY": ("data_modification", "create_resource"),
     "CREATE": ("configuration", "schema_change"),
     "ALTER": ("configuration", "schema_change"),
     "DROP": ("configuration", "schema_change"),
@@ -163,3 +165,33 @@ def sql_event(
     if error is not None:
         event.error_type = f"{type(error).__module__}.{type(error).__qualname__}".removeprefix("builtins.")
     return event
+
+
+def record_statement(
+    statement: Statement,
+    *,
+    system: str | None,
+    namespace: str | None,
+    query_text: str,
+    parameters: Any,
+    row_count: int | None,
+    origin: str,
+    error: BaseException | None = None,
+    in_transaction: bool | None = True,
+) -> None:
+    """One executed statement, handed to its action (:func:`otel_audit.recording.record_change`)."""
+    fact = sql_event(statement, system=system, namespace=namespace, query_text=query_text, parameters=parameters,
+                     row_count=row_count, origin=origin, error=error)
+    db = fact.db
+    record_change(fact, Change(
+        category=statement.category,
+        action=statement.action,
+        table=statement.table,
+        type=statement.table,
+        operation=statement.operation,
+        rows=db.row_count,
+        system=system,
+        namespace=namespace,
+        error=fact.error_type,
+        origin=origin,
+    ), in_transaction)

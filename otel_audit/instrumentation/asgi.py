@@ -180,7 +180,10 @@ class AuditMiddleware:
             exchange.before_view()
         except AuditUnavailable:
             await _refuse(send)
-            exchange.finish(503)
+            try:
+                exchange.finish(503)
+            except AuditUnavailable:
+                pass
             reset_exchange(exchange_token)
             return
 
@@ -229,7 +232,10 @@ class AuditMiddleware:
         status = response.get("status")
         if error is not None and status is None:
             status = 500
-        exchange.finish(status, error)
+        try:
+            exchange.finish(status, error)
+        except AuditUnavailable:  # the response is already on its way: counted, not refused
+            containment.record("asgi record after response", AuditUnavailable("record not durable"))
 
 
 def _response_headers(raw_headers: Any) -> dict[str, str]:

@@ -1,10 +1,11 @@
-"""DB-API adapter for sqlite3 and psycopg (3): every executed statement becomes a data event.
+"""DB-API adapter for sqlite3 and psycopg (3): every executed statement is a fact of its action.
 
 ``sqlite3.Connection`` is a C type that cannot be patched, so (like contrib's dbapi
 instrumentation) ``connect`` is wrapped to return a wrapt proxy whose ``cursor()``/``execute()``
 hand out proxied cursors. Each ``execute``/``executemany`` is classified from its SQL text
-(SELECT -> data_access, INSERT/UPDATE/DELETE -> data_modification, DDL -> configuration) and
-attributed to the surrounding request's actor.
+(SELECT -> read_resource, INSERT -> create_resource, UPDATE -> update_resource, DELETE ->
+delete_resource, DDL -> schema_change) and folded into the surrounding request's record; outside a
+request, the connection's ``commit``/``rollback`` (or autocommit) closes the transaction's record.
 
 When SQLAlchemy drives the same connection its adapter marks it as owned (:func:`mark_owned`), and
 this adapter stays silent on it: one statement, one record.
@@ -20,8 +21,8 @@ import wrapt
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor
 
 from otel_audit.errors import containment
-from otel_audit.instrumentation._sql import classify, sql_event
-from otel_audit.runtime import record_event
+from otel_audit.instrumentation._sql import classify, record_statement
+from otel_audit.recording import end_transaction
 
 _MAX_PARAMETER_ROWS = 10
 
@@ -52,13 +53,26 @@ def _plain(value: Any) -> Any:
 
 
 class _DbFacts:
-    __slots__ = ("system", "namespace", "owned", "origin")
+    __slots__ = ("system", "namespace", "owned", "origin", "connection")
 
-    def __init__(self, system: str, namespace: str | None) -> None:
+    def __init__(self, system: str, namespace: str | None, connection: Any = None) -> None:
         self.system = system
         self.namespace = namespace
         self.owned = False  # True when SQLAlchemy records this connection's statements
         self.origin = f"dbapi.{system}"
+        self.connection = connection  # the driver's connection, asked whether a transaction is open
+
+    def in_transaction(self) -> bool | None:
+        """Whether the driver has a transaction open (False: the statement committed by itself)."""
+        connection = self.connection
+        if connection is None:
+            return None
+        try:
+            if self.system == "sqlite":
+                return bool(connection.in_transaction)
+            return int(connection.info.transaction_status) != 0  # psycopg: IDLE is 0
+        except Exception:  # noqa: BLE001 - a closed connection
+            return None
 
 
 def _record(facts: _DbFacts, sql: Any, parameters: Any, cursor: Any, error: BaseException | None) -> None:
@@ -87,17 +101,16 @@ def _record_execute(facts: _DbFacts, sql: Any, args: Any, kwargs: Any, cursor: A
 
 def _emit(facts: _DbFacts, statement: Any, sql: Any, parameters: Any, cursor: Any, error: BaseException | None) -> None:
     row_count = getattr(cursor, "rowcount", None) if cursor is not None else None
-    record_event(
-        sql_event(
-            statement,
-            system=facts.system,
-            namespace=facts.namespace,
-            query_text=sql if type(sql) is str or isinstance(sql, str) else str(sql),
-            parameters=_plain(parameters),
-            row_count=row_count if isinstance(row_count, int) else None,
-            origin=facts.origin,
-            error=error,
-        )
+    record_statement(
+        statement,
+        system=facts.system,
+        namespace=facts.namespace,
+        query_text=sql if type(sql) is str or isinstance(sql, str) else str(sql),
+        parameters=_plain(parameters),
+        row_count=row_count if isinstance(row_count, int) else None,
+        origin=facts.origin,
+        error=error,
+        in_transaction=facts.in_transaction(),
     )
 
 
@@ -241,9 +254,32 @@ class AuditedConnection(wrapt.ObjectProxy):
         cursor = _executed_script(self._self_facts, lambda: self.__wrapped__.executescript(script), script)
         return cursor if self._self_facts.owned else AuditedCursor(cursor, self._self_facts)
 
+    def commit(self) -> Any:
+        result = self.__wrapped__.commit()
+        _ended(True)
+        return result
+
+    def rollback(self) -> Any:
+        result = self.__wrapped__.rollback()
+        _ended(False)
+        return result
+
     def __enter__(self) -> Any:
         entered = self.__wrapped__.__enter__()
         return self if entered is self.__wrapped__ else entered
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> Any:
+        result = self.__wrapped__.__exit__(exc_type, exc, tb)  # sqlite3: commit, or roll back on error
+        _ended(exc_type is None)
+        return result
+
+
+def _ended(committed: bool) -> None:
+    """Outside a request, a commit or rollback closes the transaction's record."""
+    try:
+        end_transaction(committed)
+    except Exception as exc:  # noqa: BLE001 - AuditUnavailable included: the commit already happened
+        containment.record("dbapi transaction end", exc)
 
 
 def mark_owned(dbapi_connection: Any) -> bool:
@@ -297,7 +333,7 @@ _namespaces: dict[str, str] = {}
 def _sqlite_connect(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
     connection = wrapped(*args, **kwargs)
     try:
-        return AuditedConnection(connection, _DbFacts("sqlite", _sqlite_namespace(args, kwargs)))
+        return AuditedConnection(connection, _DbFacts("sqlite", _sqlite_namespace(args, kwargs), connection))
     except Exception as exc:  # noqa: BLE001
         containment.record("sqlite3 connect", exc)
         return connection
@@ -333,7 +369,7 @@ class Sqlite3AuditInstrumentor(BaseInstrumentor):
 def _psycopg_connect(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
     connection = wrapped(*args, **kwargs)
     try:
-        return AuditedConnection(connection, _DbFacts("postgresql", connection.info.dbname))
+        return AuditedConnection(connection, _DbFacts("postgresql", connection.info.dbname, connection))
     except Exception as exc:  # noqa: BLE001
         containment.record("psycopg connect", exc)
         return connection

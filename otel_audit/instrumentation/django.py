@@ -1,4 +1,5 @@
-"""Django adapter: requests, logins, model changes, group/permission grants and admin actions.
+"""Django adapter: each request is one action; logins, model changes and group/permission
+grants are facts of it (one record per request, see docs/adapters.md).
 
 * Requests: ``BaseHandler.load_middleware`` is wrapped so every handler (WSGI, ASGI, test client)
   gets our wrapper around its whole middleware chain — outermost, without touching
@@ -8,11 +9,14 @@
 * Auth signals: ``user_logged_in`` / ``user_logged_out`` / ``user_login_failed`` (the attempted
   username only — Django passes cleansed credentials and we take just the username field).
 * Models: ``post_init`` keeps a snapshot of loaded field values (no extra query), ``pre_save``
-  compares it to find the changed field names, ``post_save`` / ``post_delete`` record them with the
-  model label and primary key (values only in ``changes``: exported at ``full`` level, redacted).
-  The user model gets account-management actions (password change, enable/disable), and flips of
-  ``is_superuser`` / ``is_staff`` are role grants/revocations. ``m2m_changed`` on the user's
-  groups and permissions are role grants/revocations. Admin ``LogEntry`` rows are admin events.
+  compares it to find the changed field names, ``post_save`` / ``post_delete`` hand them to the
+  action with the model label and primary key (values only at ``full`` level, redacted); they take
+  over the SQL statement's entry of the same row. The user model gets account-management actions
+  (password change, enable/disable), and flips of ``is_superuser`` / ``is_staff`` are role
+  grants/revocations, as are ``m2m_changed`` on the user's groups and permissions. Bookkeeping
+  rows (sessions, admin ``LogEntry``, migrations) are not changes of the action. Outside a request,
+  ``pre_save``/``pre_delete`` hold the transaction's record open until the row's ``post_`` signal,
+  so one autocommit save is one record.
 """
 
 from __future__ import annotations
@@ -36,11 +40,11 @@ from opentelemetry.instrumentation.utils import unwrap
 from otel_audit.actors import actor_from_user
 from otel_audit.context import current_scope
 from otel_audit.errors import AuditUnavailable, containment
-from otel_audit.event import Actor, AuditEvent, HttpInfo, Source, Target
+from otel_audit.event import Actor, AuditEvent, Change, HttpInfo, Source, Target
 from otel_audit.instrumentation._http import FULL_RANK, HttpExchange, LazyHeaders, header_items, payload_rank
 from otel_audit.instrumentation._patch import MethodHook
 from otel_audit.instrumentation._request import current_exchange, reset_exchange, scope_and_actor, set_exchange
-from otel_audit.runtime import record_event
+from otel_audit.recording import discard_change, hold, note_signal, record_change, release
 
 PAYLOAD_LIMIT = 64 * 1024
 #: Models whose rows are framework bookkeeping, not user data (kept as data; lower-case labels).
@@ -49,8 +53,6 @@ IGNORED_MODELS = frozenset({"sessions.session", "migrations.migration", "content
 SECRET_FIELD = re.compile(r"pass(word|wd)?|secret|token|api_?key|otp", re.I)
 #: Boolean user flags whose flips are role grants (flag -> role name).
 ROLE_FLAGS = {"is_superuser": "superuser", "is_staff": "staff"}
-#: Admin LogEntry.action_flag -> action.
-ADMIN_ACTIONS = {1: "create_resource", 2: "update_resource", 3: "delete_resource"}
 
 _UNPREFIXED = ("content-type", "content-length")
 _SNAPSHOT = "_otel_audit_loaded"
@@ -194,7 +196,9 @@ def _request_body(request: Any) -> Any:
     return None
 
 
-def _finish(exchange: HttpExchange, tokens: Any, request: Any, response: Any, error: BaseException | None) -> None:
+def _finish(exchange: HttpExchange, tokens: Any, request: Any, response: Any, error: BaseException | None) -> Any:
+    """Close the request's action; returns the response to send (a 503 when fail-closed could not
+    make its record durable and the response is not streamed)."""
     facts: _DjangoFacts = exchange.facts  # type: ignore[assignment]
     status = None
     try:
@@ -224,10 +228,16 @@ def _finish(exchange: HttpExchange, tokens: Any, request: Any, response: Any, er
         context_token = otel_context.attach(trace_context)
     try:
         exchange.finish(status, error)
+    except AuditUnavailable:
+        if response is not None and not getattr(response, "streaming", False):
+            from django.http import HttpResponse
+
+            return HttpResponse("audit unavailable", status=503, content_type="text/plain")
     finally:
         if context_token is not None:
             otel_context.detach(context_token)
         reset_exchange(tokens)
+    return response
 
 
 def _wrap_sync_chain(chain: Any) -> Any:
@@ -241,8 +251,7 @@ def _wrap_sync_chain(chain: Any) -> Any:
         except BaseException as error:
             _finish(exchange, tokens, request, None, error)
             raise
-        _finish(exchange, tokens, request, response, None)
-        return response
+        return _finish(exchange, tokens, request, response, None)
 
     audited_chain.__wrapped__ = chain  # type: ignore[attr-defined]
     return audited_chain
@@ -259,8 +268,7 @@ def _wrap_async_chain(chain: Any) -> Any:
         except BaseException as error:
             _finish(exchange, tokens, request, None, error)
             raise
-        _finish(exchange, tokens, request, response, None)
-        return response
+        return _finish(exchange, tokens, request, response, None)
 
     audited_chain.__wrapped__ = chain  # type: ignore[attr-defined]
     return audited_chain
@@ -344,7 +352,7 @@ def _got_request_exception(sender: Any, request: Any = None, **kwargs: Any) -> N
 
 
 # ---------------------------------------------------------------------------------------------
-# Auth signals
+# Auth signals: facts of the request's action (a record of their own outside a request)
 
 
 def _scope_facts() -> tuple[Source, HttpInfo | None]:
@@ -358,17 +366,13 @@ def request_actor() -> Actor:
 
 def _auth_event(action: str, outcome: str, actor: Actor, reason: str | None = None) -> None:
     source, http = _scope_facts()
-    record_event(AuditEvent(category="authentication", action=action, outcome=outcome, outcome_reason=reason,
-                            actor=actor, source=source, http=http, origin="django.auth"))
+    note_signal(AuditEvent(category="authentication", action=action, outcome=outcome, outcome_reason=reason,
+                           actor=actor, source=source, http=http, origin="django.auth"))
 
 
 def _logged_in(sender: Any, request: Any = None, user: Any = None, **kwargs: Any) -> None:
     try:
-        actor = actor_from_user(user, "django_auth") or Actor()
-        scope = current_scope()
-        if scope is not None and actor.id:
-            scope.actor = actor
-        _auth_event("login", "success", actor)
+        _auth_event("login", "success", actor_from_user(user, "django_auth") or Actor())
     except Exception as exc:  # noqa: BLE001
         containment.record("django login signal", exc)
 
@@ -393,7 +397,7 @@ def _login_failed(sender: Any, credentials: Any = None, request: Any = None, **k
 
 
 # ---------------------------------------------------------------------------------------------
-# Model signals
+# Model signals: row-level changes of the action (they take over the SQL statement's entry)
 
 _attnames: dict[type, tuple[str, ...]] = {}
 
@@ -408,6 +412,10 @@ def _fields_of(model: type) -> tuple[str, ...]:
 
 def _label(model: type) -> str:
     return model._meta.label_lower  # noqa: SLF001
+
+
+def _table(model: type) -> str:
+    return model._meta.db_table  # noqa: SLF001
 
 
 _ignored: dict[type, bool] = {}
@@ -425,7 +433,7 @@ _secret_fields: dict[str, bool] = {}
 
 
 def _is_secret(name: str) -> bool:
-    """Whether a field's values stay out of ``changes`` (:data:`SECRET_FIELD`); once per name."""
+    """Whether a field's values stay out of ``values`` (:data:`SECRET_FIELD`); once per name."""
     secret = _secret_fields.get(name)
     if secret is None:
         if len(_secret_fields) >= 4096:
@@ -445,6 +453,17 @@ def _snapshot(instance: Any) -> dict[str, Any]:
     return {name: values[name] for name in _fields_of(type(instance)) if name in values}
 
 
+def _in_atomic_block(using: Any) -> bool:
+    """Whether the connection is inside ``transaction.atomic`` (else: autocommit, one statement
+    one transaction)."""
+    try:
+        from django.db import connections
+
+        return bool(connections[using or "default"].in_atomic_block)
+    except Exception:  # noqa: BLE001
+        return False
+
+
 def _post_init(sender: Any, instance: Any = None, **kwargs: Any) -> None:
     try:
         if not _is_ignored(sender):
@@ -455,7 +474,10 @@ def _post_init(sender: Any, instance: Any = None, **kwargs: Any) -> None:
 
 def _pre_save(sender: Any, instance: Any = None, raw: bool = False, update_fields: Any = None, **kwargs: Any) -> None:
     try:
-        if raw or _is_ignored(sender):
+        if raw:
+            return
+        hold()  # outside a request: the save's statements and its row are one record
+        if _is_ignored(sender):
             return
         current = _snapshot(instance)
         pk_name = sender._meta.pk.attname  # noqa: SLF001
@@ -473,29 +495,52 @@ def _pre_save(sender: Any, instance: Any = None, raw: bool = False, update_field
         containment.record("django pre_save", exc)
 
 
-def _model_event(category: str, action: str, instance: Any, changed: Mapping[str, Any] | None,
-                 **attributes: Any) -> AuditEvent:
+def _pre_delete(sender: Any, instance: Any = None, **kwargs: Any) -> None:
+    try:
+        hold()
+    except Exception as exc:  # noqa: BLE001
+        containment.record("django pre_delete", exc)
+
+
+def _model_change(category: str, action: str, instance: Any, changed: Mapping[str, Any] | None, operation: str,
+                  table: str | None = None, **attributes: Any) -> None:
+    """Hand one row's change to the action, with its model label, primary key and changed fields
+    (``table``: where its statement wrote, when not the model's own table)."""
+    model = type(instance)
+    change = Change(
+        category=category,
+        action=action,
+        table=table or _table(model),
+        type=_label(model),
+        id=str(instance.pk) if instance.pk is not None else None,
+        operation=operation,
+        fields=tuple(changed) if changed else None,
+        origin="django.orm",
+        orm=True,
+    )
+    if changed:
+        change.values = {name: ({} if _is_secret(name) else {"old": _plain(old), "new": _plain(new)})
+                         for name, (old, new) in changed.items()}
+    extra = {k.replace("__", "."): v for k, v in attributes.items()}
+    exchange = _current()
+    if exchange is not None and exchange.category == "admin":
+        extra["audit.via"] = "admin"
+    change.attributes = extra or None
     scope, actor = scope_and_actor()
-    event = AuditEvent(
+    fact = AuditEvent(
         category=category,
         action=action,
         outcome="success",
         actor=actor,
         source=scope.source if scope is not None else Source(),
-        http=scope.http if scope is not None else None,
-        target=Target(type=_label(type(instance)), id=str(instance.pk) if instance.pk is not None else None),
-        changed_fields=tuple(changed) if changed else None,
+        http=scope.http if scope is not None and scope.kind == "request" else None,
+        target=Target(type=change.type, id=change.id),
+        changed_fields=change.fields,
+        changes=[change],
+        attributes=dict(extra),
         origin="django.orm",
     )
-    if changed:
-        event.changes = {name: ({} if _is_secret(name) else {"old": _plain(old), "new": _plain(new)})
-                         for name, (old, new) in changed.items()}
-    exchange = _current()
-    if exchange is not None and exchange.category == "admin":
-        event.attributes["audit.via"] = "admin"
-    if attributes:
-        event.attributes.update({k.replace("__", "."): v for k, v in attributes.items()})
-    return event
+    record_change(fact, change, None)
 
 
 _user_model: tuple[Any, Any] = (None, None)  # (settings.AUTH_USER_MODEL, the model it named)
@@ -513,71 +558,63 @@ def _is_user_model(model: type) -> bool:
     return model is cached[1]
 
 
-def _user_events(instance: Any, created: bool, changed: Mapping[str, Any]) -> list[AuditEvent]:
+def _user_change(instance: Any, created: bool, changed: Mapping[str, Any]) -> None:
+    """One change per saved user row, named by the most telling thing that changed: a role flag
+    (``is_superuser``/``is_staff``), the password, ``is_active``, else an account update."""
+    operation = "INSERT" if created else "UPDATE"
     if created:
-        return [_model_event("account_management", "create_user", instance, changed)]
-    events = [_model_event("account_management", "update_user", instance, changed)]
-    if "password" in changed:
-        events.append(_model_event("account_management", "password_change", instance, None))
-    if "is_active" in changed:
-        action = "enable_user" if changed["is_active"][1] else "disable_user"
-        events.append(_model_event("account_management", action, instance, None))
+        _model_change("account_management", "create_user", instance, changed, operation)
+        return
     for flag, role in ROLE_FLAGS.items():
         if flag in changed and bool(changed[flag][0]) != bool(changed[flag][1]):
             action = "grant_role" if changed[flag][1] else "revoke_role"
-            events.append(_model_event("authorization", action, instance, None, audit__role__names=[role]))
-    return events
-
-
-def _post_save(sender: Any, instance: Any = None, created: bool = False, raw: bool = False, **kwargs: Any) -> None:
-    try:
-        if raw or _is_ignored(sender):
+            _model_change("authorization", action, instance, changed, operation, audit__role__names=[role])
             return
+    if "password" in changed:
+        _model_change("account_management", "password_change", instance, changed, operation)
+    elif "is_active" in changed:
+        action = "enable_user" if changed["is_active"][1] else "disable_user"
+        _model_change("account_management", action, instance, changed, operation)
+    else:
+        _model_change("account_management", "update_user", instance, changed, operation)
+
+
+def _post_save(sender: Any, instance: Any = None, created: bool = False, raw: bool = False, using: Any = None,
+               **kwargs: Any) -> None:
+    if raw:
+        return
+    try:
         label = _label(sender)
         changed = instance.__dict__.pop(_PENDING, {})
         instance.__dict__[_SNAPSHOT] = _snapshot(instance)
-        if label == "admin.logentry":
-            events = [_admin_event(instance)] if created else []
+        if label == "admin.logentry" or _is_ignored(sender):
+            discard_change(_table(sender), "INSERT" if created else "UPDATE")  # bookkeeping, not the action
         elif _is_user_model(sender):
-            events = _user_events(instance, created, changed)
+            _user_change(instance, created, changed)
         elif created:
-            events = [_model_event("data_modification", "create_resource", instance, changed)]
+            _model_change("data_modification", "create_resource", instance, changed, "INSERT")
         elif changed:
-            events = [_model_event("data_modification", "update_resource", instance, changed)]
+            _model_change("data_modification", "update_resource", instance, changed, "UPDATE")
         else:
-            events = []
-        for event in events:
-            record_event(event)
+            discard_change(_table(sender), "UPDATE")  # saved without a change
     except Exception as exc:  # noqa: BLE001
         containment.record("django post_save", exc)
+    finally:
+        release(_in_atomic_block(using))
 
 
-def _admin_event(entry: Any) -> AuditEvent:
-    source, http = _scope_facts()
-    content_type = entry.content_type
-    return AuditEvent(
-        category="admin",
-        action=ADMIN_ACTIONS.get(entry.action_flag, "admin_action"),
-        outcome="success",
-        actor=actor_from_user(entry.user, "django_admin") or request_actor(),
-        source=source,
-        http=http,
-        target=Target(type=f"{content_type.app_label}.{content_type.model}" if content_type else None,
-                      id=entry.object_id),
-        origin="django.admin",
-    )
-
-
-def _post_delete(sender: Any, instance: Any = None, **kwargs: Any) -> None:
+def _post_delete(sender: Any, instance: Any = None, using: Any = None, **kwargs: Any) -> None:
     try:
         if _is_ignored(sender):
-            return
-        if _is_user_model(sender):
-            record_event(_model_event("account_management", "delete_user", instance, None))
+            discard_change(_table(sender), "DELETE")
+        elif _is_user_model(sender):
+            _model_change("account_management", "delete_user", instance, None, "DELETE")
         else:
-            record_event(_model_event("data_modification", "delete_resource", instance, None))
+            _model_change("data_modification", "delete_resource", instance, None, "DELETE")
     except Exception as exc:  # noqa: BLE001
         containment.record("django post_delete", exc)
+    finally:
+        release(_in_atomic_block(using))
 
 
 def _role_names(model: type, pks: Any) -> list[str]:
@@ -592,7 +629,8 @@ def _role_names(model: type, pks: Any) -> list[str]:
 
 def _m2m_changed(sender: Any, instance: Any = None, action: str = "", reverse: bool = False, model: Any = None,
                  pk_set: Any = None, **kwargs: Any) -> None:
-    """User <-> Group / Permission membership: a role grant or revocation per user."""
+    """User <-> Group / Permission membership: a role grant or revocation per user (it takes over
+    the statement on the membership table)."""
     try:
         if action not in ("post_add", "post_remove", "pre_clear"):
             return
@@ -612,10 +650,9 @@ def _m2m_changed(sender: Any, instance: Any = None, action: str = "", reverse: b
             users = list(model._default_manager.filter(pk__in=pk_set))  # noqa: SLF001
             roles = _role_names(role_model, [instance.pk])
         for user in users:
-            event = _model_event("authorization", "grant_role" if grant else "revoke_role", user, None,
-                                 audit__role__names=roles, audit__role__kind=kind)
-            event.target.name = getattr(user, "get_username", lambda: None)()
-            record_event(event)
+            _model_change("authorization", "grant_role" if grant else "revoke_role", user, None,
+                          "INSERT" if grant else "DELETE", table=sender._meta.db_table,  # noqa: SLF001
+                          audit__role__names=roles, audit__role__kind=kind)
     except Exception as exc:  # noqa: BLE001
         containment.record("django m2m_changed", exc)
 
@@ -638,6 +675,7 @@ _SIGNALS = (
     (model_signals.post_init, _post_init),
     (model_signals.pre_save, _pre_save),
     (model_signals.post_save, _post_save),
+    (model_signals.pre_delete, _pre_delete),
     (model_signals.post_delete, _post_delete),
     (model_signals.m2m_changed, _m2m_changed),
 )

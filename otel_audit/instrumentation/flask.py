@@ -1,5 +1,5 @@
-"""Flask adapter: every request becomes an ``http`` audit event; Flask-Login signals become
-login/logout events.
+"""Flask adapter: every request is one action (one record); Flask-Login's login/logout signals
+are facts of that action.
 
 Hooks ``Flask.full_dispatch_request`` at class level (a plain-function hook, ``_patch.py``), so
 apps created before and after instrumentation are both covered and the request/app context
@@ -19,7 +19,7 @@ from otel_audit.errors import AuditUnavailable, containment
 from otel_audit.event import Actor, AuditEvent, HttpInfo, Source
 from otel_audit.instrumentation._http import FULL_RANK, HttpExchange, LazyHeaders, header_items, payload_rank
 from otel_audit.instrumentation._patch import MethodHook
-from otel_audit.runtime import record_event
+from otel_audit.recording import note_signal
 
 _PAYLOAD_LIMIT = 64 * 1024
 _CURRENT_EXCHANGE: ContextVar[HttpExchange | None] = ContextVar("otel_audit_flask_exchange", default=None)
@@ -96,7 +96,10 @@ def _http_info(request: flask.Request) -> HttpInfo:
     content_length = request.content_length if request.environ.get("CONTENT_LENGTH", "0") not in ("", "0") else None
     if content_length and content_length <= _PAYLOAD_LIMIT:
         if request.is_json:
-            body = request.get_json(silent=True)
+            try:
+                body = request.get_json(silent=True)
+            except RecursionError:  # nested too deep to parse: the request is still audited, without it
+                body = None
         elif request.form:
             body = request.form.to_dict(flat=True)
     return HttpInfo(
@@ -150,7 +153,10 @@ def _full_dispatch_request(wrapped: Any, instance: flask.Flask, args: Any, kwarg
     try:
         response = wrapped(*args, **kwargs)
     except BaseException as error:
-        exchange.finish(500, error)
+        try:
+            exchange.finish(500, error)
+        except AuditUnavailable:  # the app's own error is what the client gets
+            pass
         raise
     finally:
         _CURRENT_EXCHANGE.reset(token)
@@ -158,8 +164,15 @@ def _full_dispatch_request(wrapped: Any, instance: flask.Flask, args: Any, kwarg
         _response_facts(exchange, response, ctx.session, session_before)
     except Exception as exc:  # noqa: BLE001
         containment.record("flask response", exc)
-    exchange.finish(response.status_code)
+    try:
+        exchange.finish(response.status_code)
+    except AuditUnavailable:  # fail-closed: the record of what the view did is not durable
+        return _unavailable(instance)
     return response
+
+
+def _unavailable(app: flask.Flask) -> Any:
+    return app.response_class("audit unavailable\n", status=503, mimetype="text/plain", headers={"Retry-After": "5"})
 
 
 def _dispatch_request(wrapped: Any, instance: flask.Flask, args: Any, kwargs: Any) -> Any:
@@ -169,8 +182,7 @@ def _dispatch_request(wrapped: Any, instance: flask.Flask, args: Any, kwargs: An
         try:
             exchange.before_view()
         except AuditUnavailable:  # fail-closed and the audit record could not be made durable
-            return instance.response_class("audit unavailable\n", status=503, mimetype="text/plain",
-                                           headers={"Retry-After": "5"})
+            return _unavailable(instance)
     return wrapped(*args, **kwargs)
 
 
@@ -183,9 +195,7 @@ def _login_signal(action: str):
             actor = actor_from_user(user, "flask_login") if user is not None else None
             if actor is None and scope is not None:
                 actor = scope.actor
-            if scope is not None and actor is not None and action == "login":
-                scope.actor = actor
-            record_event(
+            note_signal(
                 AuditEvent(
                     category="authentication",
                     action=action,

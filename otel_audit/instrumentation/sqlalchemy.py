@@ -1,12 +1,16 @@
-"""SQLAlchemy adapter: statement events from every Engine, entity events from every ORM flush.
+"""SQLAlchemy adapter: statement facts from every Engine, row facts from every ORM flush, each
+folded into its action (the request's record; outside a request, the transaction's, closed by the
+Engine's ``commit`` / ``rollback``).
 
-* Engine (class-level ``after_cursor_execute`` / ``handle_error``): one event per statement —
-  SELECT -> ``data_access``, INSERT/UPDATE/DELETE/MERGE -> ``data_modification``, DDL ->
-  ``configuration``/``schema_change`` — with table, operation, row count, statement text and
-  parameters (the last two only leave the process at ``request``/``full`` level, redacted).
-  Async engines run these same events on their sync engine underneath.
-* ORM (class-level ``Session.before_flush`` / ``after_flush``): one event per created, updated or
-  deleted entity with the names of the changed attributes (values in ``changes``, ``full`` only).
+* Engine (class-level ``after_cursor_execute`` / ``handle_error``): one fact per statement —
+  SELECT -> ``read_resource``, INSERT -> ``create_resource``, UPDATE/MERGE -> ``update_resource``,
+  DELETE -> ``delete_resource``, DDL -> ``configuration``/``schema_change`` — with table, operation,
+  row count, statement text and parameters (the last two only in ``granularity: statement``
+  records at ``request``/``full`` level, redacted). Async engines run these same events on their
+  sync engine underneath.
+* ORM (class-level ``Session.before_flush`` / ``after_flush``): one fact per created, updated or
+  deleted entity with the names of the changed attributes (values at ``full`` only); it takes over
+  the statement's entry for the same row.
   Changes are captured before the flush (history is gone afterwards) and recorded after it, when
   new rows have their primary keys; a flush that fails records nothing.
 * Pool ``connect``: marks the driver connection as owned so the DB-API adapter does not record
@@ -26,11 +30,11 @@ from sqlalchemy.orm.base import PASSIVE_NO_INITIALIZE, instance_state
 from sqlalchemy.pool import Pool
 
 from otel_audit.errors import containment
-from otel_audit.event import AuditEvent, DbInfo, Source, Target
+from otel_audit.event import AuditEvent, Change, DbInfo, Source, Target
 from otel_audit.instrumentation._request import scope_and_actor
-from otel_audit.instrumentation._sql import classify, sql_event
+from otel_audit.instrumentation._sql import classify, record_statement
 from otel_audit.instrumentation.dbapi import _plain, mark_owned
-from otel_audit.runtime import record_event
+from otel_audit.recording import end_transaction, record_change
 
 _PENDING_KEY = "_otel_audit_pending"
 _MAX_PARAMETER_ROWS = 10
@@ -68,17 +72,17 @@ def _statement(conn: Any, statement: str, parameters: Any, executemany: bool, ro
     system, database = _database(conn)
     if executemany and isinstance(parameters, (list, tuple)):
         parameters = list(parameters[:_MAX_PARAMETER_ROWS])
-    record_event(
-        sql_event(
-            classified,
-            system=system,
-            namespace=database,
-            query_text=statement,
-            parameters=_plain(parameters),
-            row_count=row_count,
-            origin="sqlalchemy",
-            error=error,
-        )
+    autocommit = getattr(conn, "_is_autocommit_isolation", None)
+    record_statement(
+        classified,
+        system=system,
+        namespace=database,
+        query_text=statement,
+        parameters=_plain(parameters),
+        row_count=row_count,
+        origin="sqlalchemy",
+        error=error,
+        in_transaction=not (autocommit is not None and autocommit()),
     )
 
 
@@ -179,22 +183,25 @@ def _after_flush(session: Session, flush_context: Any) -> None:
             table, entity = _entity_of(mapper)
             identity = state.identity or mapper.primary_key_from_instance(obj)
             action, operation = _ACTIONS[kind]
-            record_event(
-                AuditEvent(
-                    category="data_modification",
-                    action=action,
-                    outcome="success",
-                    actor=actor,
-                    source=scope.source if scope is not None else Source(),
-                    http=scope.http if scope is not None else None,
-                    target=Target(type=table, id=_identity_text(identity)),
-                    db=DbInfo(collection=table, operation=operation),
-                    changed_fields=tuple(fields) if fields else None,
-                    changes=values or None,
-                    attributes={"audit.orm.entity": entity},
-                    origin="sqlalchemy.orm",
-                )
+            target = Target(type=table, id=_identity_text(identity))
+            change = Change(category="data_modification", action=action, table=table, type=table, id=target.id,
+                            operation=operation, fields=tuple(fields) if fields else None, values=values or None,
+                            attributes={"audit.orm.entity": entity}, origin="sqlalchemy.orm", orm=True)
+            fact = AuditEvent(
+                category="data_modification",
+                action=action,
+                outcome="success",
+                actor=actor,
+                source=scope.source if scope is not None else Source(),
+                http=scope.http if scope is not None else None,
+                target=target,
+                db=DbInfo(collection=table, operation=operation),
+                changed_fields=change.fields,
+                changes=[change],
+                attributes={"audit.orm.entity": entity},
+                origin="sqlalchemy.orm",
             )
+            record_change(fact, change, None)
     except Exception as exc:  # noqa: BLE001
         containment.record("sqlalchemy after_flush", exc)
 
@@ -228,8 +235,25 @@ def _after_rollback(session: Session) -> None:
     session.info.pop(_PENDING_KEY, None)
 
 
+def _transaction_end(committed: bool) -> None:
+    try:
+        end_transaction(committed)
+    except Exception as exc:  # noqa: BLE001 - AuditUnavailable included: not the commit's failure
+        containment.record("sqlalchemy transaction end", exc)
+
+
+def _commit(conn: Any) -> None:
+    _transaction_end(True)
+
+
+def _rollback(conn: Any) -> None:
+    _transaction_end(False)
+
+
 _LISTENERS = (
     (Engine, "after_cursor_execute", _after_cursor_execute),
+    (Engine, "commit", _commit),
+    (Engine, "rollback", _rollback),
     (Engine, "handle_error", _handle_error),
     (Pool, "connect", _pool_connect),
     (Session, "before_flush", _before_flush),

@@ -6,49 +6,21 @@ then decides the outcome from the response: ``failure_when`` conditions first, t
 ``success_when`` (none holding means failure), else the status-derived outcome stays. A failed
 login becomes ``authentication.login_failed`` with outcome ``failure``.
 
-Adapters that already record the semantic event themselves (Flask-Login's ``user_logged_in``
-signal) must not produce a duplicate: :func:`note_recorded` remembers, per request scope, which
-event names were recorded; a route whose result was already recorded leaves the request as
-``http.request``.
+The classifier is pure: it reads one event and says what its route means. Where in the order of
+evidence it applies (before an auth signal, a database change or REST semantics) is
+:mod:`otel_audit.action`'s business.
 """
 
 from __future__ import annotations
 
-from contextvars import ContextVar
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, Pattern
+from typing import Pattern
 
-from otel_audit.context import current_scope
+from otel_audit.action import is_request_event
 from otel_audit.event import AuditEvent
 from otel_audit.policy.globs import compile_globs, normalise_route
 from otel_audit.policy.model import ActorSettings, Condition, Route
-
-# (scope, names recorded in it). The scope identity check makes a stale value from an earlier
-# request on the same thread harmless.
-_recorded: ContextVar[tuple[Any, set[str]] | None] = ContextVar("otel_audit_semantic_recorded", default=None)
-
-
-def note_recorded(event_name: str) -> None:
-    """Remember that ``event_name`` was recorded in the current request (no-op outside one)."""
-    scope = current_scope()
-    if scope is None:
-        return
-    value = _recorded.get()
-    if value is None or value[0] is not scope:
-        value = (scope, set())
-        _recorded.set(value)
-    value[1].add(event_name)
-
-
-def already_recorded(event_name: str) -> bool:
-    value = _recorded.get()
-    return value is not None and value[0] is current_scope() and event_name in value[1]
-
-
-def is_request_event(event: AuditEvent) -> bool:
-    """An adapter's per-request event (``http.request``, or ``admin.request`` for admin sites)."""
-    return event.action == "request" and event.category in ("http", "admin") and event.http is not None
 
 
 def _in_ranges(status: int | None, ranges: tuple[tuple[int, int], ...]) -> bool:
@@ -164,14 +136,13 @@ class Classifier:
         return Classification(route, route.category, action, outcome, reason, why)
 
     def apply(self, event: AuditEvent) -> Classification | None:
-        """Rewrite an ``http`` event to what its route means (unless that was recorded already)."""
+        """Rewrite an ``http`` event to what its route means; returns the classification or None."""
         found = self.classify(event)
-        if found is None:
-            return None
-        name = f"audit.{found.category}.{found.action}"
-        if already_recorded(name):
-            event.attributes["audit.semantic.recorded_by_adapter"] = name
-            return None
+        if found is not None:
+            self.apply_classification(event, found)
+        return found
+
+    def apply_classification(self, event: AuditEvent, found: Classification) -> None:
         event.attributes["audit.http.original_action"] = f"{event.category}.{event.action}"
         event.attributes["audit.classification.route"] = found.route.id
         for key, value in found.route.attributes:
@@ -180,7 +151,6 @@ class Classifier:
         event.outcome, event.outcome_reason = found.outcome, found.reason
         if found.category == "authentication" and found.outcome != "success":
             self._attempted_username(event)
-        return found
 
     def _attempted_username(self, event: AuditEvent) -> None:
         """Failed logins: the name that was tried (per policy), never the password."""

@@ -17,7 +17,8 @@ from typing import Any, NamedTuple
 from otel_audit.actors import DEFAULT_SOURCES, ActorResolver
 from otel_audit.event import CATEGORIES, AuditEvent
 from otel_audit.pipeline import Decision
-from otel_audit.policy.classify import Classification, Classifier, is_request_event, note_recorded
+from otel_audit.action import is_request_event, resolve
+from otel_audit.policy.classify import Classification, Classifier
 from otel_audit.policy.globs import compile_globs, normalise_route
 from otel_audit.policy.model import PolicyModel, Rule
 
@@ -176,6 +177,9 @@ class CompiledPolicy:
         self.failure_mode = model.failure_mode
         self.actor_resolver = ActorResolver(model.actors.sources or DEFAULT_SOURCES)
         self.required_fields = dict(model.required_fields)
+        #: Whether any fact can be recorded on its own (``granularity: statement`` somewhere).
+        self.statement_granularity = model.defaults.granularity == "statement" or any(
+            rule.granularity == "statement" for rule in model.rules)
         self.incomplete: Counter[str] = Counter()  # records marked audit.incomplete, by category
         self.classifier = Classifier(model.routes, model.actors)
         self.rules = [CompiledRule(rule) for rule in model.rules]
@@ -221,7 +225,7 @@ class CompiledPolicy:
         if index is None:
             rule_id, level = "default", defaults.level
             allowed = self._outcome_allowed(event.outcome, None, None)
-            decision = Decision(level, rule_id, defaults.required, self._default_extra)
+            decision = Decision(level, rule_id, defaults.required, self._default_extra, defaults.granularity)
         else:
             rule = self.rules[index].rule
             # A rule without a level of its own selects events for auditing: the default level,
@@ -230,7 +234,8 @@ class CompiledPolicy:
             level = rule.level or (defaults.level if defaults.level != "none" else "metadata")
             allowed = self._outcome_allowed(event.outcome, rule.log_success, rule.log_failure)
             required = defaults.required if rule.required is None else rule.required
-            decision = Decision(level, rule_id, required, self._rule_extra[index])
+            granularity = rule.granularity or defaults.granularity
+            decision = Decision(level, rule_id, required, self._rule_extra[index], granularity)
         note = ""
         if not allowed:
             note = f"outcome {event.outcome} is not logged by {rule_id} (log_success/log_failure)"
@@ -245,19 +250,15 @@ class CompiledPolicy:
         return decision, note
 
     def decide(self, event: AuditEvent) -> Decision | None:
-        """Classify ``http`` events by route, then the first matching rule (or the default) decides."""
-        request_event = is_request_event(event)
-        if request_event:
-            self.classifier.apply(event)
+        """The first matching rule (or the default) decides. Stateless: the action was named
+        before (:func:`otel_audit.action.resolve`, which uses :attr:`classifier`)."""
         index = self._first_match(facts_of(event, self._used))
-        decision, _ = self._decision(event, index)
-        if decision is not None and not request_event:
-            note_recorded(event.event_name)
-        return decision
+        return self._decision(event, index)[0]
 
     def explain(self, event: AuditEvent) -> Explanation:
-        """Like :meth:`decide`, with the reasons: the classification and why each earlier rule missed."""
-        classification = self.classifier.apply(event) if is_request_event(event) else None
+        """Like :meth:`decide`, with the reasons: how the action was named (an unnamed request is
+        named first, exactly as at response time) and why each earlier rule missed."""
+        classification = resolve(event, self.classifier)
         facts = facts_of(event)
         why: list[str] = []
         if classification is not None:

@@ -10,7 +10,8 @@ import dataclasses
 from typing import Any, Mapping
 
 from otel_audit.attributes import event_attributes
-from otel_audit.event import Actor, AuditEvent, DbInfo, HttpInfo, Source, Target
+from otel_audit.catalogue import ACTIONS
+from otel_audit.event import Actor, AuditEvent, Change, DbInfo, HttpInfo, Source, Target
 from otel_audit.pipeline import Enrich, Redact
 from otel_audit.policy.compiled import CompiledPolicy
 from otel_audit.policy.errors import shown
@@ -56,8 +57,23 @@ def event_from_dict(spec: Any, where: str = "event") -> AuditEvent:
     if "changed_fields" in spec:
         kwargs["changed_fields"] = tuple(spec["changed_fields"])
     if "changes" in spec:
-        kwargs["changes"] = spec["changes"]
+        kwargs["changes"] = _changes(spec["changes"], f"{where}.changes")
     return AuditEvent(**kwargs)
+
+
+def _changes(value: Any, where: str) -> list[Change]:
+    """``changes`` as a list of Change mappings (category defaults from the action)."""
+    if not isinstance(value, list):
+        raise EventSpecError(f"{where}: expected a list of changes, got {type(value).__name__}")
+    changes = []
+    for index, item in enumerate(value):
+        if isinstance(item, Mapping) and "category" not in item and isinstance(item.get("action"), str):
+            item = {"category": ACTIONS.get(item["action"], ("data_modification",))[0], **item}
+        change = _part(Change, item, f"{where}[{index}]")
+        if change.fields is not None:
+            change.fields = tuple(change.fields)
+        changes.append(change)
+    return changes
 
 
 def _part(cls: type, value: Any, where: str) -> Any:

@@ -19,6 +19,7 @@ from typing import Any, Callable, Mapping
 
 from jsonschema import Draft202012Validator
 
+from otel_audit.catalogue import ACTION_ALIASES
 from otel_audit.event import CATEGORIES
 from otel_audit.policy.errors import PolicyError, Problem, format_path, shown
 from otel_audit.policy.globs import GlobError, glob_to_regex
@@ -241,6 +242,7 @@ class _Normaliser:
         self.doc = doc
         self.prefix = prefix  # rule ids of included documents are prefixed with their name
         self.problems: list[Problem] = []
+        self.notes: list[str] = []
 
     def fail(self, path: tuple[Any, ...], message: str, key: bool = False) -> None:
         self.problems.append(self.doc.problem(path, message, key))
@@ -271,10 +273,25 @@ class _Normaliser:
                 self.fail(path, f"{shown(method)} is not an HTTP method (GET, POST, ...)")
         return () if "*" in methods else methods
 
+    def action_name(self, path: tuple[Any, ...], name: Any) -> Any:
+        """An old action name (``delete``, ``insert`` ...) as its one-vocabulary name, noted for
+        ``policy validate``."""
+        canonical = ACTION_ALIASES.get(name) if isinstance(name, str) else None
+        if canonical is None:
+            return name
+        self.notes.append(str(self.doc.problem(path, f"action {name!r} is the old name of {canonical!r}; "
+                                                      f"read as {canonical!r}")))
+        return canonical
+
+    def actions(self, path: tuple[Any, ...], value: Any) -> tuple[str, ...]:
+        names = self.globs(path, value)
+        return tuple(dict.fromkeys(self.action_name(path + ((i,) if isinstance(value, list) else ()), name)
+                                   for i, name in enumerate(names)))
+
     def match(self, path: tuple[Any, ...], spec: Mapping[str, Any]) -> Match:
         return Match(
             categories=_tuple(spec.get("category")),
-            actions=self.globs(path + ("action",), spec.get("action")),
+            actions=self.actions(path + ("action",), spec.get("action")),
             methods=self.methods(path + ("method",), spec.get("method")),
             paths=self.globs(path + ("path",), spec.get("path"), is_path=True),
             resource_types=self.globs(path + ("resource_type",), spec.get("resource_type")),
@@ -296,6 +313,7 @@ class _Normaliser:
             required=spec.get("required"),
             attributes=_attributes(spec.get("attributes")),
             tags=tuple(spec.get("tags") or ()),
+            granularity=spec.get("granularity"),
         )
 
     def shorthand(self, index: int, spec: Mapping[str, Any]) -> Rule:
@@ -358,8 +376,8 @@ class _Normaliser:
             methods=methods,
             paths=tuple(dict.fromkeys(paths)),
             category=spec["category"],
-            action=spec["action"],
-            failure_action=spec.get("failure_action"),
+            action=self.action_name(path + ("action",), spec["action"]),
+            failure_action=self.action_name(path + ("failure_action",), spec.get("failure_action")),
             success_when=self.conditions(path + ("success_when",), spec.get("success_when")),
             failure_when=self.conditions(path + ("failure_when",), spec.get("failure_when")),
             attributes=_attributes(spec.get("attributes")),
@@ -400,6 +418,7 @@ class _Normaliser:
         self.unique_ids("routes", data.get("routes") or [])
         if "critical" in data:
             partial["critical"] = self.critical(data["critical"])
+        partial["notes"] = tuple(self.notes)
         return partial
 
     def critical(self, spec: Mapping[str, Any]) -> dict[str, tuple[Any, ...]]:
@@ -525,6 +544,7 @@ def merge(base: Mapping[str, Any], child: Mapping[str, Any], inherit_identity: b
         out["required_fields"] = fields
     for key in ("rules", "routes"):
         out[key] = list(child.get(key, [])) + list(base.get(key, []))
+    out["notes"] = tuple(base.get("notes", ())) + tuple(child.get("notes", ()))
     if "critical" in child or "critical" in base:  # what a parent marks critical stays critical
         parent, own = base.get("critical", {}), child.get("critical", {})
         out["critical"] = {key: tuple(dict.fromkeys(tuple(own.get(key, ())) + tuple(parent.get(key, ()))))
@@ -623,6 +643,7 @@ def _finalise(partial: Mapping[str, Any], default_id: str, sources: tuple[str, .
         routes=tuple(partial.get("routes", [])),
         critical=Critical(**partial.get("critical", {})),
         sources=sources,
+        notes=tuple(partial.get("notes", ())),
     )
 
 

@@ -50,6 +50,7 @@ class Rule:
     required: bool | None = None
     attributes: tuple[tuple[str, Any], ...] = ()
     tags: tuple[str, ...] = ()
+    granularity: str | None = None  # None: the default's
 
 
 @dataclass(frozen=True)
@@ -87,6 +88,7 @@ class Defaults:
     required: bool = False
     attributes: tuple[tuple[str, Any], ...] = ()
     tags: tuple[str, ...] = ()
+    granularity: str = "action"  # action | statement
 
 
 @dataclass(frozen=True)
@@ -129,11 +131,13 @@ class PolicyModel:
     routes: tuple[Route, ...]
     critical: Critical = field(default_factory=Critical)  # CI gate only: not in the hash
     sources: tuple[str, ...] = field(default=(), compare=False)  # documents it was built from
+    notes: tuple[str, ...] = field(default=(), compare=False)  # what the loader rewrote (aliases), for validate
 
     def canonical(self) -> dict[str, Any]:
         """The normalised policy as plain JSON-able data (what the hash covers)."""
         data = asdict(self)
         data.pop("sources", None)
+        data.pop("notes", None)
         data.pop("critical", None)
         return data
 

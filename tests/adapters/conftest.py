@@ -50,20 +50,37 @@ class Captured:
         self.events.clear()
 
 
-@pytest.fixture
-def audit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Captured]:
+def _started(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, policy: str | None = None) -> Iterator[Captured]:
     for name in list(os.environ):
         if name.startswith(("OTEL_AUDIT_", "OTEL_EXPORTER_OTLP", "OTEL_LOGS_EXPORTER")):
             monkeypatch.delenv(name)
     sink = tmp_path / "audit.jsonl"
     monkeypatch.setenv("OTEL_AUDIT_SINK_PATH", str(sink))
     monkeypatch.setenv("OTEL_AUDIT_QUIET", "1")
+    if policy is not None:
+        monkeypatch.setenv("OTEL_AUDIT_POLICY", policy)
     runtime.reset_for_tests()
     started = runtime.start()
     captured = Captured(sink)
     started.pipeline.steps.insert(0, captured)
     yield captured
     runtime.reset_for_tests()
+
+
+@pytest.fixture
+def audit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Captured]:
+    """The default policy: one record per action (request or transaction)."""
+    yield from _started(tmp_path, monkeypatch)
+
+
+#: Every statement and ORM change its own record, reads included (pgAudit-style).
+STATEMENT_POLICY = "{format: 1, id: per-statement, extends: [], defaults: {level: full, granularity: statement}}"
+
+
+@pytest.fixture
+def statement_audit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Captured]:
+    """``granularity: statement``: the adapters' facts as records of their own."""
+    yield from _started(tmp_path, monkeypatch, STATEMENT_POLICY)
 
 
 def pg_available() -> str | None:

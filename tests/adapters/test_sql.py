@@ -20,16 +20,16 @@ from otel_audit.instrumentation.sqlalchemy import SQLAlchemyAuditInstrumentor
 @pytest.mark.parametrize(
     ("sql", "expected"),
     [
-        ('SELECT a FROM "public"."post" WHERE id = 1', ("data_access", "query", "SELECT", "public.post")),
-        ("insert into post (title) values (?)", ("data_modification", "insert", "INSERT", "post")),
-        ("UPDATE ONLY accounts SET balance = 0", ("data_modification", "update", "UPDATE", "accounts")),
-        ("/* app */ DELETE FROM blog_post WHERE id = %s", ("data_modification", "delete", "DELETE", "blog_post")),
-        ("WITH gone AS (SELECT 1) DELETE FROM t USING gone", ("data_modification", "delete", "DELETE", "t")),
+        ('SELECT a FROM "public"."post" WHERE id = 1', ("data_access", "read_resource", "SELECT", "public.post")),
+        ("insert into post (title) values (?)", ("data_modification", "create_resource", "INSERT", "post")),
+        ("UPDATE ONLY accounts SET balance = 0", ("data_modification", "update_resource", "UPDATE", "accounts")),
+        ("/* app */ DELETE FROM blog_post WHERE id = %s", ("data_modification", "delete_resource", "DELETE", "blog_post")),
+        ("WITH gone AS (SELECT 1) DELETE FROM t USING gone", ("data_modification", "delete_resource", "DELETE", "t")),
         ("CREATE TABLE IF NOT EXISTS foo (id int)", ("configuration", "schema_change", "CREATE", "foo")),
         ("ALTER TABLE `user list` ADD c int", ("configuration", "schema_change", "ALTER", "user list")),
-        ("TRUNCATE TABLE audit_trail", ("data_modification", "delete", "TRUNCATE", "audit_trail")),
-        ("SELECT count(*) FROM (SELECT * FROM post) AS anon_1", ("data_access", "query", "SELECT", "post")),
-        ("MERGE INTO stock USING delivery ON true", ("data_modification", "merge", "MERGE", "stock")),
+        ("TRUNCATE TABLE audit_trail", ("data_modification", "delete_resource", "TRUNCATE", "audit_trail")),
+        ("SELECT count(*) FROM (SELECT * FROM post) AS anon_1", ("data_access", "read_resource", "SELECT", "post")),
+        ("MERGE INTO stock USING delivery ON true", ("data_modification", "update_resource", "MERGE", "stock")),
     ],
 )
 def test_statement_classification(sql, expected):
@@ -45,7 +45,7 @@ def _in_request(actor_id: str, route: str = "/posts/<id>"):
     return enter_scope(RequestScope(actor=Actor(id=actor_id, type="user"), http=HttpInfo(method="DELETE", route=route)))
 
 
-def test_sqlite3_statements_become_events_with_the_request_actor(audit, instrument, tmp_path):
+def test_sqlite3_statements_become_events_with_the_request_actor(statement_audit, instrument, tmp_path):
     instrument(Sqlite3AuditInstrumentor())
     with sqlite3.connect(tmp_path / "app.db") as conn:
         assert isinstance(conn, AuditedConnection)
@@ -62,37 +62,37 @@ def test_sqlite3_statements_become_events_with_the_request_actor(audit, instrume
             conn.execute("UPDATE missing_table SET x = 1")
     assert rows == [(1, "a"), (3, "c")]  # the app's results are untouched
 
-    (ddl,) = audit.find("configuration", "schema_change", operation="CREATE")
+    (ddl,) = statement_audit.find("configuration", "schema_change", operation="CREATE")
     assert ddl.db.collection == "post" and ddl.db.system == "sqlite" and ddl.db.namespace == "app.db"
-    (insert,) = audit.find("data_modification", "insert")
+    (insert,) = statement_audit.find("data_modification", "create_resource")
     assert insert.db.row_count == 3 and insert.db.parameters == [["a"], ["b"], ["c"]]
-    (delete,) = audit.find("data_modification", "delete")
+    (delete,) = statement_audit.find("data_modification", "delete_resource")
     assert delete.actor.id == "42" and delete.http.route == "/posts/<id>"
     assert delete.db.row_count == 1 and delete.db.parameters == [2]
     assert delete.db.query_text == "DELETE FROM post WHERE id = ?"
-    (select,) = audit.find("data_access", "query")
+    (select,) = statement_audit.find("data_access", "read_resource")
     assert select.db.collection == "post" and select.actor.type == "system"
-    (failed,) = audit.find("data_modification", "update")
+    (failed,) = statement_audit.find("data_modification", "update_resource")
     assert failed.outcome == "failure" and failed.error_type == "sqlite3.OperationalError"
 
-    records = {r["attributes"]["audit.event_id"]: r for r in audit.records()}
+    records = {r["attributes"]["audit.event_id"]: r for r in statement_audit.records()}
     exported = records[delete.event_id]
-    assert exported["event_name"] == "audit.data_modification.delete"
+    assert exported["event_name"] == "audit.data_modification.delete_resource"
     assert exported["attributes"]["enduser.id"] == "42"
     assert exported["attributes"]["db.collection.name"] == "post"
 
 
-def test_uninstrument_restores_the_plain_driver(audit, tmp_path):
+def test_uninstrument_restores_the_plain_driver(statement_audit, tmp_path):
     instrumentor = Sqlite3AuditInstrumentor()
     instrumentor.instrument(skip_dep_check=True)
     instrumentor.uninstrument()
     conn = sqlite3.connect(":memory:")
     assert type(conn) is sqlite3.Connection
     conn.execute("CREATE TABLE t (x)")
-    assert audit.events == [] or all(e.category == "audit_system" for e in audit.events)
+    assert statement_audit.events == [] or all(e.category == "audit_system" for e in statement_audit.events)
 
 
-def test_psycopg_statements_against_postgresql(audit, instrument, pg_dsn):
+def test_psycopg_statements_against_postgresql(statement_audit, instrument, pg_dsn):
     import psycopg
 
     instrument(PsycopgAuditInstrumentor())
@@ -110,16 +110,16 @@ def test_psycopg_statements_against_postgresql(audit, instrument, pg_dsn):
         finally:
             exit_scope(token)
         conn.execute(f"DROP TABLE {table}")
-    inserts = audit.find("data_modification", "insert", collection=table)
+    inserts = _statements(statement_audit, "create_resource", table)
     assert len(inserts) == 1, [(e.origin, e.db.query_text, e.db.parameters) for e in inserts]
     (insert,) = inserts
     assert insert.db.system == "postgresql" and insert.db.namespace == "otel_audit"
     assert insert.db.row_count == 2 and insert.actor.id == "alice"
-    (update,) = audit.find("data_modification", "update", collection=table)
+    (update,) = statement_audit.find("data_modification", "update_resource", collection=table)
     assert update.db.parameters == {"owner": "z"}
-    (select,) = audit.find("data_access", "query", collection=table)
+    (select,) = statement_audit.find("data_access", "read_resource", collection=table)
     assert select.db.row_count == 2
-    assert len(audit.find("configuration", "schema_change", collection=table)) == 2
+    assert len(statement_audit.find("configuration", "schema_change", collection=table)) == 2
 
 
 class Base(DeclarativeBase):
@@ -145,50 +145,55 @@ def _crud(session: Session) -> int:
     return post.id
 
 
-def _check_orm_and_statements(audit, post_id: int, table: str = "post", actor: str = "7") -> None:
-    (created,) = audit.find("data_modification", "create_resource", origin="sqlalchemy.orm")
+def _statements(audit, action: str, table: str) -> list:
+    """Statement-level records (not the ORM's row-level ones, which name the same table)."""
+    return [e for e in audit.find("data_modification", action, collection=table) if not e.origin.endswith(".orm")]
+
+
+def _check_orm_and_statements(statement_audit, post_id: int, table: str = "post", actor: str = "7") -> None:
+    (created,) = statement_audit.find("data_modification", "create_resource", origin="sqlalchemy.orm")
     assert created.target.type == table and created.target.id == str(post_id)
     assert set(created.changed_fields) >= {"title", "body"}
-    (updated,) = audit.find("data_modification", "update_resource", origin="sqlalchemy.orm")
+    (updated,) = statement_audit.find("data_modification", "update_resource", origin="sqlalchemy.orm")
     assert updated.changed_fields == ("title",) and updated.actor.id == actor
-    assert updated.changes == {"title": {"new": "hello again", "old": "hello"}}
-    (deleted,) = audit.find("data_modification", "delete_resource", origin="sqlalchemy.orm")
+    assert updated.changes[0].values == {"title": {"new": "hello again", "old": "hello"}}
+    (deleted,) = statement_audit.find("data_modification", "delete_resource", origin="sqlalchemy.orm")
     assert deleted.target.id == str(post_id)
     # Statement level: exactly one record per statement even though the DB-API adapter is on too.
-    inserts = audit.find("data_modification", "insert", collection=table)
+    inserts = _statements(statement_audit, "create_resource", table)
     assert len(inserts) == 1, [(e.origin, e.db.query_text, e.db.parameters) for e in inserts]
     (insert,) = inserts
     assert insert.origin == "sqlalchemy" and insert.actor.id == actor and insert.db.row_count == 1
-    assert len(audit.find("data_modification", "update", collection=table)) == 1
-    assert len(audit.find("data_modification", "delete", collection=table)) == 1
-    assert not [e for e in audit.events if e.origin.startswith("dbapi")]
+    assert len(_statements(statement_audit, "update_resource", table)) == 1
+    assert len(_statements(statement_audit, "delete_resource", table)) == 1
+    assert not [e for e in statement_audit.events if e.origin.startswith("dbapi")]
 
 
-def test_sqlalchemy_sync_sqlite_statements_and_orm_changes(audit, instrument, tmp_path):
+def test_sqlalchemy_sync_sqlite_statements_and_orm_changes(statement_audit, instrument, tmp_path):
     instrument(Sqlite3AuditInstrumentor(), SQLAlchemyAuditInstrumentor())
     engine = sa.create_engine(f"sqlite:///{tmp_path / 'orm.db'}")
     Base.metadata.create_all(engine)
-    assert audit.find("configuration", "schema_change", collection="post")
+    assert statement_audit.find("configuration", "schema_change", collection="post")
     token = _in_request("7")
     try:
         with Session(engine) as session:
             post_id = _crud(session)
     finally:
         exit_scope(token)
-    _check_orm_and_statements(audit, post_id)
+    _check_orm_and_statements(statement_audit, post_id)
     engine.dispose()
 
 
-def test_sqlalchemy_failed_statement_is_a_failure_event(audit, instrument):
+def test_sqlalchemy_failed_statement_is_a_failure_event(statement_audit, instrument):
     instrument(SQLAlchemyAuditInstrumentor())
     engine = sa.create_engine("sqlite://")
     with engine.connect() as conn, pytest.raises(sa.exc.OperationalError):
         conn.execute(sa.text("DELETE FROM nowhere"))
-    (failed,) = audit.find("data_modification", "delete")
+    (failed,) = statement_audit.find("data_modification", "delete_resource")
     assert failed.outcome == "failure" and failed.error_type == "sqlite3.OperationalError"
 
 
-def test_sqlalchemy_async_aiosqlite(audit, instrument, tmp_path):
+def test_sqlalchemy_async_aiosqlite(statement_audit, instrument, tmp_path):
     pytest.importorskip("aiosqlite")
     pytest.importorskip("greenlet", reason="SQLAlchemy's asyncio support needs sqlalchemy[asyncio]")
     from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
@@ -208,7 +213,7 @@ def test_sqlalchemy_async_aiosqlite(audit, instrument, tmp_path):
         await engine.dispose()
         return post_id
 
-    _check_orm_and_statements(audit, asyncio.run(main()))
+    _check_orm_and_statements(statement_audit, asyncio.run(main()))
 
 
 def _pg_table_class(table: str):
@@ -236,7 +241,7 @@ def _pg_crud(session: Session, model) -> int:
     return post.id
 
 
-def test_sqlalchemy_postgresql_sync(audit, instrument, pg_dsn):
+def test_sqlalchemy_postgresql_sync(statement_audit, instrument, pg_dsn):
     instrument(PsycopgAuditInstrumentor(), SQLAlchemyAuditInstrumentor())
     table = f"post_{uuid.uuid4().hex[:8]}"
     model, base = _pg_table_class(table)
@@ -252,14 +257,14 @@ def test_sqlalchemy_postgresql_sync(audit, instrument, pg_dsn):
     finally:
         base.metadata.drop_all(engine)
         engine.dispose()
-    _check_orm_and_statements(audit, post_id, table=table)
-    inserts = audit.find("data_modification", "insert", collection=table)
+    _check_orm_and_statements(statement_audit, post_id, table=table)
+    inserts = _statements(statement_audit, "create_resource", table)
     assert len(inserts) == 1, [(e.origin, e.db.query_text, e.db.parameters) for e in inserts]
     (insert,) = inserts
     assert insert.db.system == "postgresql" and insert.db.namespace == "otel_audit"
 
 
-def test_sqlalchemy_postgresql_async(audit, instrument, pg_dsn):
+def test_sqlalchemy_postgresql_async(statement_audit, instrument, pg_dsn):
     pytest.importorskip("greenlet", reason="SQLAlchemy's asyncio support needs sqlalchemy[asyncio]")
     from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 
@@ -284,7 +289,7 @@ def test_sqlalchemy_postgresql_async(audit, instrument, pg_dsn):
             await engine.dispose()
 
     post_id = asyncio.run(main())
-    _check_orm_and_statements(audit, post_id, table=table)
+    _check_orm_and_statements(statement_audit, post_id, table=table)
 
 
 def test_psycopg_uninstrument_restores_connect():
@@ -301,7 +306,7 @@ def test_psycopg_uninstrument_restores_connect():
     assert psycopg.connect == original
 
 
-def test_sqlite3_executescript_records_each_statement(audit, instrument, tmp_path):
+def test_sqlite3_executescript_records_each_statement(statement_audit, instrument, tmp_path):
     instrument(Sqlite3AuditInstrumentor())
     conn = sqlite3.connect(tmp_path / "script.db")
     conn.executescript(
@@ -312,10 +317,10 @@ def test_sqlite3_executescript_records_each_statement(audit, instrument, tmp_pat
     with pytest.raises(sqlite3.OperationalError):
         conn.executescript("DELETE FROM missing_table;")
     conn.close()
-    ddl = audit.find("configuration", "schema_change")
+    ddl = statement_audit.find("configuration", "schema_change")
     assert sorted(e.db.operation for e in ddl) == ["CREATE", "DROP"]
     assert all(e.db.collection == "users" for e in ddl)
-    (insert,) = audit.find("data_modification", "insert")
+    (insert,) = statement_audit.find("data_modification", "create_resource")
     assert insert.db.query_text == "INSERT INTO users (note) VALUES ('a; not a split');"
-    (failed,) = audit.find("data_modification", "delete")
+    (failed,) = statement_audit.find("data_modification", "delete_resource")
     assert failed.outcome == "failure" and failed.error_type == "sqlite3.OperationalError"
