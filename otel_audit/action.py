@@ -5,7 +5,8 @@ same user action. :func:`resolve` names it, in this order (first that applies):
 
 1. the policy's route classification (``routes:``; e.g. ``POST */login`` answered 200-with-form is
    ``authentication.login_failed``);
-2. an auth signal (Flask-Login / Django ``user_logged_in`` ...): the signal and its request are one
+2. a signal: an auth adapter's (Flask-Login / Django ``user_logged_in`` ...) or the app's own
+   (the manual API, :func:`otel_audit.recording.name_action`): the signal and its request are one
    record;
 3. the request's primary change: the most significant entry of ``audit.changes``
    (:data:`SIGNIFICANCE`: role and account changes, then delete > update > create > read);
@@ -96,6 +97,10 @@ def resolve(event: AuditEvent, classifier: Any = None) -> Any:
 
 def _take_signal(event: AuditEvent, signal: AuditEvent) -> None:
     event.category, event.action = signal.category, signal.action
+    if signal.target is not None:
+        event.target = signal.target
+    if signal.message:
+        event.message = signal.message
     if event.error_type is None:
         event.outcome, event.outcome_reason = signal.outcome, signal.outcome_reason
     event.origin = signal.origin or event.origin

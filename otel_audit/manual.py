@@ -11,7 +11,9 @@
 
 ``audited`` records success when the block returns and failure (with ``error.type``) when it
 raises; the exception always propagates unchanged. The actor and source of the surrounding HTTP
-request are used unless given.
+request are used unless given. Inside a request, the first manual event names the request's action:
+it becomes the request's one record (with its route, status and database changes), written when the
+response is known; a second one in the same request is a record of its own.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from typing import Any, Callable, Mapping
 
 from otel_audit.context import current_scope
 from otel_audit.event import CATEGORIES, OUTCOMES, Actor, AuditEvent, Source, Target
-from otel_audit.runtime import record_event
+from otel_audit.recording import name_action
 
 
 def build_event(
@@ -69,7 +71,7 @@ def record(category: str, action: str, outcome: str = "success", **kwargs: Any) 
     the audit pipeline are contained and counted.
     """
     event = build_event(category, action, outcome, **kwargs)
-    record_event(event)
+    name_action(event)
     return event
 
 
@@ -126,7 +128,7 @@ class audited:  # noqa: N801 - used as a decorator and a context manager, like c
 
                 event.outcome, event.outcome_reason = outcome_for_status(status)
                 event.error_type = None if event.outcome == "success" else event.error_type
-        record_event(event)
+        name_action(event)
         return False  # never swallow the exception
 
     def __call__(self, func: Callable[..., Any]) -> Callable[..., Any]:

@@ -7,6 +7,7 @@
   closes — at once in autocommit.
 * :func:`note_signal` — an auth adapter's login / logout / failed login: part of the request's
   record, or a record of its own outside a request.
+* :func:`name_action` — the app says what the action is (the manual API).
 * :func:`close_request` — the HTTP exchange knows the response: the one record of the request.
 
 Every function contains its own failures except :class:`~otel_audit.errors.AuditUnavailable`
@@ -103,6 +104,18 @@ def note_signal(signal: AuditEvent) -> None:
         scope.actor = signal.actor
     if scope.signal is None or signal.action != "login_failed":  # a later success tells more
         scope.signal = signal
+
+
+def name_action(event: AuditEvent) -> None:
+    """The app named what it is doing (the manual API): inside a request, the first such event is
+    the request's action (same record, same event id); outside one, or a second in the same
+    request, it is a record of its own."""
+    scope = current_scope()
+    if scope is None or scope.kind != "request" or scope.signal is not None:
+        record_event(event)
+        return
+    event.event_id = scope.event_id
+    scope.signal = event
 
 
 def close_request(scope: RequestScope, event: AuditEvent) -> bool:

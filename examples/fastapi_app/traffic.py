@@ -13,6 +13,8 @@ import httpx
 def run(client: httpx.Client) -> dict[str, object]:
     """Drive the app; returns facts the tests check records against (ids, statuses)."""
     facts: dict[str, object] = {}
+    sent: list[str] = []
+    client.event_hooks["request"] = [*client.event_hooks["request"], lambda request: sent.append(request.url.path)]
     facts["login_failed"] = client.post("/token", json={"username": "alice", "password": "wrong"}).status_code
     alice = {"Authorization": "Bearer " + client.post("/token", json={"username": "alice", "password": "alice-pw"}).json()["access_token"]}
     bob_login = client.post("/token", json={"username": "bob", "password": "bob-pw"})
@@ -28,6 +30,7 @@ def run(client: httpx.Client) -> dict[str, object]:
     facts["crash"] = client.get("/reports/crash", headers={**alice, "Connection": "close"}).status_code
     facts["logout"] = client.post("/logout", headers=bob).status_code
     facts["after_logout"] = client.get("/notes", headers=bob).status_code
+    facts["requests"] = len(sent)
     return facts
 
 

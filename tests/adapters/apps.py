@@ -46,3 +46,15 @@ def one(records: list[Rec], **attrs: Any) -> Rec:
         f"{r.event_name} {r.attributes.get('http.route')} {r.attributes.get('audit.outcome')}" for r in found
     ) + f" among {[r.event_name for r in records]}"
     return found[0]
+
+
+def one_record_per_request(records: list[Rec], requests_made: int, readiness: tuple[str, str] | None = None) -> list[Rec]:
+    """Exactly one record per HTTP request sent, and no statement- or row-level record beside it
+    (the request's database changes are inside it, as ``audit.changes``). ``readiness``: the
+    (method, path) a test polled until the server answered, left out. Returns those records."""
+    per_request = [r for r in records if r.get("http.request.method")
+                   and (r.get("http.request.method"), r.get("url.path")) != readiness]
+    assert len(per_request) == requests_made, sorted(
+        f"{r.get('http.request.method')} {r.get('url.path')} {r.event_name}" for r in per_request)
+    assert len({r.get("audit.event_id") for r in per_request}) == requests_made
+    return per_request

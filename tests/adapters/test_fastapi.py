@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 from otel_audit.instrumentation.asgi import StarletteAuditInstrumentor
 from otel_audit.instrumentation.dbapi import Sqlite3AuditInstrumentor
 from otel_audit.instrumentation.sqlalchemy import SQLAlchemyAuditInstrumentor
-from tests.adapters.apps import from_otlp, from_sink, fresh_import, one, where
+from tests.adapters.apps import one_record_per_request, from_otlp, from_sink, fresh_import, one, where
 from tests.support.otlp_receiver import OtlpReceiver
 from tests.support.procs import REPO, Server, base_env, free_port, launcher
 
@@ -32,9 +32,11 @@ def check_trail(records, facts) -> None:
     assert updated.get("audit.changes.fields") == ["body"] and updated.get("enduser.id") == ALICE
     deleted = one(records, audit__action="delete_resource", audit__target__type="note")
     assert deleted.get("enduser.id") == ALICE and deleted.get("http.request.method") == "DELETE"
-    # Statement level, same story: who, which table, via which route.
-    sql_delete = one(records, audit__action="delete", db__collection__name="note")
-    assert sql_delete.get("enduser.id") == ALICE and sql_delete.get("http.route") == "/notes/{note_id}"
+    # The row the request removed is inside its one record (the SQL and the ORM saw it: one entry).
+    assert deleted.get("audit.changes") == [{"action": "delete_resource", "type": "note", "id": note, "rows": 1}]
+    assert deleted.get("http.route") == "/notes/{note_id}" and deleted.get("ocsf.activity_id") == 4
+    assert created.get("ocsf.class_uid") == 6003 and created.get("ocsf.activity_id") == 1
+    one_record_per_request(records, facts["requests"], facts.get("readiness"))
 
     denied = where(records, audit__outcome="denied")
     assert {(r.get("enduser.id"), r.get("http.route")) for r in denied} == {
@@ -98,7 +100,7 @@ def test_fastapi_example_under_uvicorn_and_the_launcher(tmp_path):
         records = from_otlp(receiver.wait_for(lambda recs: any(r.event_name == "audit.audit_system.stop" for r in recs)))
     assert facts["crash"] == 500
     audit_records = [r for r in records if r.event_name.startswith("audit.")]
-    check_trail(audit_records, facts)
+    check_trail(audit_records, {**facts, "readiness": ("GET", "/health")})
     # contrib's FastAPI tracing is active under the launcher too: the request record and the row
     # change it caused carry the request span's trace id.
     (create_request,) = where(audit_records, http__route="/notes", http__request__method="POST", audit__origin="asgi")

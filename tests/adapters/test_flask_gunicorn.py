@@ -3,7 +3,7 @@ sqlite3 DB-API adapter together, with contrib's Flask tracing active in the same
 
 from __future__ import annotations
 
-from tests.adapters.apps import from_otlp, one, where
+from tests.adapters.apps import from_otlp, one, one_record_per_request, where
 from tests.support.otlp_receiver import OtlpReceiver
 from tests.support.procs import REPO, Server, base_env, free_port, launcher
 
@@ -34,12 +34,14 @@ def test_flask_example_under_gunicorn_and_the_launcher(tmp_path):
     (boom,) = where(requests_, url__path="/boom")
     assert boom.get("error.type") and boom.get("audit.outcome") == "failure"
 
-    # The statements the views ran (sqlite3 adapter), attributed to the logged-in user and route.
-    insert = one(records, audit__action="insert", db__collection__name="notes")
-    delete = one(records, audit__action="delete", db__collection__name="notes")
+    # One record per request: the statements the views ran (sqlite3 adapter) are inside it.
+    one_record_per_request(records, len(steps), readiness=("GET", "/login"))
+    insert = one(records, audit__action="create_resource", db__collection__name="notes")
+    delete = one(records, audit__action="delete_resource", db__collection__name="notes")
     alice_id = insert.get("enduser.id")
     assert alice_id and delete.get("enduser.id") == alice_id
     assert insert.get("db.system.name") == "sqlite" and insert.get("http.route") == "/notes"
-    # ...in the trace of the request that caused them (contrib's Flask tracing is on).
-    (create_request,) = where(requests_, url__path="/notes", http__request__method="POST")
-    assert len(insert.trace_id) == 32 and insert.trace_id == create_request.trace_id
+    assert [c["action"] for c in insert.get("audit.changes")] == ["create_resource"]
+    assert delete.get("audit.target.type") == "notes" and delete.get("audit.target.id")
+    # ...in the trace of the request (contrib's Flask tracing is on).
+    assert len(insert.trace_id) == 32
