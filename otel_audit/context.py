@@ -46,6 +46,8 @@ class RequestScope:
         table and action merge, their rows added up."""
         changes = self.changes
         if change.orm:
+            if change.rows is None:
+                change.rows = 1  # an ORM change is one row
             for index in range(len(changes) - 1, -1, -1):
                 entry = changes[index]
                 if not entry.orm and entry.table == change.table and entry.operation == change.operation:
@@ -54,8 +56,6 @@ class RequestScope:
                         del changes[index]
                     else:
                         entry.rows = rows - 1
-                    if change.rows is None:
-                        change.rows = 1
                     break
         elif change.id is None:
             for entry in reversed(changes):

@@ -48,6 +48,8 @@ def _validate(args: argparse.Namespace) -> int:
         print(f"{path}: OK  id={policy.id} version={policy.version} {policy.hash}  "
               f"{len(model.rules)} rules, {len(model.routes)} routes (built-in routes included)")
         print(f"  redaction scan: {Redactor.from_config(policy.redaction, environ={}).scan_mode}")
+        for note in model.notes:
+            print(f"  note: {note}")
     return status
 
 
