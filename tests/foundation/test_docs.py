@@ -6,7 +6,7 @@ import re
 
 from otel_audit.attributes import event_attributes
 from otel_audit.catalogue import ACTIONS
-from otel_audit.event import Actor, AuditEvent, DbInfo, HttpInfo, Source, Target
+from otel_audit.event import Actor, AuditEvent, Change, DbInfo, HttpInfo, Source, Target
 from tests.support.procs import REPO
 
 
@@ -20,7 +20,9 @@ def _everything() -> AuditEvent:
                       response_body={"b": 2}),
         db=DbInfo(system="sqlite", namespace="main", collection="t", operation="UPDATE", query_text="UPDATE t",
                   parameters=[1], row_count=1),
-        error_type="KeyError", changed_fields=("f",), changes={"f": {"old": 1, "new": 2}},
+        error_type="KeyError", changed_fields=("f",),
+        changes=[Change("data_modification", "update_resource", table="t", type="t", id="1", fields=("f",),
+                        rows=1, values={"f": {"old": 1, "new": 2}})],
     )
 
 
@@ -44,5 +46,10 @@ def test_levels_add_payloads_only_when_asked() -> None:
     payload = {"url.query", "audit.request.body", "db.query.text", "http.request.header.accept"}
     assert not (payload & metadata)
     assert payload <= request
-    assert not ({"audit.response.body", "audit.changes", "db.query.parameters"} & request)
-    assert {"audit.response.body", "audit.changes", "db.query.parameters", "http.response.header.server"} <= full
+    assert not ({"audit.response.body", "db.query.parameters"} & request)
+    assert {"audit.response.body", "db.query.parameters", "http.response.header.server"} <= full
+    # what the action touched is at every level; the changed values only at full
+    attrs = {level: event_attributes(_everything(), level) for level in ("metadata", "request", "full")}
+    assert attrs["metadata"]["audit.changes"] == attrs["request"]["audit.changes"] == [
+        {"action": "update_resource", "type": "t", "id": "1", "fields": ["f"], "rows": 1}]
+    assert attrs["full"]["audit.changes"][0]["values"] == {"f": {"old": 1, "new": 2}}

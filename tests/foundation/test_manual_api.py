@@ -43,7 +43,7 @@ def test_record_writes_one_event(sink) -> None:
     assert attrs["audit.target.id"] == "42" and attrs["audit.target.type"] == "user"
     assert attrs["app.role"] == "editor"
     assert attrs["audit.outcome"] == "success"
-    assert attrs["ocsf.class_uid"] == 3005 and attrs["ocsf.activity_id"] == 1
+    assert attrs["ocsf.class_uid"] == 3007 and attrs["ocsf.activity_id"] == 16  # User Management: Assign Roles
     assert record["severity_text"] == "INFO"
 
 
