@@ -20,6 +20,7 @@ import pytest
 import otel_audit
 from otel_audit.delivery import intents as intents_mod
 from otel_audit.delivery.spool import iter_frames
+from otel_audit.delivery.status import spool_status
 from otel_audit.delivery.verify import verify_files
 from otel_audit.errors import AuditUnavailable, containment
 from otel_audit.ids import new_event_id
@@ -66,8 +67,9 @@ def _spooled_bytes(tmp_path: Path) -> bytes:
     return b"".join(p.read_bytes() for p in sorted((tmp_path / "spool").rglob("*.seg")))
 
 
-def test_killed_before_the_final_record_its_intent_arrives_once_as_interrupted(tmp_path: Path) -> None:
-    env = _env(tmp_path)
+@pytest.mark.parametrize("ack", ["write", "fsync"])  # fsync: through the writer thread's group commit
+def test_killed_before_the_final_record_its_intent_arrives_once_as_interrupted(tmp_path: Path, ack: str) -> None:
+    env = _env(tmp_path, OTEL_AUDIT_SPOOL_ACK=ack)
     event_id = new_event_id()
     _victim(env, "intent", event_id)
     spooled = _spooled_bytes(tmp_path)
@@ -222,6 +224,16 @@ def test_an_open_intent_holds_the_ack_file_but_not_the_export(delivery) -> None:
     assert _ack(processor)[0] == int(sorted(processor._spool.path.glob("*.seg"))[-1].stem)  # released
     assert len(list(processor._spool.path.glob("*.seg"))) == 1
     assert not containment.counts.get("spool decode")
+
+
+def test_status_does_not_count_intent_frames_as_records(delivery) -> None:
+    rt = delivery.start(OTEL_AUDIT_EXPORTER="otlp", OTEL_EXPORTER_OTLP_LOGS_ENDPOINT="http://127.0.0.1:9/v1/logs",
+                        OTEL_EXPORTER_OTLP_LOGS_TIMEOUT="1", OTEL_AUDIT_FLUSH_TIMEOUT_MS="100")  # nothing leaves
+    event_id = new_event_id()
+    rt.note_intent(event_id, dict(INTENT_ATTRIBUTES))
+    otel_audit.record("configuration", "config_change")
+    rt.resolve_intent(event_id)
+    assert spool_status(delivery.spool)["records_pending"] == rt.processor.stats.spooled == 3  # start, policy_loaded, change
 
 
 def test_note_intent_is_contained_when_open_and_refuses_when_closed(delivery) -> None:
