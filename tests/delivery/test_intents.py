@@ -46,7 +46,10 @@ def _victim(env: dict[str, str], plan: str, event_id: str) -> list[str]:
 
 
 def _adopt(env: dict[str, str]) -> None:
-    subprocess.run([sys.executable, "-m", "tests.delivery.intent_adopter"], env=env, cwd=REPO, check=True, timeout=90)
+    done = subprocess.run([sys.executable, "-m", "tests.delivery.intent_adopter"], env=env, cwd=REPO,
+                          capture_output=True, text=True, timeout=90)
+    assert done.returncode == 0, done.stderr
+    assert "error in" not in done.stderr, done.stderr  # the dead spool's intent frames were not exported
 
 
 def _sink(tmp_path: Path) -> list[dict[str, Any]]:
