@@ -132,24 +132,26 @@ def drop_markers(payloads: list[bytes]) -> list[bytes]:
 
 
 def unresolved(frames: Iterable[bytes]) -> list[Intent]:
-    """Intents without a final record or resolve marker among ``frames`` (a dead process's spool, in order)."""
+    """Intents without a final record or resolve marker among ``frames`` (a dead process's spool, in order).
+
+    A final record or marker always follows its intent, so only open intents are kept in memory.
+    """
     found: dict[str, Intent] = {}
-    settled: set[str] = set()
     for payload in frames:
         if payload[:1] == MARK:
             try:
                 intent, body = _marker(payload)
             except ValueError:
                 continue
-            if not intent:
-                settled.add(body)
-            elif body["id"] not in settled:
+            if intent:
                 found[body["id"]] = Intent(body["id"], int(body["t"]), body.get("pid"), dict(body.get("a") or {}))
+            else:
+                found.pop(body, None)
         elif found:
             event_id = record_event_id(payload)
             if event_id is not None:
-                settled.add(event_id)
-    return [intent for event_id, intent in found.items() if event_id not in settled]
+                found.pop(event_id, None)
+    return list(found.values())
 
 
 def spooled_frames(spool: spool_mod.ProcessSpool) -> Iterable[bytes]:
