@@ -123,6 +123,17 @@ class OpenIntents:
         """The position the persisted ack cursor must not pass (the oldest open intent's batch)."""
         return min(self.open.values()) if self.open else None
 
+    def release_oldest(self) -> None:
+        """Stop holding for the oldest open intent (it held too much of the spool, see HoldReleased)."""
+        oldest = self.hold()
+        self.open = {event_id: at for event_id, at in self.open.items() if at != oldest}
+
+
+class HoldReleased(Exception):
+    """An open intent held more than a quarter of ``OTEL_AUDIT_SPOOL_MAX_BYTES`` (its request never
+    ended with a record or ``resolve_intent``); the exporter stopped holding the spool for it, so a
+    crash from now on would lose it. Counted in ``containment`` (``intent hold``), never raised."""
+
 
 def drop_markers(payloads: list[bytes]) -> list[bytes]:
     """A batch of an adopted spool without its intent and resolve frames (they were reported)."""

@@ -556,7 +556,7 @@ class DurableLogRecordProcessor(LogRecordProcessor):
         frames_read = len(payloads)
         # Intent and resolve frames are not exported; the own spool's open ones hold the ack file.
         payloads = self._intents.sift(payloads, start) if spool.own else intents_mod.drop_markers(payloads)
-        hold = self._intents.hold() if spool.own else None
+        hold = self._held_position(spool, position) if spool.own else None
         # An exporter may take payloads in its own wire form (the sink: JSON lines spliced from the
         # spooled bytes); the standard ones get SDK records.
         decode = getattr(self._exporter, "spooled_codec", None) or frames_mod.decode_record
@@ -585,6 +585,21 @@ class DurableLogRecordProcessor(LogRecordProcessor):
                     return frames_read  # stopping: the batch stays spooled for the next process
         finally:
             self._export_busy = False
+
+    def _held_position(self, spool: ProcessSpool, position: tuple[int, int]) -> tuple[int, int] | None:
+        """Where the ack file must stop for open intents, holding at most a quarter of the spool limit.
+
+        An intent whose request never ends (its record failed, an adapter bug) would otherwise keep
+        every later segment until the process ends, and fill the spool."""
+        hold = self._intents.hold()
+        while hold is not None:
+            held = sum(seg.size for seg in list(spool.segments) if hold[0] <= seg.number < position[0])
+            if held <= self.options.max_bytes // 4:
+                break
+            self._intents.release_oldest()
+            containment.record("intent hold", intents_mod.HoldReleased())
+            hold = self._intents.hold()
+        return hold
 
     def _export(self, records: list[Any]) -> bool:
         if not records:

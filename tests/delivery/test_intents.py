@@ -206,8 +206,9 @@ def _ack(processor: Any) -> tuple[int, int]:
 
 
 def test_an_open_intent_holds_the_ack_file_but_not_the_export(delivery) -> None:
-    rt = delivery.start(OTEL_AUDIT_SPOOL_MAX_BYTES="128KiB")  # 16 KiB segments: the hold spans several
+    rt = delivery.start(OTEL_AUDIT_SPOOL_MAX_BYTES="256KiB")  # 32 KiB segments: the hold spans two
     processor = rt.processor
+    released = containment.counts["intent hold"]
     delivery.records()  # the lifecycle records are exported: the ack file is at the end of the spool
     intent_at = _ack(processor)
     event_id = new_event_id()
@@ -219,7 +220,8 @@ def test_an_open_intent_holds_the_ack_file_but_not_the_export(delivery) -> None:
     assert not [r for r in records if r["attributes"]["audit.event_id"] == event_id]  # the intent is not a record
     assert _ack(processor) == intent_at  # ... but the persisted cursor stays where the intent was read
     segments = sorted(processor._spool.path.glob("*.seg"))  # noqa: SLF001
-    assert len(segments) > 2 and segments[0].name == f"{intent_at[0]:012d}.seg"
+    assert len(segments) >= 2 and segments[0].name == f"{intent_at[0]:012d}.seg"
+    assert containment.counts["intent hold"] == released  # under a quarter of the limit: still held
 
     rt.resolve_intent(event_id)
     otel_audit.record("configuration", "config_change", attributes={"app.n": 60})
@@ -227,6 +229,22 @@ def test_an_open_intent_holds_the_ack_file_but_not_the_export(delivery) -> None:
     assert _ack(processor)[0] == int(sorted(processor._spool.path.glob("*.seg"))[-1].stem)  # released
     assert len(list(processor._spool.path.glob("*.seg"))) == 1
     assert not containment.counts.get("spool decode")
+
+
+def test_an_intent_that_never_ends_holds_at_most_a_quarter_of_the_spool(delivery) -> None:
+    """A request whose record never comes (it failed, an adapter bug) must not fill the spool."""
+    rt = delivery.start(OTEL_AUDIT_SPOOL_MAX_BYTES="128KiB", OTEL_AUDIT_OVERFLOW="drop_newest")
+    processor = rt.processor
+    before = containment.counts["intent hold"]
+    rt.note_intent(new_event_id(), dict(INTENT_ATTRIBUTES))  # never superseded nor resolved
+    for n in range(300):  # ~2.5 times the spool limit
+        otel_audit.record("configuration", "config_change", attributes={"app.n": n})
+        if n % 50 == 49:
+            delivery.records()  # the exporter keeps up; only the hold could fill the spool
+    assert len([r for r in delivery.records() if r["attributes"].get("app.n") is not None]) == 300
+    assert processor.stats.dropped == 0
+    assert containment.counts["intent hold"] == before + 1  # released once, and said so
+    assert processor.spool_status()["bytes"] <= 128 * 1024 // 4 + processor.options.segment_bytes
 
 
 def test_status_does_not_count_intent_frames_as_records(delivery) -> None:
