@@ -14,6 +14,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from typing import Any
 
 from opentelemetry.sdk.resources import Resource
@@ -22,8 +23,9 @@ from otel_audit import __version__
 from otel_audit._logs_compat import LoggerProvider
 from otel_audit.config import AuditConfig
 from otel_audit.errors import AuditUnavailable, ConfigError, containment
-from otel_audit.event import Actor, AuditEvent
-from otel_audit.pipeline import Chain, Decide, Emit, Enrich, Pipeline, Redact
+from otel_audit.attributes import event_message
+from otel_audit.event import Actor, AuditEvent, DbInfo, HttpInfo
+from otel_audit.pipeline import Chain, Decide, Emit, Enrich, Pipeline, RecordDraft, Redact, severity_for
 
 SCOPE_NAME = "otel_audit"
 
@@ -97,6 +99,7 @@ class AuditRuntime:
                              Chain(processor.chain_identity), Emit(logger)])
         runtime = cls(config, policy, provider, pipeline, destination)
         runtime.processor = processor
+        processor.on_interrupted = runtime._record_interrupted
         runtime.policy_error = policy_error
         return runtime
 
@@ -111,6 +114,77 @@ class AuditRuntime:
             if self.config.fail_mode == "closed" and event.decision is not None and event.decision.required:
                 raise AuditUnavailable("audit record could not be written") from None
             return False
+
+    def note_intent(self, event_id: str, attributes: dict[str, Any]) -> None:
+        """Spool the evidence of a data change before the request's one record is written.
+
+        ``attributes`` (plain OTel values: actor, route, table, operation, ...) are redacted first,
+        like a record's. The final record with the same ``audit.event_id`` supersedes the intent,
+        :meth:`resolve_intent` drops it; if the process dies first, whoever adopts its spool
+        reports it as an interrupted record (docs/delivery.md). Never raises, except
+        :class:`AuditUnavailable` under fail-closed when it could not be made durable."""
+        try:
+            processor = self.processor
+            if processor is None:
+                return
+            attrs = dict(attributes)
+            result = self._redactor().redact(attrs, category=attrs.get("audit.category"), level="metadata")
+            attrs = {**result.attributes, **result.summary()}
+            processor.note_intent(event_id, time.time_ns(), attrs)
+        except Exception as exc:  # noqa: BLE001 - the host app must not break because auditing did
+            containment.record("intent", exc)
+            if self.config.fail_mode == "closed":  # the change must not happen unaudited
+                raise AuditUnavailable("audit intent could not be written") from None
+
+    def resolve_intent(self, event_id: str) -> None:
+        """The request ended without a record (policy level none / filtered): drop its intent."""
+        try:
+            if self.processor is not None:
+                self.processor.resolve_intent(event_id)
+        except Exception as exc:  # noqa: BLE001 - the request is over; an open intent is only reported later
+            containment.record("intent resolve", exc)
+
+    def _redactor(self) -> Any:
+        return next(step.redactor for step in self.pipeline.steps if isinstance(step, Redact))
+
+    def _record_interrupted(self, intent: Any, dead: dict[str, Any]) -> None:
+        """Adoption hook: a dead process's unresolved intent becomes its own record.
+
+        Its attributes were redacted when the intent was written, so only the chain and emit steps
+        run (redacting twice would pseudonymise pseudonyms). Raises when the record is not durable,
+        so the processor keeps the dead spool and tries again.
+        """
+        attrs = dict(intent.attributes)
+        attrs.update({
+            "audit.event_id": intent.event_id,
+            "audit.outcome": "unknown",
+            "audit.outcome.reason": "interrupted",
+            "audit.interrupted.pid": intent.pid if intent.pid is not None else dead.get("pid"),
+        })
+        attrs.setdefault("audit.level", "metadata")
+        if dead.get("chain_id"):
+            attrs["audit.interrupted.chain_id"] = dead["chain_id"]
+        http = HttpInfo(method=attrs.get("http.request.method"), route=attrs.get("http.route"),
+                        path=attrs.get("url.path"))
+        event = AuditEvent(
+            category=str(attrs.get("audit.category") or "data_modification"),
+            action=str(attrs.get("audit.action") or "interrupted"),
+            outcome="unknown",
+            outcome_reason="interrupted",
+            actor=Actor(id=attrs.get("enduser.id"), name=attrs.get("user.name")),
+            http=http if http.method else None,
+            db=DbInfo(collection=attrs.get("db.collection.name")),
+            origin=str(attrs.get("audit.origin") or "otel_audit"),
+            event_id=intent.event_id,
+            time_unix_nano=intent.time_unix_nano,
+        )
+        severity_number, severity_text = severity_for(event)
+        event.record = RecordDraft(event_name=event.event_name, timestamp=event.time_unix_nano,
+                                   severity_number=severity_number, severity_text=severity_text,
+                                   body=event_message(event), attributes=attrs)
+        for step in self.pipeline.steps:
+            if isinstance(step, (Chain, Emit)):
+                step(event)
 
     def admit(self) -> None:
         """Before-view stage: under fail-closed, refuse the request when the spool cannot take a record."""
@@ -198,8 +272,7 @@ def _redact_all_logs(runtime: AuditRuntime) -> None:
     try:
         from otel_audit.redaction.logs import install_all_logs_redaction
 
-        redactor = next(step.redactor for step in runtime.pipeline.steps if isinstance(step, Redact))
-        install_all_logs_redaction(redactor)
+        install_all_logs_redaction(runtime._redactor())
     except Exception as exc:  # noqa: BLE001 - application logging must keep working
         containment.record("log redaction install", exc)
 

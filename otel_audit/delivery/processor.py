@@ -32,6 +32,7 @@ from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
 from otel_audit._logs_compat import LogExportResult, Logger, LogRecord, LogRecordProcessor, SeverityNumber
 from otel_audit.delivery import frames as frames_mod
+from otel_audit.delivery import intents as intents_mod
 from otel_audit.delivery import spool as spool_mod
 from otel_audit.delivery.canonical import CHAIN_ALG, CHAIN_ID, CHAIN_KEY_ID, canonical_parts
 from otel_audit.delivery.chain import ChainKey, ChainState
@@ -107,6 +108,9 @@ class DurableLogRecordProcessor(LogRecordProcessor):
         self.scope = scope
         self._init_process_state()
         self.chain = ChainState()
+        # Called at adoption for each intent a dead process left unresolved (the runtime turns it
+        # into an interrupted record through its pipeline); see delivery/intents.py.
+        self.on_interrupted: Callable[[intents_mod.Intent, Any], None] | None = None
         _live.add(self)
         _current = weakref.ref(self)
         register_metrics(current_processor)
@@ -137,6 +141,7 @@ class DurableLogRecordProcessor(LogRecordProcessor):
         self._state_seq = 0
         self._export_busy = False
         self._exporter_awake = False  # appends skip waking an exporter thread that is already working
+        self._intents = intents_mod.OpenIntents()  # the exporter's open intents of its own spool
 
     def _reset_after_fork(self) -> None:
         """In a forked child (gunicorn worker): own nothing of the parent's, start fresh lazily."""
@@ -236,7 +241,10 @@ class DurableLogRecordProcessor(LogRecordProcessor):
             event_name, timestamp, severity, severity_text,
             f"{trace_id:032x}" if trace_id else "", f"{span_id:016x}" if span_id else "", body, attrs)
         item = [canonical, observed or 0, int(trace_flags or 0), _PENDING, attrs_offset]
-        size = len(canonical) + _FRAME_OVERHEAD
+        self._admit(item, len(canonical) + _FRAME_OVERHEAD)
+
+    def _admit(self, item: list[Any], size: int) -> None:
+        """Make one queue item durable per ``ack`` (records; intent frames have ``attrs_offset`` -1)."""
         opts = self.options
         with self._lock:
             if self._closing:
@@ -275,6 +283,21 @@ class DurableLogRecordProcessor(LogRecordProcessor):
                     item[3] = _FAILED  # the writer thread is gone: do not wait forever
             if item[3] == _FAILED:
                 raise RecordNotDurable("audit spool write failed")
+
+    def note_intent(self, event_id: str, time_unix_nano: int, attributes: dict[str, Any]) -> None:
+        """Spool an intent frame (delivery/intents.py), durable per ``ack`` like a record.
+
+        Raises :class:`RecordNotDurable` (counted as dropped) when it could not be spooled."""
+        self._append_marker(intents_mod.intent_payload(event_id, time_unix_nano, _getpid(), attributes))
+
+    def resolve_intent(self, event_id: str) -> None:
+        """Spool the marker that resolves an intent without a record (the policy decided none)."""
+        self._append_marker(intents_mod.resolve_payload(event_id))
+
+    def _append_marker(self, payload: bytes) -> None:
+        if self._started_pid != _getpid():
+            self._ensure_started()
+        self._admit([payload, 0, 0, _PENDING, -1], len(payload) + _FRAME_OVERHEAD)
 
     def _refuse(self, reason: str) -> None:
         self.stats.drop(reason)
@@ -386,13 +409,18 @@ class DurableLogRecordProcessor(LogRecordProcessor):
         snapshot = chain.snapshot()
         frames = []
         key = self.key
+        records = len(batch)
         for canonical, observed, flags, _status, attrs_offset in batch:
+            if attrs_offset < 0:  # an intent/resolve frame: spooled as it is, not a record, not chained
+                frames.append(encode_frame(canonical))
+                records -= 1
+                continue
             seq, prev, mac, parents, forked_from = chain.seal(key, canonical)
             frames.append(encode_frame(frames_mod.payload(canonical, attrs_offset, observed, flags, seq, prev, mac,
                                                           parents, forked_from)))
             chain.advance(seq, mac, parents is not None)
         try:
-            spool.append(frames[0] if len(frames) == 1 else b"".join(frames), len(batch))
+            spool.append(frames[0] if len(frames) == 1 else b"".join(frames), records)
             status = _WRITTEN
             if self.options.ack == "fsync":
                 spool.sync()
@@ -412,7 +440,7 @@ class DurableLogRecordProcessor(LogRecordProcessor):
             containment.record("spool write", exc)
             self.stats.drop("spool_write_failed", len(batch))
             return _FAILED
-        self.stats.spooled += len(batch)
+        self.stats.spooled += records
         return status
 
     # -- exporter thread ------------------------------------------------------------------------
@@ -451,6 +479,9 @@ class DurableLogRecordProcessor(LogRecordProcessor):
             orphan = ProcessSpool.try_adopt(path, self.options.segment_bytes)
             if orphan is None:
                 continue
+            if not self._report_interrupted(orphan):
+                orphan.close(remove=False)  # retried at the next scan, before any of it is sent
+                continue
             state = orphan.read_state()
             chain_id = state.get("chain_id") or orphan.meta.get("chain_id")
             last_seq = max(int(state.get("seq") or 0), _last_sealed_seq(orphan))
@@ -461,6 +492,40 @@ class DurableLogRecordProcessor(LogRecordProcessor):
             scope = orphan.meta.get("scope") or {}
             orphan.scope_obj = InstrumentationScope(scope.get("name") or self.scope.name, scope.get("version"))
             self._adopted.append(orphan)
+
+    def _report_interrupted(self, orphan: ProcessSpool) -> bool:
+        """Report the dead process's unresolved intents as records; False: not all could be.
+
+        Each reported intent then gets a resolve marker in the orphan's spool, so an adopter that
+        dies before the orphan is drained does not make the next one report it again (dying between
+        the record and the marker does: at-least-once, same ``audit.event_id``).
+        """
+        hook = self.on_interrupted
+        if hook is None:
+            return True
+        try:
+            found = intents_mod.unresolved(intents_mod.spooled_frames(orphan))
+        except Exception as exc:  # noqa: BLE001 - an unreadable spool still gets its records sent
+            containment.record("intent adoption", exc)
+            return True
+        reported, complete = [], True
+        for intent in found:
+            try:
+                hook(intent, orphan.meta)
+            except RecordNotDurable:
+                complete = False  # our spool cannot take it now: keep the orphan, try again later
+                break
+            except Exception as exc:  # noqa: BLE001 - a bug must not keep the orphan's records back
+                containment.record("intent adoption", exc)
+                continue
+            reported.append(intent.event_id)
+        if reported:
+            try:
+                orphan.append_to_adopted(b"".join(encode_frame(intents_mod.resolve_payload(event_id))
+                                                  for event_id in reported))
+            except OSError as exc:
+                containment.record("intent adoption", exc)  # a later adopter may report them again
+        return complete
 
     def _export_one_batch(self) -> int:
         """Export the next batch (adopted spools first). Returns its size, 0 when nothing was sent."""
@@ -482,11 +547,16 @@ class DurableLogRecordProcessor(LogRecordProcessor):
     def _send(self, spool: ProcessSpool, resource: Resource, scope: InstrumentationScope) -> int:
         """Export one batch of ``spool`` (retrying until it succeeds or we stop); its size, or 0."""
         opts = self.options
+        start = (spool.ack_segment, spool.ack_offset)
         payloads, position = spool.read_batch(opts.batch_records, opts.batch_bytes)
         if not payloads:
-            if position != (spool.ack_segment, spool.ack_offset):
-                spool.ack(position, 0)
+            if position != start:
+                spool.ack(position, 0, self._intents.hold() if spool.own else None)
             return 0
+        frames_read = len(payloads)
+        # Intent and resolve frames are not exported; the own spool's open ones hold the ack file.
+        payloads = self._intents.sift(payloads, start) if spool.own else intents_mod.drop_markers(payloads)
+        hold = self._held_position(spool, position) if spool.own else None
         # An exporter may take payloads in its own wire form (the sink: JSON lines spliced from the
         # spooled bytes); the standard ones get SDK records.
         decode = getattr(self._exporter, "spooled_codec", None) or frames_mod.decode_record
@@ -503,18 +573,33 @@ class DurableLogRecordProcessor(LogRecordProcessor):
             while True:
                 if self._export(records):
                     self.stats.exported += len(records)
-                    spool.ack(position, len(payloads))
+                    spool.ack(position, len(payloads), hold)
                     with self._lock:
                         self._space.notify_all()
-                    return len(payloads)
+                    return frames_read
                 self.stats.failed += 1
                 self.stats.retried += len(records)
                 delay = min(opts.backoff_max_s, opts.backoff_initial_s * (2 ** attempt))
                 attempt = min(attempt + 1, 30)
                 if self._stop.wait(delay * random.uniform(0.5, 1.5)):
-                    return len(payloads)  # stopping: the batch stays spooled for the next process
+                    return frames_read  # stopping: the batch stays spooled for the next process
         finally:
             self._export_busy = False
+
+    def _held_position(self, spool: ProcessSpool, position: tuple[int, int]) -> tuple[int, int] | None:
+        """Where the ack file must stop for open intents, holding at most a quarter of the spool limit.
+
+        An intent whose request never ends (its record failed, an adapter bug) would otherwise keep
+        every later segment until the process ends, and fill the spool."""
+        hold = self._intents.hold()
+        while hold is not None:
+            held = sum(seg.size for seg in list(spool.segments) if hold[0] <= seg.number < position[0])
+            if held <= self.options.max_bytes // 4:
+                break
+            self._intents.release_oldest()
+            containment.record("intent hold", intents_mod.HoldReleased())
+            hold = self._intents.hold()
+        return hold
 
     def _export(self, records: list[Any]) -> bool:
         if not records:
@@ -592,7 +677,9 @@ class DurableLogRecordProcessor(LogRecordProcessor):
             containment.record("exporter shutdown", exc)
         spool = self._spool
         if spool is not None:
-            drained = spool.is_drained() and not self._export_busy
+            # An intent still open (a request running at exit) keeps the spool for the next
+            # process, which reports it as interrupted.
+            drained = spool.is_drained() and not self._export_busy and not self._intents.open
             if drained:
                 try:
                     spool_mod.record_ended_chain(self.options.spool_dir, self.chain.chain_id, self.chain.seq)
@@ -641,7 +728,8 @@ def _last_sealed_seq(spool: ProcessSpool) -> int:
             continue
         last = None
         for payload, _end in spool_mod.iter_frames(data):
-            last = payload
+            if not intents_mod.is_marker(payload):  # intent/resolve frames are not chained
+                last = payload
         if last is not None:
             try:
                 return int(frames_mod.trailer(last)[2])

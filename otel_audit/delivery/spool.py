@@ -38,6 +38,7 @@ FILE_MODE = 0o600
 DIR_MODE = 0o700
 STATE_SIZE = 512
 ENDED_FILE = "ended"
+MARKER = b"\x1d"  # first byte of an intent/resolve frame (delivery/intents.py); records start with "["
 
 
 def encode_frame(payload: bytes) -> bytes:
@@ -296,14 +297,20 @@ class ProcessSpool:
             self._read_fds[seg.number] = fd
         return fd
 
-    def ack(self, position: tuple[int, int], records: int) -> int:
-        """Move the cursor to ``position``; delete segments wholly behind it. Returns bytes freed."""
+    def ack(self, position: tuple[int, int], records: int, hold: tuple[int, int] | None = None) -> int:
+        """Move the cursor to ``position``; delete segments wholly behind it. Returns bytes freed.
+
+        ``hold``: the persisted cursor and deletion stop there (an open intent, delivery/intents.py)
+        while reading goes on from ``position``; a crash re-sends what lies between (at-least-once).
+        """
         seg_no, offset = position
+        if hold is not None and hold < position:
+            seg_no, offset = hold
         freed = 0
         with self._lock:
-            self.ack_segment, self.ack_offset = seg_no, offset
+            self.ack_segment, self.ack_offset = position
             for seg in self.segments:
-                if seg.number == seg_no:
+                if seg.number == position[0]:
                     seg.acked_records += records
             done = [s for s in self.segments if s.number < seg_no and not (self.own and s is self.segments[-1])]
             for seg in done:
@@ -326,6 +333,27 @@ class ProcessSpool:
             seg.path.unlink()
         except FileNotFoundError:
             pass
+
+    def append_to_adopted(self, data: bytes) -> None:
+        """Append whole frames to an adopted (dead process's) spool, as a new last segment.
+
+        Not to its last segment: that may end in a torn frame, and nothing after one is read.
+        Synced before returning, so a later adopter sees them even after a power loss.
+        """
+        with self._lock:
+            number = (self.segments[-1].number if self.segments else self.ack_segment) + 1
+        path = self.path / f"{number:012d}.seg"
+        fd = _open_private(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+            os.fdatasync(fd)
+        finally:
+            os.close(fd)
+        with self._lock:
+            self.segments.append(Segment(number, path, len(data)))
+            self._bytes += len(data)
 
     def evict_oldest(self) -> tuple[int, int]:
         """Drop the oldest non-active segment (``drop_oldest``). Returns (records lost, bytes freed)."""
@@ -443,6 +471,6 @@ def count_frames(path: Path, start: int = 0) -> tuple[int, int]:
         return 0, 0
     count = 0
     end = start
-    for _payload, end in iter_frames(data, start):
-        count += 1
+    for payload, end in iter_frames(data, start):
+        count += payload[:1] != MARKER  # intent/resolve frames are not records
     return count, end - start
