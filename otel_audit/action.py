@@ -83,7 +83,14 @@ def resolve(event: AuditEvent, classifier: Any = None) -> Any:
     elif signal is not None:
         _take_signal(event, signal)
     elif change is not None:
-        event.category = "admin" if event.category == "admin" else change.category
+        # On an admin site, plain data changes keep category admin; account and role changes keep
+        # their own category (rules on account_management must see them wherever they were made).
+        if event.category == "admin" and change.category in ("data_modification", "data_access"):
+            event.attributes.setdefault("audit.via", "admin")
+        else:
+            if event.category == "admin":
+                event.attributes.setdefault("audit.via", "admin")
+            event.category = change.category
         event.action = change.action
     else:
         rest = rest_action(event)

@@ -43,7 +43,7 @@ class RequestScope:
     def add_change(self, change: Change) -> None:
         """Fold ``change`` in: an ORM-level entry takes over the statement-level entry of the same
         table and operation (it knows the id and the fields); statement-level entries of the same
-        table and action merge, their rows added up."""
+        table, action and operation merge, their rows added up (a CREATE and a DROP stay two)."""
         changes = self.changes
         if change.orm:
             if change.rows is None:
@@ -60,7 +60,7 @@ class RequestScope:
         elif change.id is None:
             for entry in reversed(changes):
                 if not entry.orm and entry.table == change.table and entry.action == change.action \
-                        and entry.error == change.error:
+                        and entry.operation == change.operation and entry.error == change.error:
                     entry.rows = _add_rows(entry.rows, change.rows)
                     entry.statements += 1
                     return

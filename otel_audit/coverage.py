@@ -25,8 +25,8 @@ ANY_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 #: Methods frameworks add to every route on their own.
 IMPLICIT_METHODS = frozenset({"HEAD", "OPTIONS"})
 #: Row changes checked per table: (db operation, action of an ORM adapter, action of a SQL adapter).
-TABLE_OPERATIONS = (("INSERT", "create_resource", "insert"), ("UPDATE", "update_resource", "update"),
-                    ("DELETE", "delete_resource", "delete"))
+TABLE_OPERATIONS = (("INSERT", "create_resource", "create_resource"), ("UPDATE", "update_resource", "update_resource"),
+                    ("DELETE", "delete_resource", "delete_resource"))
 
 
 class CoverageError(Exception):

@@ -60,7 +60,25 @@ def record_change(fact: AuditEvent, change: Change, in_transaction: bool | None 
         containment.record("change", exc)
 
 
-def _note_intent(runtime: Any, scope: RequestScope) -> None:
+def before_write(category: str, action: str, table: str | None, operation: str | None) -> None:
+    """A DB adapter is about to run a data-changing statement: the request's intent frame is
+    written first (once per request), so a process killed after the commit still leaves evidence,
+    and under fail-closed a spool that cannot take it stops the statement (``AuditUnavailable``)
+    before anything changed."""
+    scope = current_scope()
+    if scope is None or scope.intent or scope.kind != "request" or category not in _WRITES:
+        return
+    try:
+        runtime = get_runtime()
+        if runtime is not None:
+            _note_intent(runtime, scope, Change(category, action, table=table, operation=operation))
+    except AuditUnavailable:
+        raise
+    except Exception as exc:  # noqa: BLE001 - never break the statement
+        containment.record("intent", exc)
+
+
+def _note_intent(runtime: Any, scope: RequestScope, change: Change | None = None) -> None:
     """The first change of a request: an intent frame, so a process killed before the response
     still leaves evidence (docs/delivery.md). Written once per request."""
     scope.intent = True
@@ -69,7 +87,8 @@ def _note_intent(runtime: Any, scope: RequestScope) -> None:
         return
     http = scope.http
     actor = scope.actor
-    change = scope.changes[-1] if scope.changes else None
+    if change is None:
+        change = scope.changes[-1] if scope.changes else None
     attributes = {
         "audit.category": change.category if change else "data_modification",
         "audit.action": change.action if change else "update_resource",

@@ -25,11 +25,12 @@ from otel_audit.event import Actor, AuditEvent, DbInfo, Source, Target
 #: Who calls each route, with which answer: (label, actor kind, HTTP status).
 ROUTE_PROBES = (("member 200", "member", 200), ("admin 200", "admin", 200),
                 ("anonymous 401", "anonymous", 401), ("member 403", "member", 403))
-#: What happens to each table: (db operation, ORM action, SQL action, category).
-TABLE_PROBES = (("SELECT", "query", "query", "data_access"),
-                ("INSERT", "create_resource", "insert", "data_modification"),
-                ("UPDATE", "update_resource", "update", "data_modification"),
-                ("DELETE", "delete_resource", "delete", "data_modification"))
+#: What happens to each table: (db operation, ORM action, SQL action, category) - one vocabulary,
+#: so the ORM and the SQL layer name a change alike.
+TABLE_PROBES = (("SELECT", "read_resource", "read_resource", "data_access"),
+                ("INSERT", "create_resource", "create_resource", "data_modification"),
+                ("UPDATE", "update_resource", "update_resource", "data_modification"),
+                ("DELETE", "delete_resource", "delete_resource", "data_modification"))
 
 
 class ReportError(Exception):

@@ -22,7 +22,8 @@ from opentelemetry.instrumentation.instrumentor import BaseInstrumentor
 
 from otel_audit.errors import containment
 from otel_audit.instrumentation._sql import classify, record_statement
-from otel_audit.recording import end_transaction
+from otel_audit.context import current_scope
+from otel_audit.recording import before_write, end_transaction
 
 _MAX_PARAMETER_ROWS = 10
 
@@ -83,6 +84,15 @@ def _record(facts: _DbFacts, sql: Any, parameters: Any, cursor: Any, error: Base
         _emit(facts, statement, sql, parameters, cursor, error)
     except Exception as exc:  # noqa: BLE001 - never break the query
         containment.record("dbapi record", exc)
+
+
+def _before(facts: _DbFacts, sql: Any) -> None:
+    """Before a statement runs: a data-changing one in a request writes the request's intent first."""
+    if current_scope() is None:
+        return
+    statement = classify(sql)
+    if statement is not None:
+        before_write(statement.category, statement.action, statement.table, statement.operation)
 
 
 def _record_execute(facts: _DbFacts, sql: Any, args: Any, kwargs: Any, cursor: Any,
@@ -178,6 +188,7 @@ class AuditedCursor(_Proxy):
         if facts.owned:
             result = wrapped.execute(sql, *args, **kwargs)
         else:
+            _before(facts, sql)
             try:
                 result = wrapped.execute(sql, *args, **kwargs)
             except Exception as error:
@@ -192,6 +203,7 @@ class AuditedCursor(_Proxy):
         if facts.owned:
             result = wrapped.executemany(sql, rows, *args, **kwargs)
         else:
+            _before(facts, sql)
             try:
                 result = wrapped.executemany(sql, rows, *args, **kwargs)
             except Exception as error:
@@ -230,6 +242,7 @@ class AuditedConnection(wrapt.ObjectProxy):
         facts = self._self_facts
         if facts.owned:
             return self.__wrapped__.execute(sql, *args, **kwargs)
+        _before(facts, sql)
         try:
             cursor = self.__wrapped__.execute(sql, *args, **kwargs)
         except Exception as error:
@@ -242,6 +255,7 @@ class AuditedConnection(wrapt.ObjectProxy):
         facts = self._self_facts
         if facts.owned:
             return self.__wrapped__.executemany(sql, rows, *args, **kwargs)
+        _before(facts, sql)
         try:
             cursor = self.__wrapped__.executemany(sql, rows, *args, **kwargs)
         except Exception as error:

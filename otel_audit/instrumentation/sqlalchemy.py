@@ -34,7 +34,8 @@ from otel_audit.event import AuditEvent, Change, DbInfo, Source, Target
 from otel_audit.instrumentation._request import scope_and_actor
 from otel_audit.instrumentation._sql import classify, record_statement
 from otel_audit.instrumentation.dbapi import _plain, mark_owned
-from otel_audit.recording import end_transaction, record_change
+from otel_audit.context import current_scope
+from otel_audit.recording import before_write, end_transaction, record_change
 
 _PENDING_KEY = "_otel_audit_pending"
 _MAX_PARAMETER_ROWS = 10
@@ -93,6 +94,21 @@ def _after_cursor_execute(conn: Any, cursor: Any, statement: str, parameters: An
         _statement(conn, statement, parameters, executemany, row_count if isinstance(row_count, int) else None, None)
     except Exception as exc:  # noqa: BLE001 - never break the query
         containment.record("sqlalchemy statement", exc)
+
+
+def _before_cursor_execute(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any,
+                           executemany: bool) -> None:
+    """A data-changing statement in a request writes the request's intent first (fail-closed:
+    ``AuditUnavailable`` stops it before anything changed)."""
+    if current_scope() is None:
+        return
+    try:
+        classified = classify(statement)
+    except Exception as exc:  # noqa: BLE001
+        containment.record("sqlalchemy before statement", exc)
+        return
+    if classified is not None:
+        before_write(classified.category, classified.action, classified.table, classified.operation)
 
 
 def _handle_error(context: Any) -> None:
@@ -251,6 +267,7 @@ def _rollback(conn: Any) -> None:
 
 
 _LISTENERS = (
+    (Engine, "before_cursor_execute", _before_cursor_execute),
     (Engine, "after_cursor_execute", _after_cursor_execute),
     (Engine, "commit", _commit),
     (Engine, "rollback", _rollback),

@@ -84,3 +84,22 @@ def add_maintenance_route(app) -> None:
         finally:
             conn.close()
         return jsonify(archived=True)
+
+
+#: What an ``audit.changes`` entry may hold below level full: names and counts, never values.
+CHANGE_KEYS = {"action", "type", "table", "id", "fields", "rows", "statements", "error"}
+
+
+def changes(record: dict[str, Any], **wanted: Any) -> list[dict[str, Any]]:
+    """The record's ``audit.changes`` entries (the rows and statements its action touched) that
+    have every ``wanted`` key with that value."""
+    entries = list((record.get("attributes") or {}).get("audit.changes") or [])
+    return [entry for entry in entries if all(entry.get(key) == value for key, value in wanted.items())]
+
+
+def assert_changes_hold_no_values(record: dict[str, Any]) -> None:
+    """Below level full an action's changes say what was touched (table, id, field names, rows),
+    never what it held."""
+    __tracebackhide__ = True
+    for entry in changes(record):
+        assert set(entry) <= CHANGE_KEYS, f"{record.get('event_name')}: change entry with values {entry}"

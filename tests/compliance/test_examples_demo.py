@@ -36,7 +36,7 @@ def test_django_demo(tmp_path):
     assert "role-changes" in table and "admin-site" in table  # examples/django_app/policy.yaml decided
     records = [json.loads(line) for line in (tmp_path / "audit.jsonl").read_text().splitlines()]
     assert {r["attributes"]["audit.policy.id"] for r in records} == {"notes-django"}
-    assert not [r for r in records if r["event_name"] == "audit.data_access.query"]  # reads stay off
+    assert not [r for r in records if r["event_name"] == "audit.data_access.read_resource"]  # reads stay off
     assert "bob-pw" not in (tmp_path / "audit.jsonl").read_text()
 
 

@@ -40,7 +40,7 @@ def test_text_report_for_the_flask_example_under_a_policy_extending_the_pack(tmp
     assert "notes-are-cardholder-data" in chd and "note-endpoints-are-cardholder-data" in chd
     assert ("route:    GET /notes/<int:note_id> [member 200] -> audit.http.request by note-endpoints-are-cardholder-data "
             "(metadata) covered") in chd
-    assert "table:    notes [SELECT] -> audit.data_access.query by notes-are-cardholder-data (metadata) covered" in chd
+    assert "table:    notes [SELECT] -> audit.data_access.read_resource by notes-are-cardholder-data (metadata) covered" in chd
     assert "users" not in chd  # not cardholder data
     assert "test:     tests/compliance/test_pci_dss.py::test_10_2_1_1_individual_access_to_cardholder_data" in chd
 

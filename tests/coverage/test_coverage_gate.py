@@ -51,8 +51,8 @@ def test_flask_example_full_report(tmp_path: Path) -> None:
         "DELETE /notes/<int:note_id>": ("audit.http.request", "deletes", "request", "DELETE *"),
         "POST /login": ("audit.authentication.login", "default", "metadata", None),
         "GET /notes": ("audit.http.request", "default", "metadata", None),
-        "users DELETE": ("audit.data_modification.delete", "user-table-changes", "request", "users"),
-        "users UPDATE": ("audit.data_modification.update", "user-table-changes", "request", "users"),
+        "users DELETE": ("audit.data_modification.delete_resource", "user-table-changes", "request", "users"),
+        "users UPDATE": ("audit.data_modification.update_resource", "user-table-changes", "request", "users"),
     }
     for subject, (event, rule, level, critical) in expected.items():
         row = rows[subject]
