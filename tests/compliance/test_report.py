@@ -49,7 +49,7 @@ def test_text_report_for_the_flask_example_under_a_policy_extending_the_pack(tmp
             "pci-dss.account-and-privilege-changes (request) covered") in privileges
     assert ("route:    POST /admin/users/<username>/role [member 403] -> audit.authorization.grant_role by "
             "pci-dss.access-denied (metadata) recorded") in privileges
-    assert "table:    users [UPDATE] -> audit.data_modification.update by pci-dss.credential-stores (request) covered" \
+    assert "table:    users [UPDATE] -> audit.data_modification.update_resource by pci-dss.credential-stores (request) covered" \
         in privileges
 
     partial = out.split("PARTIAL (what an application library can do):", 1)[1].split("OUT OF SCOPE", 1)[0]
