@@ -227,5 +227,12 @@ DETECTOR_NAMES = frozenset(d.name for d in BUILTIN_DETECTORS)
 
 
 def custom_detector(name: str, pattern: str, validator: str | None, action: str) -> Detector:
-    """A detector from the policy's ``custom_detectors`` (validated by ``validate_config`` first)."""
-    return Detector(name, "custom", "custom detector from the policy", pattern, action, validator=validator)
+    """A detector from the policy's ``custom_detectors`` (validated by ``validate_config`` first).
+
+    Its regex runs on RE2 (:class:`~otel_audit.redaction.linear.LinearPattern`): a policy's
+    pattern is not reviewed like the built-in ones, so its matching time must not depend on it."""
+    from otel_audit.redaction.linear import LinearPattern
+
+    detector = Detector(name, "custom", "custom detector from the policy", pattern, action, validator=validator)
+    object.__setattr__(detector, "compiled", LinearPattern(pattern))
+    return detector

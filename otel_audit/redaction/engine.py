@@ -679,6 +679,10 @@ class Redactor:
                     state.count += 1
                     return f"[REDACTED:{found.name}]"
                 return self._replace_spans(text, found, state, ordered=True) if found else text
+            if _native_reads(text):
+                # The native loop takes this text but stopped: PCRE2 hit its match limit (or the
+                # loop panicked). The text is not scanned again without that bound: it is unsafe.
+                return _scan_limit_hit(state)
         ascii_text = text.isascii()
         lowered: str | None = None
         text_shape = text.encode("ascii").translate(SHAPE_TABLE) if ascii_text else None
@@ -687,10 +691,12 @@ class Redactor:
         for entry in plan.select(_features(text, text_shape), len(text)):
             if entry[9]:  # no checks, no anchors: the regex's own literal prefix is the check
                 compiled = entry[0]
-                first = compiled.search(text)
+                # A policy's regex (RE2) searches through a searcher that encodes the text once.
+                search = compiled.search if type(compiled) is re.Pattern else compiled.searcher(text)
+                first = search(text)
                 if first is None:
                     continue
-                found = _find(compiled, entry[1], text, first)
+                found = _find(compiled, entry[1], text, first, search)
                 if found is None:
                     state.count += 1
                     return f"[REDACTED:{entry[1][0].name}]"
@@ -720,7 +726,7 @@ class Redactor:
             if text_shape is not None and shape_gate is not None and not shape_gate(text_shape):
                 continue
             if anchored is None:
-                search = compiled.search
+                search = compiled.search if type(compiled) is re.Pattern else compiled.searcher(text)
             else:
                 if type(anchored) is _Group:
                     if text_shape is not None and anchored.anchored:  # tried only where a match can start
@@ -796,6 +802,31 @@ class Redactor:
             position = end
         pieces.append(text[position:])
         return "".join(pieces)
+
+
+#: Texts redacted whole because a scan hit its bound (PCRE2's match limit), since start.
+SCAN_LIMIT_HITS = [0]
+_SCAN_LIMIT_MARKER = "[REDACTED:scan_limit]"
+_NATIVE_UNREAD = re.compile("[^\x00-\x1b\x20-\x7f]")
+
+
+def _native_reads(text: str) -> bool:
+    """Whether the native loop scans ``text`` itself (ASCII without U+001C..U+001F): if it then
+    answers None, it stopped on a limit."""
+    return text.isascii() and _NATIVE_UNREAD.search(text) is None
+
+
+def _scan_limit_hit(state: _Pass) -> str:
+    """A text whose scan hit the engine's bound: redacted whole, counted (never passed through)."""
+    SCAN_LIMIT_HITS[0] += 1
+    state.count += 1
+    if SCAN_LIMIT_HITS[0] == 1:
+        print(
+            "otel-audit: redaction: a text hit the scan's match limit and was redacted whole "
+            "([REDACTED:scan_limit]); further ones are counted, not printed",
+            file=sys.stderr,
+        )
+    return _SCAN_LIMIT_MARKER
 
 
 def _native_enabled() -> bool:
