@@ -147,7 +147,8 @@ ENV_VARS: tuple[EnvVar, ...] = (
         _dotted_callable,
         None,
         "A callable (`pkg.module:function`) asked first for the actor of each request; it gets the "
-        "adapter's facts object and returns an `Actor`, a user object/mapping or an id.",
+        "adapter's facts object and returns an `Actor`, a user object/mapping or an id. Imported at start-up: "
+        "fail-closed refuses to start if it cannot be, fail-open says so and continues without it.",
     ),
     EnvVar(
         "OTEL_AUDIT_LOGGERS",

@@ -54,6 +54,29 @@ def _make_exporter(config: AuditConfig) -> tuple[Any, str]:
     return JsonLinesExporter(config.sink_path), f"the embedded sink {config.sink_path}"
 
 
+def _check_actor_resolver(config: AuditConfig) -> AuditConfig:
+    """``OTEL_AUDIT_ACTOR_RESOLVER`` is imported now, not at the first request: under fail-closed a
+    resolver that cannot be loaded refuses start-up (``ConfigError``, naming the variable); under
+    fail-open it is said once on stderr and auditing continues without it."""
+    dotted = (config.actor_resolver or "").strip()
+    if not dotted:
+        return config
+    from otel_audit.actors import _load_resolver
+
+    try:
+        loaded = _load_resolver(dotted)
+        problem = None if callable(loaded) else "it is not callable"
+    except Exception as exc:  # noqa: BLE001 - import errors, a missing attribute, the module's own errors
+        problem = f"cannot import it ({type(exc).__name__})"  # type only: a message may quote app data
+    if problem is None:
+        return config
+    message = f"OTEL_AUDIT_ACTOR_RESOLVER: {dotted!r} is invalid: expected an importable 'package.module:function'; {problem}"
+    if config.fail_mode == "closed":
+        raise ConfigError(message)
+    print(f"otel-audit: ERROR: {message}; continuing without it (fail mode open)", file=sys.stderr)
+    return dataclasses.replace(config, actor_resolver=None)
+
+
 class AuditRuntime:
     """Everything one process needs to audit: config, policy, provider, pipeline."""
 
@@ -79,6 +102,7 @@ class AuditRuntime:
         policy, policy_error = load_or_fallback(config.policy, config.fail_mode)
         if getattr(policy, "failure_mode", "open") == "closed" and config.fail_mode != "closed":
             config = dataclasses.replace(config, fail_mode="closed")
+        config = _check_actor_resolver(config)
         if exporter is not None:
             _exporter, destination = exporter, f"the injected exporter {type(exporter).__name__}"
         else:

@@ -165,7 +165,12 @@ BUILTIN_DETECTORS: tuple[Detector, ...] = (
     ),
     Detector(
         "url_credentials", "secret", "password in a URL or DSN (`scheme://user:password@host`)",
-        r"://[^\s:/?#@\"'<>]{0,256}:(?P<value>[^\s/?#\"'<>]{1,256})@", "mask", needs=(":", "/", "@"),
+        # RFC 3986 reads the password up to the last "@" before the host; DSN parsers (SQLAlchemy,
+        # JDBC) also let it hold "/", "?" and "#". So: the first "@"-free run (which may hold
+        # them), then more "@"-led runs without them while another "@" follows; not a port and
+        # path (``host:8080/a@b``).
+        r"://[^\s:/?#@\"'<>]{0,256}:(?P<value>(?!\d{1,5}[/?#])[^\s\"'<>@]{1,256}"
+        r"(?:@[^\s\"'<>@/?#]{0,256}(?=@)){0,16})@", "mask", needs=(":", "/", "@"),
     ),
     Detector(
         "signed_url_param", "secret",
@@ -188,7 +193,9 @@ BUILTIN_DETECTORS: tuple[Detector, ...] = (
     ),
     Detector(
         "credit_card", "personal", "payment card number (PAN)",
-        r"(?<![\w.-]\d)(?:[ -]?\d){12,18}(?![\w-])", "mask", validator="luhn", lead=r"\d",
+        # Only digits (and "." / "-" before) bound it: a letter or a byte decoded as one (latin-1
+        # WSGI paths) does not hide a card glued to it; Luhn and the issuer prefix decide.
+        r"(?<![\d.-]\d)(?:[ -]?\d){12,18}(?![\d-])", "mask", validator="luhn", lead=r"\d",
         # 13+ digits with at most one space or dash between them
         shape_gate=lambda shape: b"0000000000000" in shape.translate(None, b" -"), min_run=13, needs_digit=True,
     ),

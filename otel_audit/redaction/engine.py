@@ -672,14 +672,16 @@ class Redactor:
         return result
 
     def _scan_uncached(self, text: str, state: _Pass, plan: _Plan) -> str:
-        if plan.native is not None:
+        # Non-ASCII text is Python's to scan (a lone surrogate, from surrogateescape, would not
+        # even cross into the native loop).
+        if plan.native is not None and text.isascii():
             found = plan.native.scan(text)
-            if found is not None:  # else: a text only Python's ``re`` reads exactly (non-ASCII)
+            if found is not None:  # else: a text only Python's ``re`` reads exactly (separators)
                 if type(found) is not list:  # too many rejected candidates: the whole string is unsafe
                     state.count += 1
                     return f"[REDACTED:{found.name}]"
                 return self._replace_spans(text, found, state, ordered=True) if found else text
-            if _native_reads(text):
+            if _NATIVE_UNREAD.search(text) is None:
                 # The native loop takes this text but stopped: PCRE2 hit its match limit (or the
                 # loop panicked). The text is not scanned again without that bound: it is unsafe.
                 return _scan_limit_hit(state)
@@ -807,13 +809,9 @@ class Redactor:
 #: Texts redacted whole because a scan hit its bound (PCRE2's match limit), since start.
 SCAN_LIMIT_HITS = [0]
 _SCAN_LIMIT_MARKER = "[REDACTED:scan_limit]"
-_NATIVE_UNREAD = re.compile("[^\x00-\x1b\x20-\x7f]")
-
-
-def _native_reads(text: str) -> bool:
-    """Whether the native loop scans ``text`` itself (ASCII without U+001C..U+001F): if it then
-    answers None, it stopped on a limit."""
-    return text.isascii() and _NATIVE_UNREAD.search(text) is None
+#: What the native loop leaves to Python in an ASCII text (U+001C..U+001F: Python's ``\s``
+#: matches them, PCRE2's does not). An ASCII text without them that it answers None for: a limit.
+_NATIVE_UNREAD = re.compile("[\x1c-\x1f]")
 
 
 def _scan_limit_hit(state: _Pass) -> str:
@@ -1030,46 +1028,64 @@ class _Group:
     """Detectors sharing a ``lead`` (``\\d``: card, SSN, IPv4), found in one pass of one regex.
 
     In ASCII text the regex is tried only where a match can start (:meth:`starts`): at a digit
-    that does not follow a word character (the members' shared look-behind) and that begins one
-    of the members' shape anchors (``000-00-0000``, ``0.``) or, for members that are long runs
-    of digits, spaces and dashes (a card: ``min_run``), such a run. Those places are found in
-    the text's shape by one regex, so a card look-alike inside a long digit run is tried once."""
+    that its member's look-behind allows (SSN and IPv4: not after a word character; a card: not
+    after a digit, ``.`` or ``-``) and that begins one of the member's shape anchors
+    (``000-00-0000``, ``0.``) or, for members that are long runs of digits, spaces and dashes (a
+    card: ``min_run``), such a run. Those places are found in the text's shape by one regex, so
+    a card look-alike inside a long digit run is tried once."""
 
     def __init__(self, lead: str, members: tuple[Detector, ...]) -> None:
         self.lead = lead
         self.members = members
-        # The members' look-behinds all say "not after a word character": checked once, first.
+        # When every member's look-behind says "not after a word character": checked once, first.
         self.shared = f"(?<!\\w{lead})" if all(d.pattern.startswith("(?<![\\w") for d in members) else ""
         alternatives = "|".join(f"(?P<_d{index}>{d.pattern})" for index, d in enumerate(members))
         self.compiled = re.compile(f"{lead}{self.shared}(?:{alternatives})")
-        # Where a match can start, read in the shape: a digit (``0``) not after a word character
-        # (``0``, ``A``, ``a``), followed by the rest of a member's anchor or run.
-        ahead = []
+        # Where a match can start, read in the shape: a digit (``0``) its member's look-behind
+        # allows, followed by the rest of one of the member's anchors or its run.
+        starts: list[bytes] | None = []
         for d in members:
+            behind = _shape_look_behind(d.pattern, lead)
+            ahead = []
             if d.anchors and d.anchor_in == "shape":
                 for literal, offset in d.anchors:
                     if offset or not isinstance(literal, bytes) or not literal.startswith(b"0"):
                         ahead = []
                         break
                     ahead.append(re.escape(literal[1:]))
-                else:
-                    continue
+            elif d.min_run:
+                ahead.append(b"[0 \\-]{%d}" % (d.min_run - 1))
+            if behind is None or not ahead:
+                starts = None
                 break
-            if not d.min_run:
-                ahead = []
-                break
-            ahead.append(b"[0 \\-]{%d}" % (d.min_run - 1))
+            starts.append(b"(?<!" + behind + b"0)(?=" + b"|".join(ahead) + b")")
         #: Whether :meth:`starts` holds every place a match can start (else: search the text).
         self.anchored = (
-            lead == r"\d" and bool(self.shared) and bool(ahead)
+            lead == r"\d" and bool(starts)
             and not any(d.keyed or d.extend_left or "value" in d.compiled.groupindex for d in members)
         )  # fmt: skip
-        self._starts = re.compile(rb"0(?<![0Aa]0)(?=" + b"|".join(ahead) + rb")") if self.anchored else None
+        self._starts = re.compile(b"0(?:" + b"|".join(starts) + b")") if self.anchored and starts else None
 
     def starts(self, text_shape: bytes) -> list[int]:
         """Every place in the ASCII text with this shape where a match can start, in order (a
         superset: the regex decides)."""
         return [found.start() for found in self._starts.finditer(text_shape)]  # type: ignore[union-attr]
+
+
+#: A member's leading look-behind ``(?<![...]\\d)`` and the shape characters of its class.
+_LOOK_BEHIND = re.compile(r"\(\?<!\[((?:\\[wd]|[.\-]|\\-)+)\]\\d\)")
+_SHAPE_OF_CLASS = {"\\w": b"0Aa", "\\d": b"0", ".": b".", "-": b"\\-", "\\-": b"\\-"}
+
+
+def _shape_look_behind(pattern: str, lead: str) -> bytes | None:
+    """``(?<![\\w-]\\d)`` -> ``[0Aa\\-]``: the class of characters a match's lead digit may not
+    follow, in shape characters (digits ``0``, letters and ``_`` ``A``/``a``); None if the
+    pattern does not start with such a look-behind."""
+    found = _LOOK_BEHIND.match(pattern) if lead == r"\d" else None
+    if found is None:
+        return None
+    shape = b"".join(_SHAPE_OF_CLASS[token] for token in re.findall(r"\\[wd]|\\-|[.\-]", found.group(1)))
+    return b"[" + shape + b"]"
 
 
 def _min_width(compiled: re.Pattern[str]) -> int:
