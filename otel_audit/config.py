@@ -72,6 +72,17 @@ def _byte_size(value: str) -> int:
     return int(number) * _BYTE_UNITS[unit]
 
 
+def _all_logs_mode(value: str) -> str:
+    """``secrets`` / ``all`` / ``off``; the boolean spellings of the old opt-in mean ``all`` / ``off``."""
+    lowered = value.strip().lower()
+    if lowered in ("secrets", "all", "off"):
+        return lowered
+    try:
+        return "all" if _bool(lowered) else "off"
+    except ValueError:
+        raise ValueError("expected one of secrets, all, off (or true/false for all/off)") from None
+
+
 def _default_spool_dir() -> Path:
     state = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
     return Path(state) / "otel-audit" / "spool"
@@ -183,9 +194,11 @@ ENV_VARS: tuple[EnvVar, ...] = (
     EnvVar(
         "OTEL_AUDIT_REDACT_ALL_LOGS",
         "redact_all_logs",
-        _bool,
-        False,
-        "Also redact every application log record of the global OTel LoggerProvider (runs before its exporters).",
+        _all_logs_mode,
+        "secrets",
+        "Redaction of the application's own log records (the global OTel LoggerProvider, before its exporters): "
+        "`secrets` (credentials, tokens, keys, card numbers, URL credentials, signed URL parameters; no PII "
+        "pseudonyms), `all` (the audit policy's whole redaction) or `off`. `true`/`false` mean `all`/`off`.",
     ),
     EnvVar(
         "OTEL_AUDIT_SPOOL_DIR",
@@ -265,7 +278,7 @@ class AuditConfig:
     loggers: tuple[str, ...] = ("audit", "security", "django.security")
     hmac_key: str | None = field(default=None, repr=False)
     hmac_key_id: str | None = None
-    redact_all_logs: bool = False
+    redact_all_logs: str = "secrets"
     spool_dir: Path = field(default_factory=_default_spool_dir)
     spool_max_bytes: int = 1 << 30
     overflow: str = "block"

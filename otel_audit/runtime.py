@@ -212,17 +212,25 @@ def start(exporter: Any = None) -> AuditRuntime | None:
         )
         atexit.register(runtime.shutdown)
         _stop_on_sigterm(runtime)
-        if config.redact_all_logs:
-            _redact_all_logs(runtime)
+        _redact_all_logs(runtime, injected=exporter is not None)
         return runtime
 
 
-def _redact_all_logs(runtime: AuditRuntime) -> None:
-    """OTEL_AUDIT_REDACT_ALL_LOGS: the audit redactor also runs first for every application log."""
+def _redact_all_logs(runtime: AuditRuntime, injected: bool = False) -> None:
+    """OTEL_AUDIT_REDACT_ALL_LOGS: a redactor runs first for every application log record of the
+    global provider: the secret-class one by default (``secrets``), the audit policy's (``all``).
+    ``injected`` (the pytest plugin's exporter): the global provider is the test process's, left
+    alone unless the variable asks explicitly."""
+    mode = runtime.config.redact_all_logs
+    if mode == "off" or (injected and not os.environ.get("OTEL_AUDIT_REDACT_ALL_LOGS", "").strip()):
+        return
     try:
-        from otel_audit.redaction.logs import install_all_logs_redaction
+        from otel_audit.redaction.logs import install_all_logs_redaction, secrets_redactor
 
-        redactor = next(step.redactor for step in runtime.pipeline.steps if isinstance(step, Redact))
+        if mode == "all":
+            redactor = next(step.redactor for step in runtime.pipeline.steps if isinstance(step, Redact))
+        else:
+            redactor = secrets_redactor()
         install_all_logs_redaction(redactor)
     except Exception as exc:  # noqa: BLE001 - application logging must keep working
         containment.record("log redaction install", exc)
