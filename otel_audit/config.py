@@ -162,6 +162,22 @@ ENV_VARS: tuple[EnvVar, ...] = (
         "fail-closed refuses to start if it cannot be, fail-open says so and continues without it.",
     ),
     EnvVar(
+        "OTEL_AUDIT_VCS_REVISION",
+        "vcs_revision",
+        _text,
+        None,
+        "The deployed code's VCS revision (commit id), recorded in the `start` record as `vcs.ref.head.revision` "
+        "when the resource has none (`OTEL_RESOURCE_ATTRIBUTES=vcs.ref.head.revision=...`). A change between "
+        "processes is a `configuration.deploy` record.",
+    ),
+    EnvVar(
+        "OTEL_AUDIT_VCS_REPOSITORY",
+        "vcs_repository",
+        _text,
+        None,
+        "The deployed code's repository URL, recorded as `vcs.repository.url.full` when the resource has none.",
+    ),
+    EnvVar(
         "OTEL_AUDIT_LOGGERS",
         "loggers",
         _names,
@@ -275,6 +291,8 @@ class AuditConfig:
     fail_mode: str = "open"
     quiet: bool = False
     actor_resolver: str | None = None
+    vcs_revision: str | None = None
+    vcs_repository: str | None = None
     loggers: tuple[str, ...] = ("audit", "security", "django.security")
     hmac_key: str | None = field(default=None, repr=False)
     hmac_key_id: str | None = None
