@@ -151,6 +151,8 @@ class Redactor:
         self._detectors: tuple[Detector, ...] = settings.detectors
         self._actions = settings.detector_actions
         self._plan = _Plan(_scan_plan(settings.detectors), native=_native_enabled())
+        #: The card detector in use (its spans are checked against hex ids: _inside_hex_id).
+        self._card = next((d for d in settings.detectors if d.name == "credit_card"), None)
         # Hot-path caches. Attribute keys repeat on every record, so what a key means (protected,
         # an action, or a value to scan) is worked out once per key. Short strings that were
         # scanned and found clean (routes, user agents, summaries) are remembered too; strings
@@ -785,6 +787,11 @@ class Redactor:
             spans = _outside_markers(text, spans)
             if not spans:
                 return text
+        card = self._card
+        if card is not None and any(span[2] is card for span in spans):
+            spans = [span for span in spans if span[2] is not card or not _inside_hex_id(text, span[0], span[1])]
+            if not spans:
+                return text
         if len(spans) > 1 and not ordered:
             spans.sort(key=_span_order)
         merged: list[list[Any]] = []
@@ -880,6 +887,27 @@ def _outside_markers(text: str, spans: list[tuple[int, int, Detector]]) -> list[
     if not regions:
         return spans
     return [span for span in spans if not any(start <= span[0] and span[1] <= end for start, end in regions)]
+
+
+_HEX_ID_CHARS = frozenset("0123456789abcdefABCDEF-")
+_HEX_LETTERS = frozenset("abcdefABCDEF")
+
+
+def _inside_hex_id(text: str, start: int, end: int) -> bool:
+    """A card-like digit run glued to a hex letter inside a UUID, a hash or a trace id
+    (``1172ebe1-bf36-3422-8970-99779507a423``, ``34a2765c62ab57533654198052b7e380``): a token
+    of 20+ hex digits and dashes with a hex letter in it. A card glued to other letters
+    (``x4111…``, ``ÿ4111…``), or to a short hex token, is still a card."""
+    before = text[start - 1] if start else ""
+    after = text[end] if end < len(text) else ""
+    if before not in _HEX_LETTERS and after not in _HEX_LETTERS:
+        return False  # not glued to a hex letter: the validator's word stands
+    left, right = start, end
+    while left > 0 and text[left - 1] in _HEX_ID_CHARS:
+        left -= 1
+    while right < len(text) and text[right] in _HEX_ID_CHARS:
+        right += 1
+    return right - left >= 20
 
 
 def _span_order(span: tuple[int, int, Detector]) -> tuple[int, int]:

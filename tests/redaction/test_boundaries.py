@@ -69,6 +69,21 @@ def test_cards_glued_to_letters_or_odd_bytes_are_found(card: str, glue: str) -> 
         assert "[REDACTED:credit_card]" in redacted
 
 
+@pytest.mark.parametrize(
+    "text",
+    ["request_id = 1172ebe1-bf36-3422-8970-99779507a423", "job 34a2765c62ab57533654198052b7e380 done",
+     "trace c0ffee4111111111111111deadbeef"],
+)  # fmt: skip
+def test_hex_ids_glued_to_card_like_digits_are_not_cards(text: str) -> None:
+    """UUIDs, hashes and trace ids hold Luhn-valid runs after a hex letter: a token of 20+ hex
+    characters is an id, not a card glued to a letter."""
+    assert _both_ways(text) == text
+
+
+def test_a_card_glued_to_a_hex_letter_in_a_short_token_is_still_a_card() -> None:
+    assert _both_ways("ref a4111111111111111 end") == "ref a[REDACTED:credit_card] end"
+
+
 def test_digits_longer_than_a_card_stay_one_number() -> None:
     assert _both_ways("id 34111111111111111 and v1.4111111111111111") == "id 34111111111111111 and v1.4111111111111111"
 
