@@ -72,6 +72,17 @@ def _byte_size(value: str) -> int:
     return int(number) * _BYTE_UNITS[unit]
 
 
+def _all_logs_mode(value: str) -> str:
+    """``secrets`` / ``all`` / ``off``; the boolean spellings of the old opt-in mean ``all`` / ``off``."""
+    lowered = value.strip().lower()
+    if lowered in ("secrets", "all", "off"):
+        return lowered
+    try:
+        return "all" if _bool(lowered) else "off"
+    except ValueError:
+        raise ValueError("expected one of secrets, all, off (or true/false for all/off)") from None
+
+
 def _default_spool_dir() -> Path:
     state = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
     return Path(state) / "otel-audit" / "spool"
@@ -147,7 +158,24 @@ ENV_VARS: tuple[EnvVar, ...] = (
         _dotted_callable,
         None,
         "A callable (`pkg.module:function`) asked first for the actor of each request; it gets the "
-        "adapter's facts object and returns an `Actor`, a user object/mapping or an id.",
+        "adapter's facts object and returns an `Actor`, a user object/mapping or an id. Imported at start-up: "
+        "fail-closed refuses to start if it cannot be, fail-open says so and continues without it.",
+    ),
+    EnvVar(
+        "OTEL_AUDIT_VCS_REVISION",
+        "vcs_revision",
+        _text,
+        None,
+        "The deployed code's VCS revision (commit id), recorded in the `start` record as `vcs.ref.head.revision` "
+        "when the resource has none (`OTEL_RESOURCE_ATTRIBUTES=vcs.ref.head.revision=...`). A change between "
+        "processes is a `configuration.deploy` record.",
+    ),
+    EnvVar(
+        "OTEL_AUDIT_VCS_REPOSITORY",
+        "vcs_repository",
+        _text,
+        None,
+        "The deployed code's repository URL, recorded as `vcs.repository.url.full` when the resource has none.",
     ),
     EnvVar(
         "OTEL_AUDIT_LOGGERS",
@@ -182,9 +210,11 @@ ENV_VARS: tuple[EnvVar, ...] = (
     EnvVar(
         "OTEL_AUDIT_REDACT_ALL_LOGS",
         "redact_all_logs",
-        _bool,
-        False,
-        "Also redact every application log record of the global OTel LoggerProvider (runs before its exporters).",
+        _all_logs_mode,
+        "secrets",
+        "Redaction of the application's own log records (the global OTel LoggerProvider, before its exporters): "
+        "`secrets` (credentials, tokens, keys, card numbers, URL credentials, signed URL parameters; no PII "
+        "pseudonyms), `all` (the audit policy's whole redaction) or `off`. `true`/`false` mean `all`/`off`.",
     ),
     EnvVar(
         "OTEL_AUDIT_SPOOL_DIR",
@@ -261,10 +291,12 @@ class AuditConfig:
     fail_mode: str = "open"
     quiet: bool = False
     actor_resolver: str | None = None
+    vcs_revision: str | None = None
+    vcs_repository: str | None = None
     loggers: tuple[str, ...] = ("audit", "security", "django.security")
     hmac_key: str | None = field(default=None, repr=False)
     hmac_key_id: str | None = None
-    redact_all_logs: bool = False
+    redact_all_logs: str = "secrets"
     spool_dir: Path = field(default_factory=_default_spool_dir)
     spool_max_bytes: int = 1 << 30
     overflow: str = "block"

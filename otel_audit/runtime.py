@@ -56,6 +56,29 @@ def _make_exporter(config: AuditConfig) -> tuple[Any, str]:
     return JsonLinesExporter(config.sink_path), f"the embedded sink {config.sink_path}"
 
 
+def _check_actor_resolver(config: AuditConfig) -> AuditConfig:
+    """``OTEL_AUDIT_ACTOR_RESOLVER`` is imported now, not at the first request: under fail-closed a
+    resolver that cannot be loaded refuses start-up (``ConfigError``, naming the variable); under
+    fail-open it is said once on stderr and auditing continues without it."""
+    dotted = (config.actor_resolver or "").strip()
+    if not dotted:
+        return config
+    from otel_audit.actors import _load_resolver
+
+    try:
+        loaded = _load_resolver(dotted)
+        problem = None if callable(loaded) else "it is not callable"
+    except Exception as exc:  # noqa: BLE001 - import errors, a missing attribute, the module's own errors
+        problem = f"cannot import it ({type(exc).__name__})"  # type only: a message may quote app data
+    if problem is None:
+        return config
+    message = f"OTEL_AUDIT_ACTOR_RESOLVER: {dotted!r} is invalid: expected an importable 'package.module:function'; {problem}"
+    if config.fail_mode == "closed":
+        raise ConfigError(message)
+    print(f"otel-audit: ERROR: {message}; continuing without it (fail mode open)", file=sys.stderr)
+    return dataclasses.replace(config, actor_resolver=None)
+
+
 class AuditRuntime:
     """Everything one process needs to audit: config, policy, provider, pipeline."""
 
@@ -81,6 +104,7 @@ class AuditRuntime:
         policy, policy_error = load_or_fallback(config.policy, config.fail_mode)
         if getattr(policy, "failure_mode", "open") == "closed" and config.fail_mode != "closed":
             config = dataclasses.replace(config, fail_mode="closed")
+        config = _check_actor_resolver(config)
         if exporter is not None:
             _exporter, destination = exporter, f"the injected exporter {type(exporter).__name__}"
         else:
@@ -213,6 +237,31 @@ class AuditRuntime:
             )
         )
 
+    def config_change(self, action: str, changed: list[str], previous: dict[str, Any], facts: dict[str, str]) -> None:
+        """A ``configuration.deploy`` / ``configuration.policy_change`` record: each changed fact
+        as ``audit.previous.<fact>`` (from) and ``<fact>`` (to), named in ``audit.changes.fields``."""
+        before = previous.get("facts", {})
+        attributes: dict[str, Any] = {key: facts[key] for key in changed if key in facts}
+        attributes.update({f"audit.previous.{key}": before[key] for key in changed if key in before})
+        if previous.get("pid") is not None:
+            attributes["audit.previous.process.pid"] = previous["pid"]
+        if previous.get("time_unix_nano") is not None:
+            attributes["audit.previous.start_time_unix_nano"] = previous["time_unix_nano"]
+        try:
+            self.record(
+                AuditEvent(
+                    category="configuration",
+                    action=action,
+                    outcome="success",
+                    actor=Actor(id=f"pid:{os.getpid()}", type="system"),
+                    changed_fields=tuple(changed),
+                    attributes={"audit.policy.source": self._policy_source(), **attributes},
+                    origin="otel_audit",
+                )
+            )
+        except AuditUnavailable as exc:
+            containment.record(f"lifecycle {action}", exc)
+
     def _policy_source(self) -> str:
         """Where the policy came from, for lifecycle records: a path or pack name, never inline text."""
         source = self.config.policy
@@ -252,7 +301,9 @@ def start(exporter: Any = None) -> AuditRuntime | None:
         _runtime = runtime
         if not config.quiet:
             print(f"otel-audit: auditing on; records go to {runtime.destination}", file=sys.stderr)
-        runtime.lifecycle("start")
+        facts = deploy_facts(runtime)
+        runtime.lifecycle("start", **facts)
+        _record_changes_since_last_start(runtime, facts)
         if runtime.policy_error is not None:
             problems = [str(problem) for problem in runtime.policy_error.problems]
             runtime.lifecycle("policy_invalid", problems[0], **{"audit.policy.errors": problems[:20]})
@@ -262,17 +313,102 @@ def start(exporter: Any = None) -> AuditRuntime | None:
         )
         atexit.register(runtime.shutdown)
         _stop_on_sigterm(runtime)
-        if config.redact_all_logs:
-            _redact_all_logs(runtime)
+        _redact_all_logs(runtime, injected=exporter is not None)
         return runtime
 
 
-def _redact_all_logs(runtime: AuditRuntime) -> None:
-    """OTEL_AUDIT_REDACT_ALL_LOGS: the audit redactor also runs first for every application log."""
-    try:
-        from otel_audit.redaction.logs import install_all_logs_redaction
+#: What the ``start`` record says about the deployed code and its environment, from the resource
+#: (OTel semantic conventions) first, then from ``OTEL_AUDIT_VCS_*``.
+DEPLOY_FACTS = ("service.version", "vcs.ref.head.revision", "vcs.repository.url.full", "deployment.environment.name")
+POLICY_FACTS = ("audit.policy.id", "audit.policy.version", "audit.policy.hash")
+#: In the destination's spool root: what the last process started with (``_record_changes_since_last_start``).
+DEPLOY_STATE_FILE = "last-start.json"
 
-        install_all_logs_redaction(runtime._redactor())
+
+def deploy_facts(runtime: AuditRuntime) -> dict[str, str]:
+    """The deployed code (service version, VCS revision and repository), its environment and the
+    policy in force (id, version, hash): what the ``start`` record carries (PCI DSS 10.2.1.6)."""
+    resource = dict(getattr(runtime.provider.resource, "attributes", {}) or {})
+    config = runtime.config
+    values = {
+        "service.version": resource.get("service.version"),
+        "vcs.ref.head.revision": resource.get("vcs.ref.head.revision") or config.vcs_revision,
+        "vcs.repository.url.full": resource.get("vcs.repository.url.full") or config.vcs_repository,
+        "deployment.environment.name": resource.get("deployment.environment.name") or resource.get("deployment.environment"),
+        "audit.policy.id": getattr(runtime.policy, "id", None),
+        "audit.policy.version": getattr(runtime.policy, "version", None),
+        "audit.policy.hash": getattr(runtime.policy, "hash", None),
+    }
+    return {key: str(value) for key, value in values.items() if value not in (None, "")}
+
+
+def _record_changes_since_last_start(runtime: AuditRuntime, facts: dict[str, str]) -> None:
+    """Compare with what the previous process on this spool directory started with; a difference
+    is a ``configuration.deploy`` (code, version, environment) and/or a
+    ``configuration.policy_change`` record saying from what to what. The state file is read,
+    compared and rewritten under an exclusive lock, so workers starting together say it once."""
+    # The destination's spool root (next to its ``ended`` file): the previous start compared with
+    # is the one whose records went to the same trail.
+    options = getattr(runtime.processor, "options", None)
+    try:
+        previous = _swap_last_start(getattr(options, "spool_dir", None) or runtime.config.spool_dir, facts)
+    except Exception as exc:  # noqa: BLE001 - a state file problem must not stop auditing
+        containment.record("lifecycle deploy state", exc)
+        return
+    if previous is None:
+        return  # the first process on this spool directory: nothing to compare with
+    for action, keys in (("deploy", DEPLOY_FACTS), ("policy_change", POLICY_FACTS)):
+        changed = [key for key in keys if previous.get("facts", {}).get(key) != facts.get(key)]
+        if changed:
+            runtime.config_change(action, changed, previous, facts)
+
+
+def _swap_last_start(spool_dir: Any, facts: dict[str, str]) -> dict[str, Any] | None:
+    """Write this start's facts to the state file; return the previous contents (None: none)."""
+    import fcntl
+    import json
+    from pathlib import Path
+
+    root = Path(spool_dir)
+    root.mkdir(parents=True, exist_ok=True, mode=0o700)
+    path = root / DEPLOY_STATE_FILE
+    lock_fd = os.open(root / (DEPLOY_STATE_FILE + ".lock"), os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(lock_fd, fcntl.LOCK_EX)
+        previous = None
+        try:
+            previous = json.loads(path.read_text())
+        except FileNotFoundError:
+            pass
+        except ValueError:
+            previous = {"facts": {}, "unreadable": True}  # a damaged file: everything counts as changed
+        state = {"facts": facts, "pid": os.getpid(), "time_unix_nano": time.time_ns()}
+        temporary = root / f".{DEPLOY_STATE_FILE}.{os.getpid()}.tmp"
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            json.dump(state, handle, sort_keys=True)
+        os.replace(temporary, path)
+        return previous if isinstance(previous, dict) else None
+    finally:
+        os.close(lock_fd)
+
+
+def _redact_all_logs(runtime: AuditRuntime, injected: bool = False) -> None:
+    """OTEL_AUDIT_REDACT_ALL_LOGS: a redactor runs first for every application log record of the
+    global provider: the secret-class one by default (``secrets``), the audit policy's (``all``).
+    ``injected`` (the pytest plugin's exporter): the global provider is the test process's, left
+    alone unless the variable asks explicitly."""
+    mode = runtime.config.redact_all_logs
+    if mode == "off" or (injected and not os.environ.get("OTEL_AUDIT_REDACT_ALL_LOGS", "").strip()):
+        return
+    try:
+        from otel_audit.redaction.logs import install_all_logs_redaction, secrets_redactor
+
+        if mode == "all":
+            redactor = runtime._redactor()
+        else:
+            redactor = secrets_redactor()
+        install_all_logs_redaction(redactor)
     except Exception as exc:  # noqa: BLE001 - application logging must keep working
         containment.record("log redaction install", exc)
 

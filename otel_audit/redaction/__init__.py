@@ -1,6 +1,6 @@
 """Policy-driven redaction before export: key rules, validated detectors, HMAC pseudonyms, SQL and
 URL sanitising. Runs inside the process, in the pipeline's Redact step, before any exporter sees a
-record; opt-in (``OTEL_AUDIT_REDACT_ALL_LOGS``) for every application log record too.
+record; and (``OTEL_AUDIT_REDACT_ALL_LOGS``, default ``secrets``) for every application log record too.
 
     redactor = Redactor.from_config(policy.redaction)      # the policy's ``redaction:`` section
     clean = redactor.redact_attributes(attributes)

@@ -165,7 +165,12 @@ BUILTIN_DETECTORS: tuple[Detector, ...] = (
     ),
     Detector(
         "url_credentials", "secret", "password in a URL or DSN (`scheme://user:password@host`)",
-        r"://[^\s:/?#@\"'<>]{0,256}:(?P<value>[^\s/?#\"'<>]{1,256})@", "mask", needs=(":", "/", "@"),
+        # RFC 3986 reads the password up to the last "@" before the host; DSN parsers (SQLAlchemy,
+        # JDBC) also let it hold "/", "?" and "#". So: the first "@"-free run (which may hold
+        # them), then more "@"-led runs without them while another "@" follows; not a port and
+        # path (``host:8080/a@b``).
+        r"://[^\s:/?#@\"'<>]{0,256}:(?P<value>(?!\d{1,5}[/?#])[^\s\"'<>@]{1,256}"
+        r"(?:@[^\s\"'<>@/?#]{0,256}(?=@)){0,16})@", "mask", needs=(":", "/", "@"),
     ),
     Detector(
         "signed_url_param", "secret",
@@ -188,7 +193,9 @@ BUILTIN_DETECTORS: tuple[Detector, ...] = (
     ),
     Detector(
         "credit_card", "personal", "payment card number (PAN)",
-        r"(?<![\w.-]\d)(?:[ -]?\d){12,18}(?![\w-])", "mask", validator="luhn", lead=r"\d",
+        # Only digits (and "." / "-" before) bound it: a letter or a byte decoded as one (latin-1
+        # WSGI paths) does not hide a card glued to it; Luhn and the issuer prefix decide.
+        r"(?<![\d.-]\d)(?:[ -]?\d){12,18}(?![\d-])", "mask", validator="luhn", lead=r"\d",
         # 13+ digits with at most one space or dash between them
         shape_gate=lambda shape: b"0000000000000" in shape.translate(None, b" -"), min_run=13, needs_digit=True,
     ),
@@ -227,5 +234,12 @@ DETECTOR_NAMES = frozenset(d.name for d in BUILTIN_DETECTORS)
 
 
 def custom_detector(name: str, pattern: str, validator: str | None, action: str) -> Detector:
-    """A detector from the policy's ``custom_detectors`` (validated by ``validate_config`` first)."""
-    return Detector(name, "custom", "custom detector from the policy", pattern, action, validator=validator)
+    """A detector from the policy's ``custom_detectors`` (validated by ``validate_config`` first).
+
+    Its regex runs on RE2 (:class:`~otel_audit.redaction.linear.LinearPattern`): a policy's
+    pattern is not reviewed like the built-in ones, so its matching time must not depend on it."""
+    from otel_audit.redaction.linear import LinearPattern
+
+    detector = Detector(name, "custom", "custom detector from the policy", pattern, action, validator=validator)
+    object.__setattr__(detector, "compiled", LinearPattern(pattern))
+    return detector

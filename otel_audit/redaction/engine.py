@@ -151,6 +151,8 @@ class Redactor:
         self._detectors: tuple[Detector, ...] = settings.detectors
         self._actions = settings.detector_actions
         self._plan = _Plan(_scan_plan(settings.detectors), native=_native_enabled())
+        #: The card detector in use (its spans are checked against hex ids: _inside_hex_id).
+        self._card = next((d for d in settings.detectors if d.name == "credit_card"), None)
         # Hot-path caches. Attribute keys repeat on every record, so what a key means (protected,
         # an action, or a value to scan) is worked out once per key. Short strings that were
         # scanned and found clean (routes, user agents, summaries) are remembered too; strings
@@ -672,13 +674,19 @@ class Redactor:
         return result
 
     def _scan_uncached(self, text: str, state: _Pass, plan: _Plan) -> str:
-        if plan.native is not None:
+        # Non-ASCII text is Python's to scan (a lone surrogate, from surrogateescape, would not
+        # even cross into the native loop).
+        if plan.native is not None and text.isascii():
             found = plan.native.scan(text)
-            if found is not None:  # else: a text only Python's ``re`` reads exactly (non-ASCII)
+            if found is not None:  # else: a text only Python's ``re`` reads exactly (separators)
                 if type(found) is not list:  # too many rejected candidates: the whole string is unsafe
                     state.count += 1
                     return f"[REDACTED:{found.name}]"
                 return self._replace_spans(text, found, state, ordered=True) if found else text
+            if _NATIVE_UNREAD.search(text) is None:
+                # The native loop takes this text but stopped: PCRE2 hit its match limit (or the
+                # loop panicked). The text is not scanned again without that bound: it is unsafe.
+                return _scan_limit_hit(state)
         ascii_text = text.isascii()
         lowered: str | None = None
         text_shape = text.encode("ascii").translate(SHAPE_TABLE) if ascii_text else None
@@ -687,10 +695,12 @@ class Redactor:
         for entry in plan.select(_features(text, text_shape), len(text)):
             if entry[9]:  # no checks, no anchors: the regex's own literal prefix is the check
                 compiled = entry[0]
-                first = compiled.search(text)
+                # A policy's regex (RE2) searches through a searcher that encodes the text once.
+                search = compiled.search if type(compiled) is re.Pattern else compiled.searcher(text)
+                first = search(text)
                 if first is None:
                     continue
-                found = _find(compiled, entry[1], text, first)
+                found = _find(compiled, entry[1], text, first, search)
                 if found is None:
                     state.count += 1
                     return f"[REDACTED:{entry[1][0].name}]"
@@ -720,7 +730,7 @@ class Redactor:
             if text_shape is not None and shape_gate is not None and not shape_gate(text_shape):
                 continue
             if anchored is None:
-                search = compiled.search
+                search = compiled.search if type(compiled) is re.Pattern else compiled.searcher(text)
             else:
                 if type(anchored) is _Group:
                     if text_shape is not None and anchored.anchored:  # tried only where a match can start
@@ -777,6 +787,11 @@ class Redactor:
             spans = _outside_markers(text, spans)
             if not spans:
                 return text
+        card = self._card
+        if card is not None and any(span[2] is card for span in spans):
+            spans = [span for span in spans if span[2] is not card or not _inside_hex_id(text, span[0], span[1])]
+            if not spans:
+                return text
         if len(spans) > 1 and not ordered:
             spans.sort(key=_span_order)
         merged: list[list[Any]] = []
@@ -796,6 +811,27 @@ class Redactor:
             position = end
         pieces.append(text[position:])
         return "".join(pieces)
+
+
+#: Texts redacted whole because a scan hit its bound (PCRE2's match limit), since start.
+SCAN_LIMIT_HITS = [0]
+_SCAN_LIMIT_MARKER = "[REDACTED:scan_limit]"
+#: What the native loop leaves to Python in an ASCII text (U+001C..U+001F: Python's ``\s``
+#: matches them, PCRE2's does not). An ASCII text without them that it answers None for: a limit.
+_NATIVE_UNREAD = re.compile("[\x1c-\x1f]")
+
+
+def _scan_limit_hit(state: _Pass) -> str:
+    """A text whose scan hit the engine's bound: redacted whole, counted (never passed through)."""
+    SCAN_LIMIT_HITS[0] += 1
+    state.count += 1
+    if SCAN_LIMIT_HITS[0] == 1:
+        print(
+            "otel-audit: redaction: a text hit the scan's match limit and was redacted whole "
+            "([REDACTED:scan_limit]); further ones are counted, not printed",
+            file=sys.stderr,
+        )
+    return _SCAN_LIMIT_MARKER
 
 
 def _native_enabled() -> bool:
@@ -851,6 +887,27 @@ def _outside_markers(text: str, spans: list[tuple[int, int, Detector]]) -> list[
     if not regions:
         return spans
     return [span for span in spans if not any(start <= span[0] and span[1] <= end for start, end in regions)]
+
+
+_HEX_ID_CHARS = frozenset("0123456789abcdefABCDEF-")
+_HEX_LETTERS = frozenset("abcdefABCDEF")
+
+
+def _inside_hex_id(text: str, start: int, end: int) -> bool:
+    """A card-like digit run glued to a hex letter inside a UUID, a hash or a trace id
+    (``1172ebe1-bf36-3422-8970-99779507a423``, ``34a2765c62ab57533654198052b7e380``): a token
+    of 20+ hex digits and dashes with a hex letter in it. A card glued to other letters
+    (``x4111…``, ``ÿ4111…``), or to a short hex token, is still a card."""
+    before = text[start - 1] if start else ""
+    after = text[end] if end < len(text) else ""
+    if before not in _HEX_LETTERS and after not in _HEX_LETTERS:
+        return False  # not glued to a hex letter: the validator's word stands
+    left, right = start, end
+    while left > 0 and text[left - 1] in _HEX_ID_CHARS:
+        left -= 1
+    while right < len(text) and text[right] in _HEX_ID_CHARS:
+        right += 1
+    return right - left >= 20
 
 
 def _span_order(span: tuple[int, int, Detector]) -> tuple[int, int]:
@@ -999,46 +1056,64 @@ class _Group:
     """Detectors sharing a ``lead`` (``\\d``: card, SSN, IPv4), found in one pass of one regex.
 
     In ASCII text the regex is tried only where a match can start (:meth:`starts`): at a digit
-    that does not follow a word character (the members' shared look-behind) and that begins one
-    of the members' shape anchors (``000-00-0000``, ``0.``) or, for members that are long runs
-    of digits, spaces and dashes (a card: ``min_run``), such a run. Those places are found in
-    the text's shape by one regex, so a card look-alike inside a long digit run is tried once."""
+    that its member's look-behind allows (SSN and IPv4: not after a word character; a card: not
+    after a digit, ``.`` or ``-``) and that begins one of the member's shape anchors
+    (``000-00-0000``, ``0.``) or, for members that are long runs of digits, spaces and dashes (a
+    card: ``min_run``), such a run. Those places are found in the text's shape by one regex, so
+    a card look-alike inside a long digit run is tried once."""
 
     def __init__(self, lead: str, members: tuple[Detector, ...]) -> None:
         self.lead = lead
         self.members = members
-        # The members' look-behinds all say "not after a word character": checked once, first.
+        # When every member's look-behind says "not after a word character": checked once, first.
         self.shared = f"(?<!\\w{lead})" if all(d.pattern.startswith("(?<![\\w") for d in members) else ""
         alternatives = "|".join(f"(?P<_d{index}>{d.pattern})" for index, d in enumerate(members))
         self.compiled = re.compile(f"{lead}{self.shared}(?:{alternatives})")
-        # Where a match can start, read in the shape: a digit (``0``) not after a word character
-        # (``0``, ``A``, ``a``), followed by the rest of a member's anchor or run.
-        ahead = []
+        # Where a match can start, read in the shape: a digit (``0``) its member's look-behind
+        # allows, followed by the rest of one of the member's anchors or its run.
+        starts: list[bytes] | None = []
         for d in members:
+            behind = _shape_look_behind(d.pattern, lead)
+            ahead = []
             if d.anchors and d.anchor_in == "shape":
                 for literal, offset in d.anchors:
                     if offset or not isinstance(literal, bytes) or not literal.startswith(b"0"):
                         ahead = []
                         break
                     ahead.append(re.escape(literal[1:]))
-                else:
-                    continue
+            elif d.min_run:
+                ahead.append(b"[0 \\-]{%d}" % (d.min_run - 1))
+            if behind is None or not ahead:
+                starts = None
                 break
-            if not d.min_run:
-                ahead = []
-                break
-            ahead.append(b"[0 \\-]{%d}" % (d.min_run - 1))
+            starts.append(b"(?<!" + behind + b"0)(?=" + b"|".join(ahead) + b")")
         #: Whether :meth:`starts` holds every place a match can start (else: search the text).
         self.anchored = (
-            lead == r"\d" and bool(self.shared) and bool(ahead)
+            lead == r"\d" and bool(starts)
             and not any(d.keyed or d.extend_left or "value" in d.compiled.groupindex for d in members)
         )  # fmt: skip
-        self._starts = re.compile(rb"0(?<![0Aa]0)(?=" + b"|".join(ahead) + rb")") if self.anchored else None
+        self._starts = re.compile(b"0(?:" + b"|".join(starts) + b")") if self.anchored and starts else None
 
     def starts(self, text_shape: bytes) -> list[int]:
         """Every place in the ASCII text with this shape where a match can start, in order (a
         superset: the regex decides)."""
         return [found.start() for found in self._starts.finditer(text_shape)]  # type: ignore[union-attr]
+
+
+#: A member's leading look-behind ``(?<![...]\\d)`` and the shape characters of its class.
+_LOOK_BEHIND = re.compile(r"\(\?<!\[((?:\\[wd]|[.\-]|\\-)+)\]\\d\)")
+_SHAPE_OF_CLASS = {"\\w": b"0Aa", "\\d": b"0", ".": b".", "-": b"\\-", "\\-": b"\\-"}
+
+
+def _shape_look_behind(pattern: str, lead: str) -> bytes | None:
+    """``(?<![\\w-]\\d)`` -> ``[0Aa\\-]``: the class of characters a match's lead digit may not
+    follow, in shape characters (digits ``0``, letters and ``_`` ``A``/``a``); None if the
+    pattern does not start with such a look-behind."""
+    found = _LOOK_BEHIND.match(pattern) if lead == r"\d" else None
+    if found is None:
+        return None
+    shape = b"".join(_SHAPE_OF_CLASS[token] for token in re.findall(r"\\[wd]|\\-|[.\-]", found.group(1)))
+    return b"[" + shape + b"]"
 
 
 def _min_width(compiled: re.Pattern[str]) -> int:

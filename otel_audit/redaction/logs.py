@@ -1,4 +1,9 @@
-"""Opt-in (``OTEL_AUDIT_REDACT_ALL_LOGS=true``): the same redaction for every application log record.
+"""``OTEL_AUDIT_REDACT_ALL_LOGS``: redaction for every application log record (default ``secrets``).
+
+``secrets`` (:func:`secrets_redactor`): the secret-class detectors (credentials, tokens, keys, URL
+credentials, signed URL parameters) and card numbers, and the built-in key rules, but none of the
+PII pseudonyms (e-mail, IP, IBAN, SSN), which would change ordinary log lines. ``all``: the audit
+policy's own redactor.
 
 contrib's logging instrumentation copies ``extra={...}`` fields into log attributes unredacted, so
 ``log.info("login", extra={"password": pw})`` would reach the exporter as-is. We put redaction in
@@ -23,6 +28,19 @@ from otel_audit.errors import containment
 _MARK = "_otel_audit_redaction"
 _lock = threading.Lock()
 _pending: list[Any] = []  # redactors waiting for a global provider
+
+
+def secrets_redactor(environ: Any = None) -> Any:
+    """The ``secrets`` redactor: the detectors ``assert_no_secrets`` judges by (every ``secret``
+    detector and card numbers), all masking, plus the built-in key rules. Session ids keep their
+    ``hmac`` pseudonym when ``OTEL_AUDIT_HMAC_KEY`` is set, else are masked (no per-process key
+    is announced for app logs)."""
+    from otel_audit.redaction.detectors import BUILTIN_DETECTORS
+    from otel_audit.redaction.engine import Redactor
+    from otel_audit.redaction.scan import DEFAULT_SCAN
+
+    actions = {d.name: ("mask" if d.name in DEFAULT_SCAN else "off") for d in BUILTIN_DETECTORS}
+    return Redactor.from_config({"detectors": actions, "hmac": {"missing_key": "mask"}}, environ=environ)
 
 
 class RedactingLogRecordProcessor(LogRecordProcessor):

@@ -23,6 +23,7 @@ from otel_audit.attributes import LEVELS
 from otel_audit.errors import OtelAuditError
 from otel_audit.redaction.detectors import BUILTIN_DETECTORS, DETECTOR_NAMES, Detector, custom_detector
 from otel_audit.redaction.keys import DEFAULT_ATTRIBUTE_ACTIONS, GlobSet, normalise
+from otel_audit.redaction.linear import compile_error, superlinear_construct
 from otel_audit.redaction.validators import VALIDATORS
 
 ACTIONS = ("mask", "partial", "hmac", "drop")
@@ -187,6 +188,15 @@ class RedactionSettings:
                 raise _fail(path + ("pattern",), f"a valid regular expression ({exc})", show=False) from None
             if compiled.match(""):
                 raise _fail(path + ("pattern",), "a pattern that does not match the empty string", pattern)
+            construct = superlinear_construct(pattern)
+            if construct is None:
+                problem = compile_error(pattern)
+                construct = f"syntax the linear-time engine (RE2) does not take ({problem})" if problem else None
+            if construct is not None:
+                raise RedactionConfigError(
+                    path + ("pattern",),
+                    f"custom detector {name!r}: expected a pattern that matches in linear time; it has {construct}",
+                )
             validator = raw.get("validator")
             if validator is not None:
                 validator = _choice(validator, path + ("validator",), tuple(VALIDATORS))

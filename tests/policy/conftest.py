@@ -54,6 +54,9 @@ def audit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Audit]:
         if name.startswith(("OTEL_AUDIT_", "OTEL_EXPORTER_OTLP", "OTEL_LOGS_EXPORTER")):
             monkeypatch.delenv(name)
     monkeypatch.setenv("OTEL_AUDIT_SINK_PATH", str(tmp_path / "audit.jsonl"))
+    # Its own spool directory: what an earlier test's process started with (its policy) is not
+    # this test's previous deploy.
+    monkeypatch.setenv("OTEL_AUDIT_SPOOL_DIR", str(tmp_path / "spool"))
     monkeypatch.setenv("OTEL_AUDIT_QUIET", "1")
     runtime.reset_for_tests()
     yield Audit(tmp_path, monkeypatch)
