@@ -31,8 +31,11 @@ from otel_audit.errors import AuditUnavailable, containment
 from otel_audit.event import HttpInfo, Source
 from otel_audit.instrumentation._http import HttpExchange, LazyHeaders
 from otel_audit.instrumentation._request import reset_exchange, set_exchange
+from otel_audit.runtime import get_runtime
 
 PAYLOAD_LIMIT = 64 * 1024
+#: Under fail-closed, responses up to this size are held until their record is durable.
+HOLD_LIMIT = 1024 * 1024
 
 _apps: "weakref.WeakSet[Any]" = weakref.WeakSet()
 
@@ -129,6 +132,12 @@ def _source(scope: dict[str, Any], facts: _AsgiFacts) -> Source:
     )
 
 
+def _closed() -> bool:
+    """Whether the running fail mode is ``closed`` (read once per request)."""
+    runtime = get_runtime()
+    return runtime is not None and runtime.config.fail_mode == "closed"
+
+
 def _route_template(scope: dict[str, Any]) -> str | None:
     route = scope.get("route")
     return getattr(route, "path", None) or getattr(route, "path_format", None)
@@ -189,6 +198,10 @@ class AuditMiddleware:
 
         body = bytearray()
         response: dict[str, Any] = {}
+        # Fail-closed: the response is held until its record is durable, so a record that cannot be
+        # written turns it into a 503 (up to HOLD_LIMIT bytes; past that it streams, as documented).
+        held: list[Any] | None = [] if _closed() else None
+        held_bytes = 0
 
         async def tee_receive() -> Any:
             message = await receive()
@@ -197,23 +210,51 @@ class AuditMiddleware:
             return message
 
         async def observe_send(message: Any) -> None:
+            nonlocal held, held_bytes
             if message.get("type") == "http.response.start":
                 response["status"] = message.get("status")
                 response["headers"] = message.get("headers") or ()
+            if held is not None:
+                held.append(message)
+                held_bytes += len(message.get("body", b"") or b"")
+                if held_bytes <= HOLD_LIMIT:
+                    return
+                containment.record("asgi response over the fail-closed hold limit", AuditUnavailable("streamed"))
+                for earlier in held:
+                    await send(earlier)
+                held = None
+                return
             await send(message)
 
         try:
             await self.app(scope, tee_receive, observe_send)
+        except AuditUnavailable:  # a statement refused under fail-closed before it changed anything
+            self._finish(exchange, scope, body, {"status": 503}, None)
+            reset_exchange(exchange_token)
+            if held is not None or not response:  # nothing reached the client yet
+                await _refuse(send)
+                return
+            raise
         except BaseException as error:
             self._finish(exchange, scope, body, response, error)
             reset_exchange(exchange_token)
+            if held:
+                for message in held:
+                    await send(message)
             raise
-        self._finish(exchange, scope, body, response, None)
+        durable = self._finish(exchange, scope, body, response, None)
         reset_exchange(exchange_token)
+        if held is not None:
+            if durable is False:
+                await _refuse(send)
+                return
+            for message in held:
+                await send(message)
 
     @staticmethod
     def _finish(exchange: HttpExchange, scope: dict[str, Any], body: bytearray, response: dict[str, Any],
-                error: BaseException | None) -> None:
+                error: BaseException | None) -> bool:
+        """Close the request's action; False when fail-closed could not make its record durable."""
         try:
             http = exchange.http
             http.route = _route_template(scope) or http.route
@@ -234,8 +275,9 @@ class AuditMiddleware:
             status = 500
         try:
             exchange.finish(status, error)
-        except AuditUnavailable:  # the response is already on its way: counted, not refused
-            containment.record("asgi record after response", AuditUnavailable("record not durable"))
+        except AuditUnavailable:  # fail-closed: held responses become a 503 (see __call__)
+            return False
+        return True
 
 
 def _response_headers(raw_headers: Any) -> dict[str, str]:

@@ -220,6 +220,9 @@ def _finish(exchange: HttpExchange, tokens: Any, request: Any, response: Any, er
     except Exception as exc:  # noqa: BLE001
         containment.record("django response", exc)
     error = error or facts.error
+    if isinstance(error, AuditUnavailable):  # fail-closed refused a statement before it changed anything
+        status, error = 503, None
+        response = _unavailable() if response is None or not getattr(response, "streaming", False) else response
     if error is not None and status is None:
         status = 500
     trace_context = facts.trace_context
@@ -230,13 +233,19 @@ def _finish(exchange: HttpExchange, tokens: Any, request: Any, response: Any, er
         exchange.finish(status, error)
     except AuditUnavailable:
         if response is not None and not getattr(response, "streaming", False):
-            from django.http import HttpResponse
-
-            return HttpResponse("audit unavailable", status=503, content_type="text/plain")
+            return _unavailable()
     finally:
         if context_token is not None:
             otel_context.detach(context_token)
         reset_exchange(tokens)
+    return response
+
+
+def _unavailable() -> Any:
+    from django.http import HttpResponse
+
+    response = HttpResponse("audit unavailable", status=503, content_type="text/plain")
+    response["Retry-After"] = "5"
     return response
 
 
@@ -303,9 +312,7 @@ def _before_view(request: Any) -> Any:
     try:
         exchange.before_view()
     except AuditUnavailable:
-        from django.http import HttpResponse
-
-        return HttpResponse("audit unavailable", status=503, content_type="text/plain")
+        return _unavailable()
     return None
 
 

@@ -152,6 +152,12 @@ def _full_dispatch_request(wrapped: Any, instance: flask.Flask, args: Any, kwarg
         return wrapped(*args, **kwargs)
     try:
         response = wrapped(*args, **kwargs)
+    except AuditUnavailable:  # fail-closed refused a statement before it changed anything
+        try:
+            exchange.finish(503)
+        except AuditUnavailable:
+            pass
+        return _unavailable(instance)
     except BaseException as error:
         try:
             exchange.finish(500, error)
