@@ -249,6 +249,14 @@ ENV_VARS: tuple[EnvVar, ...] = (
         None,
         "Id of the chain key, recorded as `audit.chain.key_id` so keys can be rotated. Default `default`.",
     ),
+    EnvVar(
+        "OTEL_AUDIT_SPOOL_RESERVE",
+        "spool_reserve",
+        _byte_size,
+        256 << 10,
+        "Fail-closed only: disk space each process holds in its spool so that every admitted request's "
+        "record has room (a request is refused unless it is held). Default 256 KiB. See docs/delivery.md.",
+    ),
 )
 
 
@@ -273,6 +281,7 @@ class AuditConfig:
     flush_timeout_ms: int = 5000
     chain_key: str | None = field(default=None, repr=False)
     chain_key_id: str | None = None
+    spool_reserve: int = 256 << 10
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @classmethod

@@ -113,10 +113,11 @@ class AuditRuntime:
             return False
 
     def admit(self) -> None:
-        """Before-view stage: under fail-closed, refuse the request when the spool cannot take a record."""
+        """Before-view stage: under fail-closed, refuse the request unless its record would be durable
+        (the spool's state now, and disk space reserved for the record: docs/delivery.md)."""
         if self.config.fail_mode != "closed" or self.processor is None:
             return
-        if not self.processor.can_accept():
+        if not self.processor.admit():
             self.processor.stats.refused += 1
             raise AuditUnavailable("audit spool cannot accept records")
 

@@ -35,6 +35,7 @@ from otel_audit.delivery import frames as frames_mod
 from otel_audit.delivery import spool as spool_mod
 from otel_audit.delivery.canonical import CHAIN_ALG, CHAIN_ID, CHAIN_KEY_ID, canonical_parts
 from otel_audit.delivery.chain import ChainKey, ChainState
+from otel_audit.delivery.reserve import Reservation, is_full_disk
 from otel_audit.delivery.spool import ProcessSpool, encode_frame
 from otel_audit.delivery.telemetry import DeliveryStats, register_metrics
 from otel_audit.errors import OtelAuditError, containment
@@ -69,6 +70,9 @@ class DeliveryOptions:
     # After waking, and after any batch that was not full, let the next batch build up this long
     # (fewer, larger exports; far fewer GIL hand-offs with the application's threads).
     export_linger_s: float = 0.05
+    # Fail-closed: bytes held in a ballast file so an admitted request's record has room
+    # (delivery/reserve.py); 0 (fail-open) holds nothing and costs nothing.
+    reserve_bytes: int = 0
 
     @property
     def segment_bytes(self) -> int:
@@ -137,12 +141,15 @@ class DurableLogRecordProcessor(LogRecordProcessor):
         self._state_seq = 0
         self._export_busy = False
         self._exporter_awake = False  # appends skip waking an exporter thread that is already working
+        self._reservation: Reservation | None = None
 
     def _reset_after_fork(self) -> None:
         """In a forked child (gunicorn worker): own nothing of the parent's, start fresh lazily."""
         for spool in [self._spool, *self._adopted]:
             if spool is not None:
                 spool.abandon_after_fork()
+        if self._reservation is not None:
+            self._reservation.abandon_after_fork()
         self.chain = self.chain.fork()
         self._init_process_state()
 
@@ -184,6 +191,7 @@ class DurableLogRecordProcessor(LogRecordProcessor):
                 }
                 self._spool = ProcessSpool.create(root, meta, self.options.segment_bytes)
                 self._new_parents.extend(spool_mod.take_ended_chains(root))
+                self._open_reservation()
             else:
                 spool_mod.ensure_root(self.options.spool_dir)
             self._healthy = True
@@ -325,6 +333,60 @@ class DurableLogRecordProcessor(LogRecordProcessor):
             containment.record("spool check", exc)
             return False
 
+    def admit(self) -> bool:
+        """Fail-closed admission, exact: True only when a record made now would be durable.
+
+        Not a cached probe: with a reservation (``reserve_bytes``) the answer is "the ballast's
+        bytes are allocated to us right now" - no system call while it is whole, one
+        ``fallocate`` per request while the disk is full. The spool directory is re-checked on
+        every refused request, not once a second.
+        """
+        try:
+            self._ensure_started()
+            with self._lock:
+                if self._closing:
+                    return False
+                if not self._healthy:
+                    self._last_open_attempt = 0.0  # admission looks at the real state every time
+                    self._try_open_spool_locked()
+                    if not self._healthy:
+                        return False
+                if self._over_limit(_FRAME_OVERHEAD * 4) and self.options.overflow not in ("block", "drop_oldest"):
+                    return False
+                reservation = self._reservation
+                if reservation is None:
+                    if self.options.reserve_bytes:
+                        self._open_reservation()
+                        reservation = self._reservation
+                    if reservation is None:
+                        return not self.options.reserve_bytes
+                return reservation.ensure()
+        except Exception as exc:  # noqa: BLE001
+            containment.record("spool check", exc)
+            return False
+
+    def _open_reservation(self) -> None:
+        """Create the ballast of this process's spool (fail-closed only); a full disk leaves it
+        empty, which refuses requests until :meth:`admit` can grow it."""
+        if not self.options.reserve_bytes or self._spool is None or self._reservation is not None:
+            return
+        try:
+            self._reservation = Reservation(self._spool.path / "reserve", self.options.reserve_bytes)
+        except OSError as exc:
+            containment.record("spool reserve", exc)
+            return
+        self._reservation.ensure()
+
+    def _write_frames(self, spool: ProcessSpool, data: bytes, records: int) -> None:
+        """``spool.append``; on a full disk, release the reservation and write into its space."""
+        try:
+            spool.append(data, records)
+        except OSError as exc:
+            reservation = self._reservation
+            if not is_full_disk(exc) or reservation is None or not reservation.release():
+                raise
+            spool.append(data, records)
+
     # -- writer thread: group commit ---------------------------------------------------------------
 
     def _writer_loop(self) -> None:
@@ -392,7 +454,7 @@ class DurableLogRecordProcessor(LogRecordProcessor):
                                                           parents, forked_from)))
             chain.advance(seq, mac, parents is not None)
         try:
-            spool.append(frames[0] if len(frames) == 1 else b"".join(frames), len(batch))
+            self._write_frames(spool, frames[0] if len(frames) == 1 else b"".join(frames), len(batch))
             status = _WRITTEN
             if self.options.ack == "fsync":
                 spool.sync()
@@ -451,6 +513,7 @@ class DurableLogRecordProcessor(LogRecordProcessor):
             orphan = ProcessSpool.try_adopt(path, self.options.segment_bytes)
             if orphan is None:
                 continue
+            (path / "reserve").unlink(missing_ok=True)  # a dead process's ballast: give the space back
             state = orphan.read_state()
             chain_id = state.get("chain_id") or orphan.meta.get("chain_id")
             last_seq = max(int(state.get("seq") or 0), _last_sealed_seq(orphan))
@@ -590,6 +653,9 @@ class DurableLogRecordProcessor(LogRecordProcessor):
                 self._exporter.shutdown()
         except Exception as exc:  # noqa: BLE001
             containment.record("exporter shutdown", exc)
+        if self._reservation is not None:
+            self._reservation.release()
+            self._reservation.close()
         spool = self._spool
         if spool is not None:
             drained = spool.is_drained() and not self._export_busy

@@ -1,0 +1,87 @@
+"""Fail-closed is exact (issue 17): a real gunicorn server under the launcher, its spool on a small
+tmpfs that fills up. Every audited DELETE either has a durable record, or got a 503 and its view
+did not run (the item still exists) - back-to-back and 1.2 s apart (the old admission re-probed the
+spool once a second and let requests through whose records were then lost)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+from otel_audit.sink import read_sink
+from tests.support.procs import REPO, Server, base_env, free_port, launcher
+
+RESERVE = 64 << 10
+POLICY = "defaults: {required: true}\n"  # every request's record must be durable
+
+
+@pytest.fixture
+def small_tmpfs(tmp_path: Path):
+    mount_point = tmp_path / "tmpfs"
+    mount_point.mkdir()
+    result = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m,mode=0700", "tmpfs", str(mount_point)],
+                            capture_output=True, text=True)
+    if result.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here (needs root): {result.stderr.strip()}")
+    try:
+        yield mount_point
+    finally:
+        subprocess.run(["umount", "-l", str(mount_point)], check=False)
+
+
+def _fill_leaving(mount_point: Path, free: int) -> None:
+    """Fill the tmpfs until ``free`` bytes are left (tmpfs counts whole pages)."""
+    stats = os.statvfs(mount_point)
+    available = stats.f_bavail * stats.f_frsize
+    assert available > free, f"only {available} bytes free on the test tmpfs"
+    with open(mount_point / "filler", "wb") as handle:
+        handle.write(b"\0" * (available - free))
+
+
+def _serve(tmp_path: Path, spool: Path, items: Path, **extra: str) -> tuple[Server, str]:
+    port = free_port()
+    env = base_env(OTEL_AUDIT_FAIL_MODE="closed", OTEL_AUDIT_POLICY=POLICY, OTEL_AUDIT_SPOOL_DIR=str(spool),
+                   OTEL_AUDIT_SINK_PATH=str(tmp_path / "audit.jsonl"), OTEL_AUDIT_SPOOL_RESERVE=str(RESERVE),
+                   OTEL_AUDIT_QUIET="1", ITEMS_DIR=str(items), **extra)
+    server = Server([launcher(), "gunicorn", "tests.delivery.items_app:app", "-b", f"127.0.0.1:{port}", "-w", "1"],
+                    env, f"http://127.0.0.1:{port}/items", cwd=REPO, log_path=tmp_path / "server.log").wait_ready()
+    return server, f"http://127.0.0.1:{port}"
+
+
+@pytest.mark.parametrize("spacing", [0.0, 1.2], ids=["back-to-back", "1.2s-apart"])
+def test_closed_mode_never_runs_a_view_whose_record_is_lost(tmp_path: Path, small_tmpfs: Path, spacing: float):
+    items = tmp_path / "items"
+    items.mkdir()
+    names = [f"item{i}" for i in range(10)]
+    for name in names:
+        (items / name).write_text("x")
+    server, base = _serve(tmp_path, small_tmpfs / "spool", items)
+    try:
+        assert requests.get(f"{base}/items", timeout=10).status_code == 200  # the worker's spool exists now
+        _fill_leaving(small_tmpfs, 8 << 10)  # room for a few records, then the disk is full
+        statuses = {}
+        for name in names:
+            statuses[name] = requests.delete(f"{base}/items/{name}", timeout=30).status_code
+            time.sleep(spacing)
+        (small_tmpfs / "filler").unlink()  # the disk recovers: what was spooled is delivered
+        time.sleep(0.5)
+    finally:
+        server.stop()
+    records = [r for r in read_sink(tmp_path / "audit.jsonl")
+               if r["attributes"].get("http.request.method") == "DELETE"]
+    recorded = {r["attributes"]["url.path"].rsplit("/", 1)[-1] for r in records
+                if r["attributes"].get("http.response.status_code") == 204}
+    for name, status in statuses.items():
+        if status == 204:
+            assert name in recorded, f"{name}: deleted (204) but its audit record was lost: {statuses}"
+            assert not (items / name).exists()
+        else:
+            assert status == 503, server.output()
+            assert (items / name).exists(), f"{name}: refused with 503 but the view ran"
+    # The test means something only if the disk filled during the run.
+    assert 204 in statuses.values() and 503 in statuses.values(), statuses
