@@ -97,6 +97,8 @@ class AuditRuntime:
                              Chain(processor.chain_identity), Emit(logger)])
         runtime = cls(config, policy, provider, pipeline, destination)
         runtime.processor = processor
+        processor.on_losses = runtime.declare_losses
+        processor.on_checkpoint = runtime.checkpoint
         runtime.policy_error = policy_error
         return runtime
 
@@ -121,6 +123,24 @@ class AuditRuntime:
             self.processor.stats.refused += 1
             raise AuditUnavailable("audit spool cannot accept records")
 
+    def declare_losses(self, summary: dict[str, Any]) -> None:
+        """Write ``audit.audit_system.records_lost``: the chain gap left by records that could not be
+        made durable (called by the processor once the spool accepts again; docs/delivery.md)."""
+        reasons = [f"{reason}={count}" for reason, count in sorted(summary["reasons"].items())]
+        self.lifecycle(
+            "records_lost",
+            f"{summary['count']} audit record(s) could not be made durable ({', '.join(reasons)})",
+            **{"audit.lost.count": summary["count"], "audit.lost.reasons": reasons,
+               "audit.lost.first_unix_nano": summary["first_unix_nano"],
+               "audit.lost.last_unix_nano": summary["last_unix_nano"], "audit.lost.seqs": summary["seqs"]},
+        )
+
+    def checkpoint(self) -> None:
+        """Write ``audit.audit_system.checkpoint``: a signed record whose own chain position and
+        predecessor MAC prove how far the chain had reached, and when (docs/delivery.md)."""
+        self.lifecycle("checkpoint", **{"audit.checkpoint.interval_s": self.config.checkpoint_interval_s,
+                                        "audit.checkpoint.records": self.config.checkpoint_records})
+
     def lifecycle(self, action: str, reason: str | None = None, **attributes: Any) -> None:
         try:
             self._lifecycle(action, reason, **attributes)
@@ -132,7 +152,7 @@ class AuditRuntime:
             AuditEvent(
                 category="audit_system",
                 action=action,
-                outcome="success" if action not in ("policy_invalid", "audit_failure") else "failure",
+                outcome="success" if action not in ("policy_invalid", "audit_failure", "records_lost") else "failure",
                 outcome_reason=reason,
                 actor=Actor(id=f"pid:{os.getpid()}", type="system"),
                 attributes={"audit.policy.source": self._policy_source(), **attributes},

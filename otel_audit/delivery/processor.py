@@ -35,6 +35,7 @@ from otel_audit.delivery import frames as frames_mod
 from otel_audit.delivery import spool as spool_mod
 from otel_audit.delivery.canonical import CHAIN_ALG, CHAIN_ID, CHAIN_KEY_ID, canonical_parts
 from otel_audit.delivery.chain import ChainKey, ChainState
+from otel_audit.delivery.loss import LossLedger
 from otel_audit.delivery.reserve import Reservation, is_full_disk
 from otel_audit.delivery.spool import ProcessSpool, encode_frame
 from otel_audit.delivery.telemetry import DeliveryStats, register_metrics
@@ -47,6 +48,8 @@ _PENDING, _WRITTEN, _SYNCED, _FAILED = 0, 1, 2, -1
 _time_ns = time.time_ns
 _SEVERITY_VALUES = {member: member.value for member in SeverityNumber}  # an enum's .value is a descriptor call
 _FRAME_OVERHEAD = 200  # header + trailer, for the size check before sealing
+_LANDMARK_PREFIX = b'["otel-audit/chain/1","audit.audit_system.'
+_LANDMARKS = (b'start"', b'checkpoint"', b'stop"', b'records_lost"')
 
 
 class RecordNotDurable(OtelAuditError):
@@ -73,6 +76,11 @@ class DeliveryOptions:
     # Fail-closed: bytes held in a ballast file so an admitted request's record has room
     # (delivery/reserve.py); 0 (fail-open) holds nothing and costs nothing.
     reserve_bytes: int = 0
+    # Signed checkpoints (audit_system.checkpoint): every this many seconds and records (0: never),
+    # also copied to ``checkpoint_path`` when set (a second destination the log store cannot cut).
+    checkpoint_interval_s: float = 60.0
+    checkpoint_records: int = 10_000
+    checkpoint_path: Path | None = None
 
     @property
     def segment_bytes(self) -> int:
@@ -111,6 +119,11 @@ class DurableLogRecordProcessor(LogRecordProcessor):
         self.scope = scope
         self._init_process_state()
         self.chain = ChainState()
+        # Called with a loss summary once the spool accepts again; writes the records_lost record
+        # (the runtime sets it).
+        self.on_losses: Callable[[dict[str, Any]], Any] | None = None
+        self.on_checkpoint: Callable[[], Any] | None = None  # writes a checkpoint record (the runtime sets it)
+        self._checkpoint_every = options.checkpoint_records or (1 << 62)
         _live.add(self)
         _current = weakref.ref(self)
         register_metrics(current_processor)
@@ -119,6 +132,7 @@ class DurableLogRecordProcessor(LogRecordProcessor):
 
     def _init_process_state(self) -> None:
         self.stats = DeliveryStats()
+        self.losses = LossLedger()
         self._lock = threading.Lock()
         self._work = threading.Condition(self._lock)  # writer waits for records
         self._done = threading.Condition(self._lock)  # callers wait for durability / queue room
@@ -142,6 +156,9 @@ class DurableLogRecordProcessor(LogRecordProcessor):
         self._export_busy = False
         self._exporter_awake = False  # appends skip waking an exporter thread that is already working
         self._reservation: Reservation | None = None
+        self._since_checkpoint = 0
+        self._next_checkpoint = 0.0
+        self._digest: Any = None
 
     def _reset_after_fork(self) -> None:
         """In a forked child (gunicorn worker): own nothing of the parent's, start fresh lazily."""
@@ -150,6 +167,7 @@ class DurableLogRecordProcessor(LogRecordProcessor):
                 spool.abandon_after_fork()
         if self._reservation is not None:
             self._reservation.abandon_after_fork()
+        self.losses.detach()
         self.chain = self.chain.fork()
         self._init_process_state()
 
@@ -164,6 +182,7 @@ class DurableLogRecordProcessor(LogRecordProcessor):
             self._first_exporter = None
             self._exporter = first[1] if first is not None and first[0] == os.getpid() else self.exporter_factory()
             self._try_open_spool_locked()
+            self._next_checkpoint = time.monotonic() + (self.options.checkpoint_interval_s or float("inf"))
             self._writer = threading.Thread(target=self._writer_loop, name="otel-audit-spool-writer", daemon=True)
             self._exporter_thread = threading.Thread(target=self._exporter_loop, name="otel-audit-exporter",
                                                      daemon=True)
@@ -192,6 +211,7 @@ class DurableLogRecordProcessor(LogRecordProcessor):
                 self._spool = ProcessSpool.create(root, meta, self.options.segment_bytes)
                 self._new_parents.extend(spool_mod.take_ended_chains(root))
                 self._open_reservation()
+                self.losses.attach(self._spool.path)
             else:
                 spool_mod.ensure_root(self.options.spool_dir)
             self._healthy = True
@@ -219,6 +239,9 @@ class DurableLogRecordProcessor(LogRecordProcessor):
         self._append(rec.event_name, rec.timestamp, rec.observed_timestamp,
                      severity.value if severity is not None else None, rec.severity_text, rec.trace_id, rec.span_id,
                      rec.trace_flags, rec.body, rec.attributes or {})
+        self._since_checkpoint += 1
+        if self.losses.pending or self._since_checkpoint >= self._checkpoint_every:
+            self._after_append()
 
     def append_draft(self, draft: Any) -> None:
         """:meth:`append` for the pipeline's record draft, without building an SDK ``LogRecord``
@@ -227,6 +250,47 @@ class DurableLogRecordProcessor(LogRecordProcessor):
         self._append(draft.event_name, draft.timestamp, _time_ns(),
                      _SEVERITY_VALUES.get(severity, severity) if severity is not None else None, draft.severity_text,
                      draft.trace_id, draft.span_id, draft.trace_flags, draft.body, draft.attributes or {})
+        self._since_checkpoint += 1
+        if self.losses.pending or self._since_checkpoint >= self._checkpoint_every:
+            self._after_append()
+
+    def _after_append(self) -> None:
+        """Rare work after a durable record: declare earlier losses, write a due checkpoint."""
+        if self.losses.pending:
+            self._declare_losses()
+        if self._since_checkpoint >= self._checkpoint_every:
+            self._checkpoint()
+
+    def _checkpoint(self) -> None:
+        """Write a signed checkpoint record now (its own chain seq and prev MAC are the proof)."""
+        self._since_checkpoint = 0
+        self._next_checkpoint = time.monotonic() + (self.options.checkpoint_interval_s or float("inf"))
+        hook = self.on_checkpoint
+        if hook is None or self._closing:
+            return
+        try:
+            hook()
+        except Exception as exc:  # noqa: BLE001
+            containment.record("checkpoint", exc)
+
+    def _declare_losses(self) -> None:
+        """The spool accepts again: declare the gap in the chain (``audit_system.records_lost``)."""
+        hook = self.on_losses
+        if hook is None:
+            return  # no runtime to write it: the counters and the ``lost`` file still have it
+        summary = self.losses.take()
+        if summary is None:
+            return
+        before = self.losses.total
+        try:
+            hook(summary)
+        except Exception as exc:  # noqa: BLE001 - the record that triggered this is durable; keep going
+            containment.record("loss record", exc)
+        if self.losses.total != before:  # the declaration itself was lost: try again later
+            self.losses.put_back(summary)
+        else:
+            self.losses.declared_now(summary)
+            self.stats.declared += summary["count"]
 
     def _append(self, event_name: str | None, timestamp: int | None, observed: int | None, severity: int | None,
                 severity_text: str | None, trace_id: int, span_id: int, trace_flags: Any, body: Any,
@@ -286,6 +350,7 @@ class DurableLogRecordProcessor(LogRecordProcessor):
 
     def _refuse(self, reason: str) -> None:
         self.stats.drop(reason)
+        self.losses.note(reason)
         raise RecordNotDurable(f"audit record not durable: {reason.replace('_', ' ')}")
 
     def _over_limit(self, size: int) -> bool:
@@ -297,11 +362,13 @@ class DurableLogRecordProcessor(LogRecordProcessor):
         policy = self.options.overflow
         if policy == "drop_oldest" and self._spool is not None:
             while self._over_limit(size):
+                seqs = _segment_seqs(self._spool)
                 lost, freed = self._spool.evict_oldest()
                 if not freed:
                     break
                 if lost:
                     self.stats.drop("overflow_evicted", lost)
+                    self.losses.note("overflow_evicted", lost, seqs)
             if not self._over_limit(size):
                 return
             self._refuse("overflow")
@@ -443,8 +510,11 @@ class DurableLogRecordProcessor(LogRecordProcessor):
         spool = self._spool
         if spool is None:
             self.stats.drop("spool_unavailable", len(batch))
+            self.losses.note("spool_unavailable", len(batch))
             return _FAILED
         chain = self.chain
+        if self.losses.unsealed:  # records refused before sealing keep their numbers: a gap to declare
+            chain.seq += self.losses.take_unsealed(chain.seq + 1)
         snapshot = chain.snapshot()
         frames = []
         key = self.key
@@ -465,7 +535,10 @@ class DurableLogRecordProcessor(LogRecordProcessor):
             # a pwrite per record would be a second GIL hand-off on the caller's path. Adoption
             # reads the true end from the spool's last frame (_last_sealed_seq).
         except Exception as exc:  # noqa: BLE001 - disk full, permissions, I/O error
-            chain.restore(snapshot)
+            # The sealed records keep their sequence numbers (a gap the records_lost record will
+            # declare); parents not named yet are named by the next durable record.
+            self.losses.note("spool_write_failed", len(batch), range(snapshot[0] + 1, chain.seq + 1))
+            chain.restore((chain.seq, chain.prev, snapshot[2]))
             if locked:
                 self._healthy = False
             else:
@@ -486,6 +559,8 @@ class DurableLogRecordProcessor(LogRecordProcessor):
                 if time.monotonic() >= next_scan:
                     self._adopt_orphans()
                     next_scan = time.monotonic() + self.options.orphan_scan_s
+                if time.monotonic() >= self._next_checkpoint and self._healthy:
+                    self._checkpoint()  # an idle chain still proves, at each interval, that it runs
                 # Cleared before looking, so an append after the look wakes us (and only then:
                 # appends skip the Event while we are known to be awake).
                 self._exporter_awake = False
@@ -550,6 +625,8 @@ class DurableLogRecordProcessor(LogRecordProcessor):
             if position != (spool.ack_segment, spool.ack_offset):
                 spool.ack(position, 0)
             return 0
+        if opts.checkpoint_path is not None:
+            self._copy_to_digest(payloads, resource, scope)
         # An exporter may take payloads in its own wire form (the sink: JSON lines spliced from the
         # spooled bytes); the standard ones get SDK records.
         decode = getattr(self._exporter, "spooled_codec", None) or frames_mod.decode_record
@@ -578,6 +655,22 @@ class DurableLogRecordProcessor(LogRecordProcessor):
                     return len(payloads)  # stopping: the batch stays spooled for the next process
         finally:
             self._export_busy = False
+
+    def _copy_to_digest(self, payloads: list[bytes], resource: Resource, scope: InstrumentationScope) -> None:
+        """Copy the chain's landmarks (start, checkpoints, stop, loss declarations) to the checkpoint
+        file, before the batch is exported: whoever controls the log store cannot cut what it proves."""
+        marks = [p for p in payloads if p.startswith(_LANDMARK_PREFIX) and p[len(_LANDMARK_PREFIX):].startswith(_LANDMARKS)]
+        if not marks:
+            return
+        try:
+            if self._digest is None:
+                from otel_audit.sink import JsonLinesExporter
+
+                self._digest = JsonLinesExporter(self.options.checkpoint_path)  # type: ignore[arg-type]
+            self._digest.export([self._digest.spooled_codec(p, resource, scope) for p in marks])
+            self._digest.force_flush()
+        except Exception as exc:  # noqa: BLE001 - the main destination still gets them
+            containment.record("checkpoint copy", exc)
 
     def _export(self, records: list[Any]) -> bool:
         if not records:
@@ -609,6 +702,8 @@ class DurableLogRecordProcessor(LogRecordProcessor):
             "path": str(spool.path) if spool is not None else None,
             "chain_id": self.chain.chain_id,
             "seq": self.chain.seq,
+            "lost": self.losses.total,
+            "lost_undeclared": self.losses.undeclared(),
         }
 
     def _drained(self) -> bool:
@@ -651,6 +746,8 @@ class DurableLogRecordProcessor(LogRecordProcessor):
         try:
             if self._exporter is not None:
                 self._exporter.shutdown()
+            if self._digest is not None:
+                self._digest.shutdown()
         except Exception as exc:  # noqa: BLE001
             containment.record("exporter shutdown", exc)
         if self._reservation is not None:
@@ -658,7 +755,8 @@ class DurableLogRecordProcessor(LogRecordProcessor):
             self._reservation.close()
         spool = self._spool
         if spool is not None:
-            drained = spool.is_drained() and not self._export_busy
+            # Undeclared losses keep the directory (and its ``lost`` file) for status and the next process.
+            drained = spool.is_drained() and not self._export_busy and not self.losses.undeclared()
             if drained:
                 try:
                     spool_mod.record_ended_chain(self.options.spool_dir, self.chain.chain_id, self.chain.seq)
@@ -692,6 +790,24 @@ class DurableLogger(Logger):
 
     def enabled(self, *args: Any, **kwargs: Any) -> bool:
         return True
+
+
+def _segment_seqs(spool: ProcessSpool) -> range | None:
+    """Sequence numbers in the segment ``drop_oldest`` is about to evict (first..last intact frame)."""
+    candidates = spool.segments[:-1] if spool.own else spool.segments
+    if not candidates:
+        return None
+    try:
+        data = candidates[0].path.read_bytes()
+    except OSError:
+        return None
+    first = last = None
+    for payload, _end in spool_mod.iter_frames(data):
+        first = first or payload
+        last = payload
+    if first is None or last is None:
+        return None
+    return range(int(frames_mod.trailer(first)[2]), int(frames_mod.trailer(last)[2]) + 1)
 
 
 def _last_sealed_seq(spool: ProcessSpool) -> int:

@@ -5,8 +5,10 @@ spool once a second and let requests through whose records were then lost)."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -85,3 +87,54 @@ def test_closed_mode_never_runs_a_view_whose_record_is_lost(tmp_path: Path, smal
             assert (items / name).exists(), f"{name}: refused with 503 but the view ran"
     # The test means something only if the disk filled during the run.
     assert 204 in statuses.values() and 503 in statuses.values(), statuses
+
+
+def _status(spool: Path) -> dict:
+    result = subprocess.run([sys.executable, "-m", "otel_audit.cli", "status", "--spool-dir", str(spool), "--json"],
+                            capture_output=True, text=True, env=base_env(), cwd=REPO, check=True)
+    return json.loads(result.stdout)
+
+
+def test_open_mode_losses_are_counted_then_declared_in_the_chain(tmp_path: Path, small_tmpfs: Path):
+    """Fail-open on a full disk: the requests are served, each lost record is counted (``otel-audit
+    status``), and once the disk has room again a records_lost record declares the gap in the chain,
+    which ``verify`` reports as a declared gap (exit 3), not as OK and not as tampering."""
+    items = tmp_path / "items"
+    items.mkdir()
+    for i in range(7):
+        (items / f"item{i}").write_text("x")
+    port = free_port()
+    env = base_env(OTEL_AUDIT_FAIL_MODE="open", OTEL_AUDIT_SPOOL_DIR=str(small_tmpfs / "spool"),
+                   OTEL_AUDIT_SINK_PATH=str(tmp_path / "audit.jsonl"), OTEL_AUDIT_QUIET="1", ITEMS_DIR=str(items),
+                   OTEL_AUDIT_CHAIN_KEY="tmpfs-chain-key-0123456789")
+    server = Server([launcher(), "gunicorn", "tests.delivery.items_app:app", "-b", f"127.0.0.1:{port}", "-w", "1"],
+                    env, f"http://127.0.0.1:{port}/items", cwd=REPO, log_path=tmp_path / "server.log").wait_ready()
+    base = f"http://127.0.0.1:{port}"
+    try:
+        assert requests.get(f"{base}/items", timeout=10).status_code == 200
+        _fill_leaving(small_tmpfs, 0)
+        for i in range(6):  # the first may still fit in the segment's last page
+            assert requests.delete(f"{base}/items/item{i}", timeout=30).status_code == 204  # open: served
+        during = _status(small_tmpfs / "spool")
+        assert during["records_lost"] >= 3 and during["lost_undeclared"] == during["records_lost"], during
+        (small_tmpfs / "filler").unlink()
+        time.sleep(1.1)  # fail-open retries a broken spool at most once a second
+        assert requests.delete(f"{base}/items/item6", timeout=30).status_code == 204
+        time.sleep(0.5)
+        after = _status(small_tmpfs / "spool")
+    finally:
+        server.stop()
+    assert after["records_lost"] == during["records_lost"] and after["lost_undeclared"] == 0, after
+    records = list(read_sink(tmp_path / "audit.jsonl"))
+    [declaration] = [r for r in records if r["event_name"] == "audit.audit_system.records_lost"]
+    attrs = declaration["attributes"]
+    assert attrs["audit.lost.count"] == during["records_lost"] and attrs["audit.lost.seqs"]
+    assert attrs["audit.lost.first_unix_nano"] <= attrs["audit.lost.last_unix_nano"]
+    assert any(r.startswith("spool_write_failed=") for r in attrs["audit.lost.reasons"])
+    deleted = {r["attributes"]["url.path"] for r in records if r["attributes"].get("http.request.method") == "DELETE"}
+    assert "/items/item6" in deleted and len(deleted) == 7 - during["records_lost"]  # the lost ones are not there
+    verify = subprocess.run([sys.executable, "-m", "otel_audit.cli", "verify", str(tmp_path / "audit.jsonl")],
+                            capture_output=True, text=True, cwd=REPO,
+                            env=base_env(OTEL_AUDIT_CHAIN_KEY="tmpfs-chain-key-0123456789"))
+    assert verify.returncode == 3, verify.stdout + verify.stderr
+    assert "DECLARED GAP" in verify.stdout and "DELETED" not in verify.stdout

@@ -1,0 +1,99 @@
+"""Every loss is evidence (issue 17): lost records are counted in the metrics, keep their sequence
+numbers, and are declared in the chain by ``audit.audit_system.records_lost`` once the spool
+accepts again; ``verify`` tells a declared gap from a deletion."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import otel_audit
+from otel_audit import runtime
+from otel_audit.delivery.verify import exit_status, verify_files
+from tests.delivery.conftest import CHAIN_KEY
+
+REPO = Path(__file__).resolve().parents[2]
+KEYS = {"k1": CHAIN_KEY.encode()}
+
+METRICS_SCRIPT = r"""
+import json, os, sys, time
+from pathlib import Path
+from opentelemetry import metrics
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+reader = InMemoryMetricReader()
+metrics.set_meter_provider(MeterProvider(metric_readers=[reader]))
+import otel_audit
+from otel_audit import runtime
+blocker = Path(sys.argv[1]) / "not-a-dir"
+blocker.write_text("x")
+os.environ["OTEL_AUDIT_SPOOL_DIR"] = str(blocker / "spool")
+
+def sample():
+    out = {}
+    for rm in reader.get_metrics_data().resource_metrics:
+        for sm in rm.scope_metrics:
+            for m in sm.metrics:
+                out[m.name] = sum(p.value for p in m.data.data_points)
+    return out
+
+runtime.start()
+for i in range(3):
+    otel_audit.record("data_modification", "update", attributes={"app.i": i})
+before = sample()
+blocker.unlink()
+time.sleep(1.1)  # fail-open retries a broken spool at most once a second
+otel_audit.record("data_modification", "update", attributes={"app.i": 3})
+print(json.dumps({"before": before, "after": sample()}))
+"""
+
+
+def test_losses_show_in_the_metrics_until_declared(tmp_path: Path) -> None:
+    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO), "OTEL_AUDIT_QUIET": "1",
+           "OTEL_AUDIT_SINK_PATH": str(tmp_path / "audit.jsonl")}
+    result = subprocess.run([sys.executable, "-c", METRICS_SCRIPT, str(tmp_path)], capture_output=True, text=True,
+                            env=env, timeout=60)
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout.strip().splitlines()[-1])
+    before, after = data["before"], data["after"]
+    assert before["otel_audit.records.dropped"] == 5  # start, policy_loaded, 3 events
+    assert before["otel_audit.records.lost_undeclared"] == 5 and before["otel_audit.records.declared"] == 0
+    assert after["otel_audit.records.declared"] == 5 and after["otel_audit.records.lost_undeclared"] == 0
+
+
+def test_a_failed_write_keeps_its_sequence_numbers_and_is_declared(delivery) -> None:
+    delivery.start(OTEL_AUDIT_CHAIN_KEY=CHAIN_KEY, OTEL_AUDIT_CHAIN_KEY_ID="k1")
+    otel_audit.record("data_modification", "update", attributes={"app.i": 0})
+    processor = runtime.get_runtime().processor
+    spool = processor._spool  # noqa: SLF001 - make the next writes fail at the system call
+    real_fd = spool._write_fd  # noqa: SLF001
+    spool._write_fd = read_only = os.open("/dev/null", os.O_RDONLY)  # noqa: SLF001
+    try:
+        for i in range(2):
+            otel_audit.record("data_modification", "update", attributes={"app.i": 1 + i})
+    finally:
+        spool._write_fd = real_fd  # noqa: SLF001
+        os.close(read_only)
+    # The first was sealed and its write failed; the second was refused (spool marked broken) before sealing.
+    assert dict(processor.stats.dropped_by_reason) == {"spool_write_failed": 1, "spool_unavailable": 1}
+    processor._last_open_attempt = 0.0  # noqa: SLF001 - the once-a-second retry, without waiting for it
+    otel_audit.record("data_modification", "update", attributes={"app.i": 3})
+    runtime.reset_for_tests()
+    records = [json.loads(line) for line in delivery.sink.read_text().splitlines()]
+    seq_of = {r["attributes"].get("app.i"): r["attributes"]["audit.chain.seq"] for r in records}
+    [declaration] = [r for r in records if r["event_name"] == "audit.audit_system.records_lost"]
+    lost = declaration["attributes"]["audit.lost.seqs"]
+    assert lost == [f"{seq_of[0] + 1}-{seq_of[0] + 2}"]  # the two lost records' numbers, skipped in the chain
+    assert seq_of[3] == seq_of[0] + 3 and declaration["attributes"]["audit.lost.count"] == 2
+    report = verify_files([str(delivery.sink)], KEYS)
+    assert not report.problems and len(report.declared) == 1 and exit_status(report) == 3
+    # The same gap without its declaration (removed, itself a gap) is a deletion.
+    undeclared = delivery.tmp_path / "undeclared.jsonl"
+    undeclared.write_text("".join(json.dumps(r) + "\n" for r in records if r is not declaration))
+    report = verify_files([str(undeclared)], KEYS)
+    assert [(p.kind, p.seq) for p in report.problems] == [
+        ("deleted", seq_of[0] + 1), ("deleted", declaration["attributes"]["audit.chain.seq"])]
+    assert not report.declared
