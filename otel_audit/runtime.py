@@ -123,17 +123,24 @@ class AuditRuntime:
             self.processor.stats.refused += 1
             raise AuditUnavailable("audit spool cannot accept records")
 
-    def declare_losses(self, summary: dict[str, Any]) -> None:
+    def declare_losses(self, summary: dict[str, Any]) -> bool:
         """Write ``audit.audit_system.records_lost``: the chain gap left by records that could not be
-        made durable (called by the processor once the spool accepts again; docs/delivery.md)."""
+        made durable (called by the processor once the spool accepts again; docs/delivery.md).
+        False when the declaration itself could not be written (the processor keeps it pending)."""
         reasons = [f"{reason}={count}" for reason, count in sorted(summary["reasons"].items())]
-        self.lifecycle(
+        event = self._lifecycle_event(
             "records_lost",
             f"{summary['count']} audit record(s) could not be made durable ({', '.join(reasons)})",
             **{"audit.lost.count": summary["count"], "audit.lost.reasons": reasons,
                "audit.lost.first_unix_nano": summary["first_unix_nano"],
                "audit.lost.last_unix_nano": summary["last_unix_nano"], "audit.lost.seqs": summary["seqs"]},
         )
+        try:
+            self.pipeline.process(event)  # a policy that drops audit_system records drops this too
+        except Exception as exc:  # noqa: BLE001 - AuditUnavailable included: this is no request's record
+            containment.record("loss record", exc)
+            return False
+        return True
 
     def checkpoint(self) -> None:
         """Write ``audit.audit_system.checkpoint``: a signed record whose own chain position and
@@ -148,16 +155,17 @@ class AuditRuntime:
             containment.record(f"lifecycle {action}", exc)
 
     def _lifecycle(self, action: str, reason: str | None = None, **attributes: Any) -> None:
-        self.record(
-            AuditEvent(
-                category="audit_system",
-                action=action,
-                outcome="success" if action not in ("policy_invalid", "audit_failure", "records_lost") else "failure",
-                outcome_reason=reason,
-                actor=Actor(id=f"pid:{os.getpid()}", type="system"),
-                attributes={"audit.policy.source": self._policy_source(), **attributes},
-                origin="otel_audit",
-            )
+        self.record(self._lifecycle_event(action, reason, **attributes))
+
+    def _lifecycle_event(self, action: str, reason: str | None = None, **attributes: Any) -> AuditEvent:
+        return AuditEvent(
+            category="audit_system",
+            action=action,
+            outcome="success" if action not in ("policy_invalid", "audit_failure", "records_lost") else "failure",
+            outcome_reason=reason,
+            actor=Actor(id=f"pid:{os.getpid()}", type="system"),
+            attributes={"audit.policy.source": self._policy_source(), **attributes},
+            origin="otel_audit",
         )
 
     def _policy_source(self) -> str:

@@ -120,8 +120,8 @@ class DurableLogRecordProcessor(LogRecordProcessor):
         self._init_process_state()
         self.chain = ChainState()
         # Called with a loss summary once the spool accepts again; writes the records_lost record
-        # (the runtime sets it).
-        self.on_losses: Callable[[dict[str, Any]], Any] | None = None
+        # and says whether it could (the runtime sets it).
+        self.on_losses: Callable[[dict[str, Any]], bool] | None = None
         self.on_checkpoint: Callable[[], Any] | None = None  # writes a checkpoint record (the runtime sets it)
         self._checkpoint_every = options.checkpoint_records or (1 << 62)
         _live.add(self)
@@ -281,16 +281,16 @@ class DurableLogRecordProcessor(LogRecordProcessor):
         summary = self.losses.take()
         if summary is None:
             return
-        before = self.losses.total
         try:
-            hook(summary)
+            written = hook(summary)
         except Exception as exc:  # noqa: BLE001 - the record that triggered this is durable; keep going
             containment.record("loss record", exc)
-        if self.losses.total != before:  # the declaration itself was lost: try again later
-            self.losses.put_back(summary)
-        else:
+            written = False
+        if written:
             self.losses.declared_now(summary)
             self.stats.declared += summary["count"]
+        else:  # the declaration itself was lost: declare it with the next durable record
+            self.losses.put_back(summary)
 
     def _append(self, event_name: str | None, timestamp: int | None, observed: int | None, severity: int | None,
                 severity_text: str | None, trace_id: int, span_id: int, trace_flags: Any, body: Any,

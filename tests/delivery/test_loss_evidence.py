@@ -97,3 +97,32 @@ def test_a_failed_write_keeps_its_sequence_numbers_and_is_declared(delivery) -> 
     assert [(p.kind, p.seq) for p in report.problems] == [
         ("deleted", seq_of[0] + 1), ("deleted", declaration["attributes"]["audit.chain.seq"])]
     assert not report.declared
+
+
+def test_drop_oldest_evictions_are_declared_with_their_sequence_numbers(delivery) -> None:
+    """Evicted records were durable and sealed: their numbers (read from the evicted segment) are
+    declared. The exporter is down, so the declarations are read back from the spool itself."""
+    from otel_audit.delivery import frames as frames_mod
+    from otel_audit.delivery.loss import parse_ranges
+    from otel_audit.delivery.spool import iter_frames
+
+    delivery.start(OTEL_AUDIT_OVERFLOW="drop_oldest", OTEL_AUDIT_SPOOL_MAX_BYTES="64KiB", OTEL_AUDIT_EXPORTER="otlp",
+                   OTEL_EXPORTER_OTLP_LOGS_ENDPOINT="http://127.0.0.1:9/v1/logs", OTEL_EXPORTER_OTLP_LOGS_TIMEOUT="1",
+                   OTEL_AUDIT_FLUSH_TIMEOUT_MS="100")
+    processor = runtime.get_runtime().processor
+    for i in range(200):
+        otel_audit.record("data_access", "read", attributes={"app.i": i})
+    evicted = processor.stats.dropped_by_reason["overflow_evicted"]
+    assert evicted > 0 and processor.stats.declared == evicted and processor.losses.undeclared() == 0
+    present, declared = set(), set()
+    for segment in sorted(processor._spool.path.glob("*.seg")):  # noqa: SLF001
+        for payload, _end in iter_frames(segment.read_bytes()):
+            seq = int(frames_mod.trailer(payload)[2])
+            present.add(seq)
+            if b"audit.audit_system.records_lost" in payload[:80]:
+                record = frames_mod.decode_record(payload, processor.resource, processor.scope)
+                declared |= parse_ranges(record.log_record.attributes["audit.lost.seqs"])
+    # The newest eviction took the segment just before the oldest one left: its last record, the
+    # one before the first spooled now, is declared; nothing that still exists is.
+    assert min(present) > 1 and min(present) - 1 in declared
+    assert not declared & present
