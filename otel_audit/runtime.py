@@ -128,13 +128,14 @@ class AuditRuntime:
         made durable (called by the processor once the spool accepts again; docs/delivery.md).
         False when the declaration itself could not be written (the processor keeps it pending)."""
         reasons = [f"{reason}={count}" for reason, count in sorted(summary["reasons"].items())]
+        attributes = {"audit.lost.count": summary["count"], "audit.lost.reasons": reasons,
+                      "audit.lost.first_unix_nano": summary["first_unix_nano"],
+                      "audit.lost.last_unix_nano": summary["last_unix_nano"], "audit.lost.seqs": summary["seqs"]}
+        if summary.get("chain_id"):  # a dead process's losses, declared by the process that adopted its spool
+            attributes["audit.lost.chain_id"] = summary["chain_id"]
         event = self._lifecycle_event(
             "records_lost",
-            f"{summary['count']} audit record(s) could not be made durable ({', '.join(reasons)})",
-            **{"audit.lost.count": summary["count"], "audit.lost.reasons": reasons,
-               "audit.lost.first_unix_nano": summary["first_unix_nano"],
-               "audit.lost.last_unix_nano": summary["last_unix_nano"], "audit.lost.seqs": summary["seqs"]},
-        )
+            f"{summary['count']} audit record(s) could not be made durable ({', '.join(reasons)})", **attributes)
         try:
             self.pipeline.process(event)  # a policy that drops audit_system records drops this too
         except Exception as exc:  # noqa: BLE001 - AuditUnavailable included: this is no request's record

@@ -81,6 +81,7 @@ class LossLedger:
         self.unsealed = 0  # refused before sealing: they take the next sequence numbers
         self.pending = False  # read without the lock on the hot path
         self._pending: _Pending | None = None
+        self._foreign: list[dict[str, Any]] = []  # undeclared losses of dead processes' chains (adopted)
         self._fd = -1
 
     def note(self, reason: str, count: int = 1, seqs: range | None = None) -> None:
@@ -116,6 +117,10 @@ class LossLedger:
         """The undeclared losses (to be declared now), or None. Losses still waiting for their
         sequence numbers stay pending."""
         with self._lock:
+            if self._foreign:
+                summary = self._foreign.pop(0)
+                self.pending = bool(self._foreign) or self._pending is not None
+                return summary
             pending = self._pending
             if pending is None or self.unsealed:
                 return None
@@ -123,8 +128,20 @@ class LossLedger:
             self.pending = False
         return pending.summary()
 
+    def adopt(self, chain_id: str, summary: dict[str, Any]) -> None:
+        """A dead process's undeclared losses (from its ``lost`` file), to be declared in this
+        process's chain on its behalf (``audit.lost.chain_id`` names the dead chain)."""
+        with self._lock:
+            self._foreign.append(dict(summary, chain_id=chain_id))
+            self.pending = True
+
     def put_back(self, summary: dict[str, Any]) -> None:
         """The declaration could not be written: keep the losses pending."""
+        if summary.get("chain_id"):
+            with self._lock:
+                self._foreign.append(summary)
+                self.pending = True
+            return
         back = _Pending()
         back.count = summary["count"]
         back.first_ns, back.last_ns = summary["first_unix_nano"], summary["last_unix_nano"]
@@ -137,6 +154,8 @@ class LossLedger:
             self.pending = True
 
     def declared_now(self, summary: dict[str, Any]) -> None:
+        if summary.get("chain_id"):
+            return  # another process's losses: not in this process's totals
         with self._lock:
             self.declared += summary["count"]
         self._persist()

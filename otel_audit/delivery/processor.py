@@ -35,7 +35,7 @@ from otel_audit.delivery import frames as frames_mod
 from otel_audit.delivery import spool as spool_mod
 from otel_audit.delivery.canonical import CHAIN_ALG, CHAIN_ID, CHAIN_KEY_ID, canonical_parts
 from otel_audit.delivery.chain import ChainKey, ChainState
-from otel_audit.delivery.loss import LossLedger
+from otel_audit.delivery.loss import LossLedger, read_loss_file
 from otel_audit.delivery.reserve import Reservation, is_full_disk
 from otel_audit.delivery.spool import ProcessSpool, encode_frame
 from otel_audit.delivery.telemetry import DeliveryStats, register_metrics
@@ -595,10 +595,15 @@ class DurableLogRecordProcessor(LogRecordProcessor):
             if chain_id and last_seq > 0:
                 with self._lock:
                     self._new_parents.append(f"{chain_id}:{last_seq}")
+            lost = read_loss_file(path)
+            if chain_id and lost.get("pending") and int(lost.get("total") or 0) > int(lost.get("declared") or 0):
+                self.losses.adopt(chain_id, lost["pending"])  # it died before it could declare them
             orphan.resource_obj = Resource(orphan.meta.get("resource") or {}, orphan.meta.get("schema_url"))
             scope = orphan.meta.get("scope") or {}
             orphan.scope_obj = InstrumentationScope(scope.get("name") or self.scope.name, scope.get("version"))
             self._adopted.append(orphan)
+        if self.losses.pending and self._healthy:
+            self._declare_losses()
 
     def _export_one_batch(self) -> int:
         """Export the next batch (adopted spools first). Returns its size, 0 when nothing was sent."""

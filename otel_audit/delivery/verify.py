@@ -177,8 +177,9 @@ def verify_records(records: Iterable[ExportedRecord], keys: Mapping[str, bytes],
     report.chains = len(chains)
     max_seq: dict[str, int] = {}
     declared: dict[str, set[int]] = {}
+    adopted = _adopted_declarations(chains, keys)
     for chain_id, entries in chains.items():
-        declared[chain_id] = _verify_chain(chain_id, entries, keys, allow_reorder, report)
+        declared[chain_id] = _verify_chain(chain_id, entries, keys, allow_reorder, report, adopted.get(chain_id))
         seqs = [e.seq for e in entries if e.seq is not None and e.valid]
         max_seq[chain_id] = max(seqs) if seqs else 0
     named_ends = _check_chain_ends(chains, max_seq, declared, report)
@@ -243,8 +244,26 @@ def _judge_open_chains(report: Report, chains: dict[str, list[_Entry]], expect_c
                 "service always has an open chain, so the newest one may have been removed"))
 
 
+def _adopted_declarations(chains: dict[str, list[_Entry]], keys: Mapping[str, bytes]) -> dict[str, set[int]]:
+    """Losses of a dead process's chain declared in its adopter's chain (``audit.lost.chain_id``),
+    from declaring records whose MAC verifies."""
+    out: dict[str, set[int]] = {}
+    for entries in chains.values():
+        for entry in entries:
+            attrs = entry.record.attributes
+            target = attrs.get("audit.lost.chain_id")
+            if entry.record.event_name != LOST_EVENT or not target or entry.seq is None:
+                continue
+            if attrs.get(CHAIN_ALG) == ALG_UNKEYED and keys:
+                continue  # a possible forgery (see _verify_chain)
+            expected = _expected_mac(entry.record, entry.seq, entry.prev, keys)
+            if expected is not None and hmac.compare_digest(expected, entry.mac):
+                out.setdefault(str(target), set()).update(parse_ranges(attrs.get("audit.lost.seqs")))
+    return out
+
+
 def _verify_chain(chain_id: str, entries: list[_Entry], keys: Mapping[str, bytes], allow_reorder: bool,
-                  report: Report) -> None:
+                  report: Report, adopted: set[int] | None = None) -> set[int]:
     unverifiable = set()
     for entry in entries:
         if entry.seq is None:
@@ -311,7 +330,7 @@ def _verify_chain(chain_id: str, entries: list[_Entry], keys: Mapping[str, bytes
                                            f"record {entry.event_id}: MAC does not verify and it has no place "
                                            "in the chain"))
 
-    declared = _declarations(chain_id, valid_by_seq, report)
+    declared = _declarations(chain_id, valid_by_seq, report) | (adopted or set())
 
     # Deletions: every sequence number from 1 to the highest seen must be present (or declared lost).
     present = sorted(occupied)
@@ -351,12 +370,13 @@ def _declarations(chain_id: str, valid_by_seq: dict[int, _Entry], report: Report
         if entry.record.event_name != LOST_EVENT:
             continue
         attrs = entry.record.attributes
-        seqs = parse_ranges(attrs.get("audit.lost.seqs"))
-        declared |= seqs
+        target = str(attrs.get("audit.lost.chain_id") or chain_id)
+        if target == chain_id:
+            declared |= parse_ranges(attrs.get("audit.lost.seqs"))
         reasons = ", ".join(str(r) for r in attrs.get("audit.lost.reasons") or ()) or "unknown"
         shown = ",".join(str(s) for s in attrs.get("audit.lost.seqs") or ()) or "none"
         report.declared.append(Problem(
-            "declared_gap", chain_id, entry.record.where, seq,
+            "declared_gap", target, entry.record.where, seq,
             f"{attrs.get('audit.lost.count', '?')} record(s) could not be made durable ({reasons}) between "
             f"{_iso(attrs.get('audit.lost.first_unix_nano'))} and {_iso(attrs.get('audit.lost.last_unix_nano'))}; "
             f"sequence numbers skipped: {shown}"))

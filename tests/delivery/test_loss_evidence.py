@@ -126,3 +126,41 @@ def test_drop_oldest_evictions_are_declared_with_their_sequence_numbers(delivery
     # one before the first spooled now, is declared; nothing that still exists is.
     assert min(present) > 1 and min(present) - 1 in declared
     assert not declared & present
+
+
+DIES_WITH_LOSSES = r"""
+import os, signal
+import otel_audit
+from otel_audit import runtime
+rt = runtime.start()
+otel_audit.record("data_modification", "update", attributes={"app.i": 0})
+spool = rt.processor._spool
+spool._write_fd = os.open("/dev/null", os.O_RDONLY)  # every write fails from here on (EBADF)
+for i in range(2):
+    otel_audit.record("data_modification", "update", attributes={"app.i": 1 + i})
+runtime.flush()
+os.kill(os.getpid(), signal.SIGKILL)  # dies before the spool could accept again
+"""
+
+
+def test_a_dead_process_s_losses_are_declared_by_the_process_that_adopts_its_spool(delivery) -> None:
+    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO), "OTEL_AUDIT_QUIET": "1",
+           "OTEL_AUDIT_SINK_PATH": str(delivery.sink), "OTEL_AUDIT_SPOOL_DIR": str(delivery.spool),
+           "OTEL_AUDIT_CHAIN_KEY": CHAIN_KEY, "OTEL_AUDIT_CHAIN_KEY_ID": "k1"}
+    died = subprocess.run([sys.executable, "-c", DIES_WITH_LOSSES], env=env, capture_output=True, text=True, timeout=60)
+    assert died.returncode == -9, died.stderr
+    status = subprocess.run([sys.executable, "-m", "otel_audit.cli", "status", "--spool-dir", str(delivery.spool),
+                             "--json"], env=env, capture_output=True, text=True, check=True)
+    assert json.loads(status.stdout)["lost_undeclared"] == 2  # on disk, for anyone to see
+    delivery.start(OTEL_AUDIT_CHAIN_KEY=CHAIN_KEY, OTEL_AUDIT_CHAIN_KEY_ID="k1")  # adopts the dead spool
+    otel_audit.record("data_modification", "update", attributes={"app.i": 3})
+    runtime.flush()
+    runtime.reset_for_tests()
+    records = [json.loads(line) for line in delivery.sink.read_text().splitlines()]
+    dead_chain = next(r["attributes"]["audit.chain.id"] for r in records if r["attributes"].get("app.i") == 0)
+    [declaration] = [r for r in records if r["event_name"] == "audit.audit_system.records_lost"]
+    assert declaration["attributes"]["audit.lost.chain_id"] == dead_chain
+    assert declaration["attributes"]["audit.chain.id"] != dead_chain and declaration["attributes"]["audit.lost.count"] == 2
+    report = verify_files([str(delivery.sink)], KEYS)
+    assert not report.problems, [str(p) for p in report.problems]
+    assert [p.chain for p in report.declared] == [dead_chain] and exit_status(report) == 3
