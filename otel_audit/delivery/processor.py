@@ -418,8 +418,8 @@ class DurableLogRecordProcessor(LogRecordProcessor):
                     self._try_open_spool_locked()
                     if not self._healthy:
                         return False
-                if self._over_limit(_FRAME_OVERHEAD * 4) and self.options.overflow not in ("block", "drop_oldest"):
-                    return False
+                if self._over_limit(_FRAME_OVERHEAD * 4) and self.options.overflow != "drop_oldest":
+                    return False  # ``block`` might time out after the view: not a promise of durability
                 reservation = self._reservation
                 if reservation is None:
                     if self.options.reserve_bytes:

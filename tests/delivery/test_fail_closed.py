@@ -70,9 +70,11 @@ def test_fail_open_serves_requests_and_counts_the_drops(delivery, app) -> None:
     assert processor.stats.refused == 0
 
 
-def test_fail_closed_with_full_spool_and_fail_closed_overflow(delivery, app) -> None:
-    """Spool over its limit (exporter down) + OTEL_AUDIT_OVERFLOW=fail_closed: the next request gets 503."""
-    delivery.start(OTEL_AUDIT_FAIL_MODE="closed", OTEL_AUDIT_OVERFLOW="fail_closed",
+@pytest.mark.parametrize("overflow", ["fail_closed", "block"])
+def test_fail_closed_with_full_spool_and_fail_closed_overflow(delivery, app, overflow) -> None:
+    """Spool over its limit (exporter down) + OTEL_AUDIT_OVERFLOW=fail_closed or block: the next
+    request gets 503 (``block`` could time out after the view), and no admitted request lost its record."""
+    delivery.start(OTEL_AUDIT_FAIL_MODE="closed", OTEL_AUDIT_OVERFLOW=overflow, OTEL_AUDIT_BLOCK_TIMEOUT_MS="100",
                    OTEL_AUDIT_SPOOL_MAX_BYTES="16KiB", OTEL_AUDIT_EXPORTER="otlp",
                    OTEL_EXPORTER_OTLP_LOGS_ENDPOINT="http://127.0.0.1:9/v1/logs", OTEL_EXPORTER_OTLP_LOGS_TIMEOUT="1",
                    OTEL_AUDIT_FLUSH_TIMEOUT_MS="100")
@@ -80,6 +82,9 @@ def test_fail_closed_with_full_spool_and_fail_closed_overflow(delivery, app) -> 
     statuses = [client.post("/transfer").status_code for _ in range(40)]
     assert statuses[0] == 200 and statuses[-1] == 503
     assert app.view_calls == statuses.count(200)
+    processor = runtime.get_runtime().processor
+    # Records that timed out waiting for room belong to refused requests (their 503s), never to a view that ran.
+    assert processor.stats.dropped_by_reason["block_timeout"] <= statuses.count(503)
 
 
 def test_a_required_record_that_fails_after_the_view_raises_audit_unavailable(delivery) -> None:
