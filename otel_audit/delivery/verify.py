@@ -198,9 +198,13 @@ def _chain_state(chain_id: str, entries: list[_Entry], named_end: tuple[str, str
     last_in_file = max(in_file, default=0)
     highest = max(e.seq for e in valid)  # type: ignore[type-var]
     first = min(in_file, default=highest)
-    stop = [e for e in valid if e.record.event_name == STOP_EVENT]
+    stop = [e for e in valid if e.record.event_name == STOP_EVENT and not e.digest]
     if highest > last_in_file:
         proof = max((e for e in valid if e.digest), key=lambda e: e.seq)  # type: ignore[arg-type,return-value]
+        if not in_file:
+            return ChainState(chain_id, "truncated", 0, 0, None,
+                              f"none of its records is in the trail; the checkpoint file proves seq {highest} "
+                              f"({proof.record.where})")
         return ChainState(chain_id, "truncated", first, last_in_file, None,
                           f"the checkpoint file proves seq {highest} ({proof.record.where}); the records after "
                           f"seq {last_in_file} are missing")
@@ -210,7 +214,7 @@ def _chain_state(chain_id: str, entries: list[_Entry], named_end: tuple[str, str
         return ChainState(chain_id, "closed", first, last_in_file, None, f"stop record at {stop[-1].record.where}")
     if named_end is not None:
         return ChainState(chain_id, "closed", first, last_in_file, None, named_end[1])
-    checkpoints = [e for e in valid if e.record.event_name == CHECKPOINT_EVENT]
+    checkpoints = [e for e in valid if e.record.event_name == CHECKPOINT_EVENT and not e.digest]
     if checkpoints:
         last = max(checkpoints, key=lambda e: e.seq)  # type: ignore[arg-type,return-value]
         return ChainState(chain_id, "open", first, last_in_file, last.record.time_unix_nano,
