@@ -14,6 +14,12 @@ Flow of one record::
 ``write`` (in the kernel: survives the process being killed) or ``queued`` (in memory: fastest,
 a crash loses the last few milliseconds). Everything is bounded: the queue by count, the spool by
 bytes, with the overflow policy deciding what happens at the limit.
+
+Around that: fail-closed admission (:meth:`DurableLogRecordProcessor.admit`) holds a disk
+reservation (``reserve.py``); a record that is lost anyway keeps its sequence number and goes into
+the loss ledger (``loss.py``), declared in the chain once the spool accepts again; checkpoint
+records are written at an interval and copied, with the chain's other landmarks, to the
+checkpoint file.
 """
 
 from __future__ import annotations
@@ -381,24 +387,6 @@ class DurableLogRecordProcessor(LogRecordProcessor):
                 self._space.wait(min(remaining, 0.25))
             return
         self._refuse("overflow")
-
-    def can_accept(self) -> bool:
-        """Before-view check (fail-closed): would a record be made durable right now?"""
-        try:
-            self._ensure_started()
-            with self._lock:
-                if self._closing:
-                    return False
-                if not self._healthy:
-                    self._try_open_spool_locked()
-                if not self._healthy:
-                    return False
-                if self._over_limit(_FRAME_OVERHEAD * 4):
-                    return self.options.overflow in ("block", "drop_oldest")
-                return True
-        except Exception as exc:  # noqa: BLE001
-            containment.record("spool check", exc)
-            return False
 
     def admit(self) -> bool:
         """Fail-closed admission, exact: True only when a record made now would be durable.
