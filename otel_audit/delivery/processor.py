@@ -652,7 +652,8 @@ class DurableLogRecordProcessor(LogRecordProcessor):
     def _copy_to_digest(self, payloads: list[bytes], resource: Resource, scope: InstrumentationScope) -> None:
         """Copy the chain's landmarks (start, checkpoints, stop, loss declarations) to the checkpoint
         file, before the batch is exported: whoever controls the log store cannot cut what it proves."""
-        marks = [p for p in payloads if p.startswith(_LANDMARK_PREFIX) and p[len(_LANDMARK_PREFIX):].startswith(_LANDMARKS)]
+        skip = len(_LANDMARK_PREFIX)
+        marks = [p for p in payloads if p.startswith(_LANDMARK_PREFIX) and p[skip:].startswith(_LANDMARKS)]
         if not marks:
             return
         try:

@@ -141,6 +141,6 @@ def format_status(status: dict[str, Any]) -> str:
             reasons = ", ".join(f"{r}={n}" for r, n in sorted(p["lost_reasons"].items()))
             lost = f", LOST {p['records_lost']} ({p['lost_undeclared']} undeclared{': ' + reasons if reasons else ''})"
         lines.append(f"  {p['dir']}: pid {p['pid']} {state}, {p['records_pending']} pending, "
-                     f"{p['bytes_on_disk']} bytes, oldest {p['oldest_age_s'] if p['oldest_age_s'] is not None else '-'} s"
-                     f"{lost}")
+                     f"{p['bytes_on_disk']} bytes, oldest {p['oldest_age_s'] if p['oldest_age_s'] is not None else '-'} "
+                     f"s{lost}")
     return "\n".join(lines)
