@@ -138,3 +138,21 @@ def test_open_mode_losses_are_counted_then_declared_in_the_chain(tmp_path: Path,
                             env=base_env(OTEL_AUDIT_CHAIN_KEY="tmpfs-chain-key-0123456789"))
     assert verify.returncode == 3, verify.stdout + verify.stderr
     assert "DECLARED GAP" in verify.stdout and "DELETED" not in verify.stdout
+
+
+def test_a_spool_that_could_not_be_created_on_a_full_disk_opens_once_there_is_room(delivery, small_tmpfs: Path):
+    """Start-up on a full disk: requests are refused; when space comes back the next request is
+    admitted (a half-created spool directory must not block every later attempt)."""
+    from otel_audit import runtime
+    from otel_audit.errors import AuditUnavailable
+
+    _fill_leaving(small_tmpfs, 0)
+    delivery.start(OTEL_AUDIT_FAIL_MODE="closed", OTEL_AUDIT_SPOOL_DIR=str(small_tmpfs / "spool"),
+                   OTEL_AUDIT_SPOOL_RESERVE="16KiB")
+    for _ in range(2):
+        with pytest.raises(AuditUnavailable):
+            runtime.admit_request()
+    (small_tmpfs / "filler").unlink()
+    runtime.admit_request()  # admitted: the spool exists now and holds its reservation
+    processor = runtime.get_runtime().processor
+    assert (processor._spool.path / "reserve").stat().st_size == 16 << 10  # noqa: SLF001
