@@ -524,9 +524,10 @@ class DurableLogRecordProcessor(LogRecordProcessor):
             # reads the true end from the spool's last frame (_last_sealed_seq).
         except Exception as exc:  # noqa: BLE001 - disk full, permissions, I/O error
             # The sealed records keep their sequence numbers (a gap the records_lost record will
-            # declare); parents not named yet are named by the next durable record.
+            # declare); prev stays the last durable MAC, and parents and the fork link not named
+            # yet are named by the next durable record.
             self.losses.note("spool_write_failed", len(batch), range(snapshot[0] + 1, chain.seq + 1))
-            chain.restore((chain.seq, chain.prev, snapshot[2]))
+            chain.restore((chain.seq, snapshot[1], snapshot[2]))
             if locked:
                 self._healthy = False
             else:

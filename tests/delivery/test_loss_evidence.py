@@ -165,3 +165,18 @@ def test_a_dead_process_s_losses_are_declared_by_the_process_that_adopts_its_spo
     report = verify_files([str(delivery.sink)], KEYS)
     assert not report.problems, [str(p) for p in report.problems]
     assert [p.chain for p in report.declared] == [dead_chain] and exit_status(report) == 3
+
+
+def test_a_forked_child_whose_first_record_is_lost_still_names_its_parent() -> None:
+    """The fork link goes on the first *durable* record: a lost seq 1 must not drop it."""
+    from otel_audit.delivery.chain import ChainKey, ChainState
+
+    key = ChainKey("k1", CHAIN_KEY.encode())
+    child = ChainState().fork()
+    snapshot = child.snapshot()
+    seq, _prev, mac, _parents, forked_from = child.seal(key, b"first")
+    assert seq == 1 and forked_from
+    child.advance(seq, mac, False)
+    child.restore((child.seq, snapshot[1], snapshot[2]))  # its write failed: the processor keeps the number
+    seq, prev, _mac, _parents, again = child.seal(key, b"second")
+    assert (seq, prev, again) == (2, "", forked_from)
