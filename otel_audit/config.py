@@ -54,6 +54,26 @@ def _positive_int(value: str) -> int:
     return number
 
 
+def _count(value: str) -> int:
+    try:
+        number = int(value.strip().replace("_", ""))
+    except ValueError:
+        raise ValueError("expected a whole number") from None
+    if number < 0:
+        raise ValueError("expected 0 or more")
+    return number
+
+
+def _seconds(value: str) -> float:
+    try:
+        number = float(value.strip())
+    except ValueError:
+        raise ValueError("expected a number of seconds such as 60 or 0.5") from None
+    if not number >= 0 or number == float("inf"):
+        raise ValueError("expected 0 or more seconds")
+    return number
+
+
 def _hmac_key(value: str) -> str:
     if len(value) < 16:
         raise ValueError("expected at least 16 characters")
@@ -279,6 +299,37 @@ ENV_VARS: tuple[EnvVar, ...] = (
         None,
         "Id of the chain key, recorded as `audit.chain.key_id` so keys can be rotated. Default `default`.",
     ),
+    EnvVar(
+        "OTEL_AUDIT_SPOOL_RESERVE",
+        "spool_reserve",
+        _byte_size,
+        256 << 10,
+        "Fail-closed only: disk space each process holds in its spool so that every admitted request's "
+        "record has room (a request is refused unless it is held). Default 256 KiB. See docs/delivery.md.",
+    ),
+    EnvVar(
+        "OTEL_AUDIT_CHECKPOINT_INTERVAL",
+        "checkpoint_interval_s",
+        _seconds,
+        60.0,
+        "Seconds between signed `audit.audit_system.checkpoint` records of a running chain (`0`: none), so "
+        "`otel-audit verify` can tell how far a chain reached. See docs/delivery.md.",
+    ),
+    EnvVar(
+        "OTEL_AUDIT_CHECKPOINT_RECORDS",
+        "checkpoint_records",
+        _count,
+        10000,
+        "Also write a checkpoint after this many records (`0`: by time only).",
+    ),
+    EnvVar(
+        "OTEL_AUDIT_CHECKPOINT_PATH",
+        "checkpoint_path",
+        _path,
+        None,
+        "Also append the chain's start, checkpoint, stop and loss records to this file (JSON lines): a second "
+        "destination, so whoever controls the log store cannot cut a chain's tail unseen (`verify --digest`).",
+    ),
 )
 
 
@@ -305,6 +356,10 @@ class AuditConfig:
     flush_timeout_ms: int = 5000
     chain_key: str | None = field(default=None, repr=False)
     chain_key_id: str | None = None
+    spool_reserve: int = 256 << 10
+    checkpoint_interval_s: float = 60.0
+    checkpoint_records: int = 10000
+    checkpoint_path: Path | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @classmethod

@@ -124,6 +124,8 @@ class AuditRuntime:
         runtime = cls(config, policy, provider, pipeline, destination)
         runtime.processor = processor
         processor.on_interrupted = runtime._record_interrupted
+        processor.on_losses = runtime.declare_losses
+        processor.on_checkpoint = runtime.checkpoint
         runtime.policy_error = policy_error
         return runtime
 
@@ -211,12 +213,39 @@ class AuditRuntime:
                 step(event)
 
     def admit(self) -> None:
-        """Before-view stage: under fail-closed, refuse the request when the spool cannot take a record."""
+        """Before-view stage: under fail-closed, refuse the request unless its record would be durable
+        (the spool's state now, and disk space reserved for the record: docs/delivery.md)."""
         if self.config.fail_mode != "closed" or self.processor is None:
             return
-        if not self.processor.can_accept():
+        if not self.processor.admit():
             self.processor.stats.refused += 1
             raise AuditUnavailable("audit spool cannot accept records")
+
+    def declare_losses(self, summary: dict[str, Any]) -> bool:
+        """Write ``audit.audit_system.records_lost``: the chain gap left by records that could not be
+        made durable (called by the processor once the spool accepts again; docs/delivery.md).
+        False when the declaration itself could not be written (the processor keeps it pending)."""
+        reasons = [f"{reason}={count}" for reason, count in sorted(summary["reasons"].items())]
+        attributes = {"audit.lost.count": summary["count"], "audit.lost.reasons": reasons,
+                      "audit.lost.first_unix_nano": summary["first_unix_nano"],
+                      "audit.lost.last_unix_nano": summary["last_unix_nano"], "audit.lost.seqs": summary["seqs"]}
+        if summary.get("chain_id"):  # a dead process's losses, declared by the process that adopted its spool
+            attributes["audit.lost.chain_id"] = summary["chain_id"]
+        event = self._lifecycle_event(
+            "records_lost",
+            f"{summary['count']} audit record(s) could not be made durable ({', '.join(reasons)})", **attributes)
+        try:
+            self.pipeline.process(event)  # a policy that drops audit_system records drops this too
+        except Exception as exc:  # noqa: BLE001 - AuditUnavailable included: this is no request's record
+            containment.record("loss record", exc)
+            return False
+        return True
+
+    def checkpoint(self) -> None:
+        """Write ``audit.audit_system.checkpoint``: a signed record whose own chain position and
+        predecessor MAC prove how far the chain had reached, and when (docs/delivery.md)."""
+        self.lifecycle("checkpoint", **{"audit.checkpoint.interval_s": self.config.checkpoint_interval_s,
+                                        "audit.checkpoint.records": self.config.checkpoint_records})
 
     def lifecycle(self, action: str, reason: str | None = None, **attributes: Any) -> None:
         try:
@@ -225,16 +254,17 @@ class AuditRuntime:
             containment.record(f"lifecycle {action}", exc)
 
     def _lifecycle(self, action: str, reason: str | None = None, **attributes: Any) -> None:
-        self.record(
-            AuditEvent(
-                category="audit_system",
-                action=action,
-                outcome="success" if action not in ("policy_invalid", "audit_failure") else "failure",
-                outcome_reason=reason,
-                actor=Actor(id=f"pid:{os.getpid()}", type="system"),
-                attributes={"audit.policy.source": self._policy_source(), **attributes},
-                origin="otel_audit",
-            )
+        self.record(self._lifecycle_event(action, reason, **attributes))
+
+    def _lifecycle_event(self, action: str, reason: str | None = None, **attributes: Any) -> AuditEvent:
+        return AuditEvent(
+            category="audit_system",
+            action=action,
+            outcome="success" if action not in ("policy_invalid", "audit_failure", "records_lost") else "failure",
+            outcome_reason=reason,
+            actor=Actor(id=f"pid:{os.getpid()}", type="system"),
+            attributes={"audit.policy.source": self._policy_source(), **attributes},
+            origin="otel_audit",
         )
 
     def config_change(self, action: str, changed: list[str], previous: dict[str, Any], facts: dict[str, str]) -> None:

@@ -86,7 +86,7 @@ class ChainState:
         """Next (seq, prev, mac, parents, forked_from) for a record whose canonical bytes are given."""
         seq = self.seq + 1
         parents = self.pending_parents or None
-        forked_from = self.forked_from if seq == 1 else None
+        forked_from = self.forked_from if not self.prev else None  # on the first durable record (seq 1 may be lost)
         mac = key.mac(canonical, b"\n" + sealed_bytes(seq, self.prev, parents, forked_from))
         return seq, self.prev, mac, parents, forked_from
 

@@ -14,6 +14,12 @@ Flow of one record::
 ``write`` (in the kernel: survives the process being killed) or ``queued`` (in memory: fastest,
 a crash loses the last few milliseconds). Everything is bounded: the queue by count, the spool by
 bytes, with the overflow policy deciding what happens at the limit.
+
+Around that: fail-closed admission (:meth:`DurableLogRecordProcessor.admit`) holds a disk
+reservation (``reserve.py``); a record that is lost anyway keeps its sequence number and goes into
+the loss ledger (``loss.py``), declared in the chain once the spool accepts again; checkpoint
+records are written at an interval and copied, with the chain's other landmarks, to the
+checkpoint file.
 """
 
 from __future__ import annotations
@@ -36,6 +42,8 @@ from otel_audit.delivery import intents as intents_mod
 from otel_audit.delivery import spool as spool_mod
 from otel_audit.delivery.canonical import CHAIN_ALG, CHAIN_ID, CHAIN_KEY_ID, canonical_parts
 from otel_audit.delivery.chain import ChainKey, ChainState
+from otel_audit.delivery.loss import LossLedger, read_loss_file
+from otel_audit.delivery.reserve import Reservation, is_full_disk
 from otel_audit.delivery.spool import ProcessSpool, encode_frame
 from otel_audit.delivery.telemetry import DeliveryStats, register_metrics
 from otel_audit.errors import OtelAuditError, containment
@@ -47,6 +55,8 @@ _PENDING, _WRITTEN, _SYNCED, _FAILED = 0, 1, 2, -1
 _time_ns = time.time_ns
 _SEVERITY_VALUES = {member: member.value for member in SeverityNumber}  # an enum's .value is a descriptor call
 _FRAME_OVERHEAD = 200  # header + trailer, for the size check before sealing
+_LANDMARK_PREFIX = b'["otel-audit/chain/1","audit.audit_system.'
+_LANDMARKS = (b'start"', b'checkpoint"', b'stop"', b'records_lost"')
 
 
 class RecordNotDurable(OtelAuditError):
@@ -70,6 +80,14 @@ class DeliveryOptions:
     # After waking, and after any batch that was not full, let the next batch build up this long
     # (fewer, larger exports; far fewer GIL hand-offs with the application's threads).
     export_linger_s: float = 0.05
+    # Fail-closed: bytes held in a ballast file so an admitted request's record has room
+    # (delivery/reserve.py); 0 (fail-open) holds nothing and costs nothing.
+    reserve_bytes: int = 0
+    # Signed checkpoints (audit_system.checkpoint): every this many seconds and records (0: never),
+    # also copied to ``checkpoint_path`` when set (a second destination the log store cannot cut).
+    checkpoint_interval_s: float = 60.0
+    checkpoint_records: int = 10_000
+    checkpoint_path: Path | None = None
 
     @property
     def segment_bytes(self) -> int:
@@ -111,6 +129,11 @@ class DurableLogRecordProcessor(LogRecordProcessor):
         # Called at adoption for each intent a dead process left unresolved (the runtime turns it
         # into an interrupted record through its pipeline); see delivery/intents.py.
         self.on_interrupted: Callable[[intents_mod.Intent, Any], None] | None = None
+        # Called with a loss summary once the spool accepts again; writes the records_lost record
+        # and says whether it could (the runtime sets it).
+        self.on_losses: Callable[[dict[str, Any]], bool] | None = None
+        self.on_checkpoint: Callable[[], Any] | None = None  # writes a checkpoint record (the runtime sets it)
+        self._checkpoint_every = options.checkpoint_records or (1 << 62)
         _live.add(self)
         _current = weakref.ref(self)
         register_metrics(current_processor)
@@ -119,6 +142,7 @@ class DurableLogRecordProcessor(LogRecordProcessor):
 
     def _init_process_state(self) -> None:
         self.stats = DeliveryStats()
+        self.losses = LossLedger()
         self._lock = threading.Lock()
         self._work = threading.Condition(self._lock)  # writer waits for records
         self._done = threading.Condition(self._lock)  # callers wait for durability / queue room
@@ -142,12 +166,19 @@ class DurableLogRecordProcessor(LogRecordProcessor):
         self._export_busy = False
         self._exporter_awake = False  # appends skip waking an exporter thread that is already working
         self._intents = intents_mod.OpenIntents()  # the exporter's open intents of its own spool
+        self._reservation: Reservation | None = None
+        self._since_checkpoint = 0
+        self._next_checkpoint = 0.0
+        self._digest: Any = None
 
     def _reset_after_fork(self) -> None:
         """In a forked child (gunicorn worker): own nothing of the parent's, start fresh lazily."""
         for spool in [self._spool, *self._adopted]:
             if spool is not None:
                 spool.abandon_after_fork()
+        if self._reservation is not None:
+            self._reservation.abandon_after_fork()
+        self.losses.detach()
         self.chain = self.chain.fork()
         self._init_process_state()
 
@@ -162,6 +193,7 @@ class DurableLogRecordProcessor(LogRecordProcessor):
             self._first_exporter = None
             self._exporter = first[1] if first is not None and first[0] == os.getpid() else self.exporter_factory()
             self._try_open_spool_locked()
+            self._next_checkpoint = time.monotonic() + (self.options.checkpoint_interval_s or float("inf"))
             self._writer = threading.Thread(target=self._writer_loop, name="otel-audit-spool-writer", daemon=True)
             self._exporter_thread = threading.Thread(target=self._exporter_loop, name="otel-audit-exporter",
                                                      daemon=True)
@@ -189,6 +221,8 @@ class DurableLogRecordProcessor(LogRecordProcessor):
                 }
                 self._spool = ProcessSpool.create(root, meta, self.options.segment_bytes)
                 self._new_parents.extend(spool_mod.take_ended_chains(root))
+                self._open_reservation()
+                self.losses.attach(self._spool.path)
             else:
                 spool_mod.ensure_root(self.options.spool_dir)
             self._healthy = True
@@ -216,6 +250,9 @@ class DurableLogRecordProcessor(LogRecordProcessor):
         self._append(rec.event_name, rec.timestamp, rec.observed_timestamp,
                      severity.value if severity is not None else None, rec.severity_text, rec.trace_id, rec.span_id,
                      rec.trace_flags, rec.body, rec.attributes or {})
+        self._since_checkpoint += 1
+        if self.losses.pending or self._since_checkpoint >= self._checkpoint_every:
+            self._after_append()
 
     def append_draft(self, draft: Any) -> None:
         """:meth:`append` for the pipeline's record draft, without building an SDK ``LogRecord``
@@ -224,6 +261,47 @@ class DurableLogRecordProcessor(LogRecordProcessor):
         self._append(draft.event_name, draft.timestamp, _time_ns(),
                      _SEVERITY_VALUES.get(severity, severity) if severity is not None else None, draft.severity_text,
                      draft.trace_id, draft.span_id, draft.trace_flags, draft.body, draft.attributes or {})
+        self._since_checkpoint += 1
+        if self.losses.pending or self._since_checkpoint >= self._checkpoint_every:
+            self._after_append()
+
+    def _after_append(self) -> None:
+        """Rare work after a durable record: declare earlier losses, write a due checkpoint."""
+        if self.losses.pending:
+            self._declare_losses()
+        if self._since_checkpoint >= self._checkpoint_every:
+            self._checkpoint()
+
+    def _checkpoint(self) -> None:
+        """Write a signed checkpoint record now (its own chain seq and prev MAC are the proof)."""
+        self._since_checkpoint = 0
+        self._next_checkpoint = time.monotonic() + (self.options.checkpoint_interval_s or float("inf"))
+        hook = self.on_checkpoint
+        if hook is None or self._closing:
+            return
+        try:
+            hook()
+        except Exception as exc:  # noqa: BLE001
+            containment.record("checkpoint", exc)
+
+    def _declare_losses(self) -> None:
+        """The spool accepts again: declare the gap in the chain (``audit_system.records_lost``)."""
+        hook = self.on_losses
+        if hook is None:
+            return  # no runtime to write it: the counters and the ``lost`` file still have it
+        summary = self.losses.take()
+        if summary is None:
+            return
+        try:
+            written = hook(summary)
+        except Exception as exc:  # noqa: BLE001 - the record that triggered this is durable; keep going
+            containment.record("loss record", exc)
+            written = False
+        if written:
+            self.losses.declared_now(summary)
+            self.stats.declared += summary["count"]
+        else:  # the declaration itself was lost: declare it with the next durable record
+            self.losses.put_back(summary)
 
     def _append(self, event_name: str | None, timestamp: int | None, observed: int | None, severity: int | None,
                 severity_text: str | None, trace_id: int, span_id: int, trace_flags: Any, body: Any,
@@ -301,6 +379,7 @@ class DurableLogRecordProcessor(LogRecordProcessor):
 
     def _refuse(self, reason: str) -> None:
         self.stats.drop(reason)
+        self.losses.note(reason)
         raise RecordNotDurable(f"audit record not durable: {reason.replace('_', ' ')}")
 
     def _over_limit(self, size: int) -> bool:
@@ -312,11 +391,13 @@ class DurableLogRecordProcessor(LogRecordProcessor):
         policy = self.options.overflow
         if policy == "drop_oldest" and self._spool is not None:
             while self._over_limit(size):
+                seqs = _segment_seqs(self._spool)
                 lost, freed = self._spool.evict_oldest()
                 if not freed:
                     break
                 if lost:
                     self.stats.drop("overflow_evicted", lost)
+                    self.losses.note("overflow_evicted", lost, seqs)
             if not self._over_limit(size):
                 return
             self._refuse("overflow")
@@ -330,23 +411,59 @@ class DurableLogRecordProcessor(LogRecordProcessor):
             return
         self._refuse("overflow")
 
-    def can_accept(self) -> bool:
-        """Before-view check (fail-closed): would a record be made durable right now?"""
+    def admit(self) -> bool:
+        """Fail-closed admission, exact: True only when a record made now would be durable.
+
+        Not a cached probe: with a reservation (``reserve_bytes``) the answer is "the ballast's
+        bytes are allocated to us right now" - no system call while it is whole, one
+        ``fallocate`` per request while the disk is full. The spool directory is re-checked on
+        every refused request, not once a second.
+        """
         try:
             self._ensure_started()
             with self._lock:
                 if self._closing:
                     return False
                 if not self._healthy:
+                    self._last_open_attempt = 0.0  # admission looks at the real state every time
                     self._try_open_spool_locked()
-                if not self._healthy:
-                    return False
-                if self._over_limit(_FRAME_OVERHEAD * 4):
-                    return self.options.overflow in ("block", "drop_oldest")
-                return True
+                    if not self._healthy:
+                        return False
+                if self._over_limit(_FRAME_OVERHEAD * 4) and self.options.overflow != "drop_oldest":
+                    return False  # ``block`` might time out after the view: not a promise of durability
+                reservation = self._reservation
+                if reservation is None:
+                    if self.options.reserve_bytes:
+                        self._open_reservation()
+                        reservation = self._reservation
+                    if reservation is None:
+                        return not self.options.reserve_bytes
+                return reservation.ensure()
         except Exception as exc:  # noqa: BLE001
             containment.record("spool check", exc)
             return False
+
+    def _open_reservation(self) -> None:
+        """Create the ballast of this process's spool (fail-closed only); a full disk leaves it
+        empty, which refuses requests until :meth:`admit` can grow it."""
+        if not self.options.reserve_bytes or self._spool is None or self._reservation is not None:
+            return
+        try:
+            self._reservation = Reservation(self._spool.path / "reserve", self.options.reserve_bytes)
+        except OSError as exc:
+            containment.record("spool reserve", exc)
+            return
+        self._reservation.ensure()
+
+    def _write_frames(self, spool: ProcessSpool, data: bytes, records: int) -> None:
+        """``spool.append``; on a full disk, release the reservation and write into its space."""
+        try:
+            spool.append(data, records)
+        except OSError as exc:
+            reservation = self._reservation
+            if not is_full_disk(exc) or reservation is None or not reservation.release():
+                raise
+            spool.append(data, records)
 
     # -- writer thread: group commit ---------------------------------------------------------------
 
@@ -404,8 +521,11 @@ class DurableLogRecordProcessor(LogRecordProcessor):
         spool = self._spool
         if spool is None:
             self.stats.drop("spool_unavailable", len(batch))
+            self.losses.note("spool_unavailable", len(batch))
             return _FAILED
         chain = self.chain
+        if self.losses.unsealed:  # records refused before sealing keep their numbers: a gap to declare
+            chain.seq += self.losses.take_unsealed(chain.seq + 1)
         snapshot = chain.snapshot()
         frames = []
         key = self.key
@@ -420,7 +540,7 @@ class DurableLogRecordProcessor(LogRecordProcessor):
                                                           parents, forked_from)))
             chain.advance(seq, mac, parents is not None)
         try:
-            spool.append(frames[0] if len(frames) == 1 else b"".join(frames), records)
+            self._write_frames(spool, frames[0] if len(frames) == 1 else b"".join(frames), records)
             status = _WRITTEN
             if self.options.ack == "fsync":
                 spool.sync()
@@ -431,7 +551,11 @@ class DurableLogRecordProcessor(LogRecordProcessor):
             # a pwrite per record would be a second GIL hand-off on the caller's path. Adoption
             # reads the true end from the spool's last frame (_last_sealed_seq).
         except Exception as exc:  # noqa: BLE001 - disk full, permissions, I/O error
-            chain.restore(snapshot)
+            # The sealed records keep their sequence numbers (a gap the records_lost record will
+            # declare); prev stays the last durable MAC, and parents and the fork link not named
+            # yet are named by the next durable record.
+            self.losses.note("spool_write_failed", len(batch), range(snapshot[0] + 1, chain.seq + 1))
+            chain.restore((chain.seq, snapshot[1], snapshot[2]))
             if locked:
                 self._healthy = False
             else:
@@ -452,6 +576,8 @@ class DurableLogRecordProcessor(LogRecordProcessor):
                 if time.monotonic() >= next_scan:
                     self._adopt_orphans()
                     next_scan = time.monotonic() + self.options.orphan_scan_s
+                if time.monotonic() >= self._next_checkpoint and self._healthy:
+                    self._checkpoint()  # an idle chain still proves, at each interval, that it runs
                 # Cleared before looking, so an append after the look wakes us (and only then:
                 # appends skip the Event while we are known to be awake).
                 self._exporter_awake = False
@@ -479,6 +605,7 @@ class DurableLogRecordProcessor(LogRecordProcessor):
             orphan = ProcessSpool.try_adopt(path, self.options.segment_bytes)
             if orphan is None:
                 continue
+            (path / "reserve").unlink(missing_ok=True)  # a dead process's ballast: give the space back
             if not self._report_interrupted(orphan):
                 orphan.close(remove=False)  # retried at the next scan, before any of it is sent
                 continue
@@ -488,10 +615,15 @@ class DurableLogRecordProcessor(LogRecordProcessor):
             if chain_id and last_seq > 0:
                 with self._lock:
                     self._new_parents.append(f"{chain_id}:{last_seq}")
+            lost = read_loss_file(path)
+            if chain_id and lost.get("pending") and int(lost.get("total") or 0) > int(lost.get("declared") or 0):
+                self.losses.adopt(chain_id, lost["pending"])  # it died before it could declare them
             orphan.resource_obj = Resource(orphan.meta.get("resource") or {}, orphan.meta.get("schema_url"))
             scope = orphan.meta.get("scope") or {}
             orphan.scope_obj = InstrumentationScope(scope.get("name") or self.scope.name, scope.get("version"))
             self._adopted.append(orphan)
+        if self.losses.pending and self._healthy:
+            self._declare_losses()
 
     def _report_interrupted(self, orphan: ProcessSpool) -> bool:
         """Report the dead process's unresolved intents as records; False: not all could be.
@@ -557,6 +689,8 @@ class DurableLogRecordProcessor(LogRecordProcessor):
         # Intent and resolve frames are not exported; the own spool's open ones hold the ack file.
         payloads = self._intents.sift(payloads, start) if spool.own else intents_mod.drop_markers(payloads)
         hold = self._held_position(spool, position) if spool.own else None
+        if opts.checkpoint_path is not None:
+            self._copy_to_digest(payloads, resource, scope)
         # An exporter may take payloads in its own wire form (the sink: JSON lines spliced from the
         # spooled bytes); the standard ones get SDK records.
         decode = getattr(self._exporter, "spooled_codec", None) or frames_mod.decode_record
@@ -601,6 +735,23 @@ class DurableLogRecordProcessor(LogRecordProcessor):
             hold = self._intents.hold()
         return hold
 
+    def _copy_to_digest(self, payloads: list[bytes], resource: Resource, scope: InstrumentationScope) -> None:
+        """Copy the chain's landmarks (start, checkpoints, stop, loss declarations) to the checkpoint
+        file, before the batch is exported: whoever controls the log store cannot cut what it proves."""
+        skip = len(_LANDMARK_PREFIX)
+        marks = [p for p in payloads if p.startswith(_LANDMARK_PREFIX) and p[skip:].startswith(_LANDMARKS)]
+        if not marks:
+            return
+        try:
+            if self._digest is None:
+                from otel_audit.sink import JsonLinesExporter
+
+                self._digest = JsonLinesExporter(self.options.checkpoint_path)  # type: ignore[arg-type]
+            self._digest.export([self._digest.spooled_codec(p, resource, scope) for p in marks])
+            self._digest.force_flush()
+        except Exception as exc:  # noqa: BLE001 - the main destination still gets them
+            containment.record("checkpoint copy", exc)
+
     def _export(self, records: list[Any]) -> bool:
         if not records:
             return True
@@ -631,6 +782,8 @@ class DurableLogRecordProcessor(LogRecordProcessor):
             "path": str(spool.path) if spool is not None else None,
             "chain_id": self.chain.chain_id,
             "seq": self.chain.seq,
+            "lost": self.losses.total,
+            "lost_undeclared": self.losses.undeclared(),
         }
 
     def _drained(self) -> bool:
@@ -673,13 +826,20 @@ class DurableLogRecordProcessor(LogRecordProcessor):
         try:
             if self._exporter is not None:
                 self._exporter.shutdown()
+            if self._digest is not None:
+                self._digest.shutdown()
         except Exception as exc:  # noqa: BLE001
             containment.record("exporter shutdown", exc)
+        if self._reservation is not None:
+            self._reservation.release()
+            self._reservation.close()
         spool = self._spool
         if spool is not None:
             # An intent still open (a request running at exit) keeps the spool for the next
-            # process, which reports it as interrupted.
-            drained = spool.is_drained() and not self._export_busy and not self._intents.open
+            # process, which reports it as interrupted; undeclared losses keep the directory (and its
+            # ``lost`` file) for status and the next process.
+            drained = (spool.is_drained() and not self._export_busy and not self._intents.open
+                       and not self.losses.undeclared())
             if drained:
                 try:
                     spool_mod.record_ended_chain(self.options.spool_dir, self.chain.chain_id, self.chain.seq)
@@ -713,6 +873,24 @@ class DurableLogger(Logger):
 
     def enabled(self, *args: Any, **kwargs: Any) -> bool:
         return True
+
+
+def _segment_seqs(spool: ProcessSpool) -> range | None:
+    """Sequence numbers in the segment ``drop_oldest`` is about to evict (first..last intact frame)."""
+    candidates = spool.segments[:-1] if spool.own else spool.segments
+    if not candidates:
+        return None
+    try:
+        data = candidates[0].path.read_bytes()
+    except OSError:
+        return None
+    first = last = None
+    for payload, _end in spool_mod.iter_frames(data):
+        first = first or payload
+        last = payload
+    if first is None or last is None:
+        return None
+    return range(int(frames_mod.trailer(first)[2]), int(frames_mod.trailer(last)[2]) + 1)
 
 
 def _last_sealed_seq(spool: ProcessSpool) -> int:

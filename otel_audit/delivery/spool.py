@@ -144,15 +144,25 @@ class ProcessSpool:
         ensure_root(root)
         name = f"p{os.getpid()}-{meta['chain_id'][:8]}"
         tmp = root / f".{name}.tmp"
+        shutil.rmtree(tmp, ignore_errors=True)  # our own earlier attempt (a full disk): start over
         tmp.mkdir(mode=DIR_MODE)
         lock_fd = _open_private(tmp / "lock", os.O_RDWR | os.O_CREAT)
-        fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        _write_atomic(tmp / "meta.json", json.dumps(meta).encode())
+        try:
+            fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            _write_atomic(tmp / "meta.json", json.dumps(meta).encode())
+        except OSError:
+            os.close(lock_fd)
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
         final = root / name
         os.rename(tmp, final)
         spool = cls(final, lock_fd, meta, segment_bytes, own=True)
-        spool._state_fd = _open_private(final / "chain.state", os.O_WRONLY | os.O_CREAT)
-        spool._open_segment(1)
+        try:
+            spool._state_fd = _open_private(final / "chain.state", os.O_WRONLY | os.O_CREAT)
+            spool._open_segment(1)
+        except OSError:
+            spool.close(remove=True)  # nothing was written to it yet; the next attempt starts clean
+            raise
         return spool
 
     @classmethod

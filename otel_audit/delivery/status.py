@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from otel_audit.delivery.loss import read_loss_file
 from otel_audit.delivery.spool import ENDED_FILE, HEADER, count_frames, iter_frames, spool_dirs
 
 
@@ -86,6 +87,7 @@ def spool_status(root: Path) -> dict[str, Any]:
                 oldest = _oldest_record_time(segment, start)
             pending += count
             pending_bytes += size
+        lost = read_loss_file(path)
         processes.append({
             "dir": str(path.relative_to(root)),
             "pid": meta.get("pid"),
@@ -96,6 +98,9 @@ def spool_status(root: Path) -> dict[str, Any]:
             "bytes_pending": pending_bytes,
             "bytes_on_disk": disk,
             "oldest_age_s": round((now - oldest) / 1e9, 3) if oldest else None,
+            "records_lost": int(lost.get("total") or 0),
+            "lost_undeclared": int(lost.get("total") or 0) - int(lost.get("declared") or 0),
+            "lost_reasons": (lost.get("pending") or {}).get("reasons") or {},
         })
     ended: list[str] = []
     for directory in {root, *(p.parent for p in _process_dirs(root))}:
@@ -111,6 +116,8 @@ def spool_status(root: Path) -> dict[str, Any]:
         "bytes_pending": sum(p["bytes_pending"] for p in processes),
         "bytes_on_disk": sum(p["bytes_on_disk"] for p in processes),
         "oldest_age_s": max(ages) if ages else None,
+        "records_lost": sum(p["records_lost"] for p in processes),
+        "lost_undeclared": sum(p["lost_undeclared"] for p in processes),
         "processes": processes,
         "ended_chains": ended,
     }
@@ -124,8 +131,16 @@ def format_status(status: dict[str, Any]) -> str:
         f"{status['bytes_pending']} bytes pending, {status['bytes_on_disk']} bytes on disk, "
         f"oldest {status['oldest_age_s'] if status['oldest_age_s'] is not None else '-'} s",
     ]
+    if status["records_lost"]:
+        lines.append(f"LOST: {status['records_lost']} record(s) could not be made durable; "
+                     f"{status['lost_undeclared']} not yet declared in the chain (audit.audit_system.records_lost)")
     for p in status["processes"]:
         state = "running" if p["alive"] else "dead (will be adopted by the next otel-audit process)"
+        lost = ""
+        if p["records_lost"]:
+            reasons = ", ".join(f"{r}={n}" for r, n in sorted(p["lost_reasons"].items()))
+            lost = f", LOST {p['records_lost']} ({p['lost_undeclared']} undeclared{': ' + reasons if reasons else ''})"
         lines.append(f"  {p['dir']}: pid {p['pid']} {state}, {p['records_pending']} pending, "
-                     f"{p['bytes_on_disk']} bytes, oldest {p['oldest_age_s'] if p['oldest_age_s'] is not None else '-'} s")
+                     f"{p['bytes_on_disk']} bytes, oldest {p['oldest_age_s'] if p['oldest_age_s'] is not None else '-'} "
+                     f"s{lost}")
     return "\n".join(lines)

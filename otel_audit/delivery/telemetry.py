@@ -12,7 +12,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
-COUNTERS = ("emitted", "spooled", "exported", "retried", "dropped", "failed", "refused")
+COUNTERS = ("emitted", "spooled", "exported", "retried", "dropped", "failed", "refused", "declared")
 
 DESCRIPTIONS = {
     "emitted": "Audit records handed to the durable processor.",
@@ -22,6 +22,7 @@ DESCRIPTIONS = {
     "dropped": "Audit records lost: never made durable, or evicted by drop_oldest (attribute: reason).",
     "failed": "Failed export attempts.",
     "refused": "Requests refused before the view because the spool could not accept (fail-closed).",
+    "declared": "Lost audit records whose gap was declared in the chain (audit.audit_system.records_lost).",
 }
 
 
@@ -34,6 +35,7 @@ class DeliveryStats:
     dropped: int = 0
     failed: int = 0
     refused: int = 0
+    declared: int = 0
     dropped_by_reason: Counter[str] = field(default_factory=Counter)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -100,3 +102,7 @@ def register_metrics(source: Callable[[], Any]) -> None:
                                   description="Bytes of audit records on disk waiting for export.")
     meter.create_observable_gauge("otel_audit.spool.healthy", callbacks=[gauge("healthy")],
                                   description="1 when the spool accepts records, 0 when it cannot.")
+    meter.create_observable_gauge("otel_audit.records.lost_undeclared", callbacks=[gauge("lost_undeclared")],
+                                  unit="{record}",
+                                  description="Lost audit records not yet declared in the chain (the spool "
+                                  "has not accepted a record since).")
