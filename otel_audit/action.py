@@ -58,10 +58,11 @@ def is_request_event(event: AuditEvent) -> bool:
 
 
 def primary_change(changes: list[Change] | None) -> Change | None:
-    """The most significant successful change (failed statements only when nothing else)."""
-    best, best_rank = None, -1
+    """The most significant successful change (failed statements only when nothing else); of equal
+    ones the first that names its row (an ORM's), else the first."""
+    best, best_rank = None, (-1, False)
     for change in changes or ():
-        rank = SIGNIFICANCE.get(change.action, 20) - (1000 if change.error else 0)
+        rank = (SIGNIFICANCE.get(change.action, 20) - (1000 if change.error else 0), change.id is not None)
         if rank > best_rank:
             best, best_rank = change, rank
     return best

@@ -166,6 +166,7 @@ class DurableLogRecordProcessor(LogRecordProcessor):
         self._export_busy = False
         self._exporter_awake = False  # appends skip waking an exporter thread that is already working
         self._intents = intents_mod.OpenIntents()  # the exporter's open intents of its own spool
+        self._size_hint = 0  # size of the last record admitted
         self._reservation: Reservation | None = None
         self._since_checkpoint = 0
         self._next_checkpoint = 0.0
@@ -324,6 +325,8 @@ class DurableLogRecordProcessor(LogRecordProcessor):
     def _admit(self, item: list[Any], size: int) -> None:
         """Make one queue item durable per ``ack`` (records; intent frames have ``attrs_offset`` -1)."""
         opts = self.options
+        if item[4] >= 0:
+            self._size_hint = size  # what admission reserves room for
         with self._lock:
             if self._closing:
                 self._refuse("shutdown")
@@ -429,7 +432,9 @@ class DurableLogRecordProcessor(LogRecordProcessor):
                     self._try_open_spool_locked()
                     if not self._healthy:
                         return False
-                if self._over_limit(_FRAME_OVERHEAD * 4) and self.options.overflow != "drop_oldest":
+                # Room for a record the size of the last one (a request's record is about that size),
+                # not just for a few frame headers: otherwise each request passes and its record fails.
+                if self._over_limit(max(self._size_hint, _FRAME_OVERHEAD * 4)) and self.options.overflow != "drop_oldest":
                     return False  # ``block`` might time out after the view: not a promise of durability
                 reservation = self._reservation
                 if reservation is None:

@@ -306,7 +306,7 @@ def mark_owned(dbapi_connection: Any) -> bool:
             if isinstance(candidate, AuditedConnection):
                 candidate._self_facts.owned = True
                 return True
-            for attr in ("driver_connection", "_connection", "_conn", "dbapi_connection"):
+            for attr in ("driver_connection", "_connection", "_conn", "dbapi_connection", "__wrapped__"):
                 try:
                     inner = getattr(candidate, attr, None)
                 except Exception:  # noqa: BLE001 - properties that raise when closed

@@ -27,7 +27,7 @@ def check_trail(records, facts) -> None:
     created = one(records, audit__category="data_modification", audit__action="create_resource",
                   audit__target__type="note")
     assert created.get("enduser.id") == ALICE and created.get("http.route") == "/notes"
-    assert created.get("audit.target.id") == note
+    assert created.get("audit.target.id") == note, created.get("audit.changes")
     updated = one(records, audit__action="update_resource", audit__target__type="note")
     assert updated.get("audit.changes.fields") == ["body"] and updated.get("enduser.id") == ALICE
     deleted = one(records, audit__action="delete_resource", audit__target__type="note")
