@@ -63,6 +63,8 @@ class RequestScope:
                         and entry.operation == change.operation and entry.error == change.error:
                     entry.rows = _add_rows(entry.rows, change.rows)
                     entry.statements += 1
+                    if change.fields and change.fields != entry.fields:
+                        entry.fields = tuple(dict.fromkeys((entry.fields or ()) + change.fields))
                     return
         if len(changes) < MAX_CHANGES:
             changes.append(change)

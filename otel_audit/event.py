@@ -86,6 +86,7 @@ class HttpInfo:
     response_body: Any = None
     redirect_location: str | None = None
     session_changed: bool | None = None
+    issued_token: Any = None  # a login/token response's parsed JSON when it holds a token: read, never exported
 
 
 @dataclass(slots=True)

@@ -22,6 +22,7 @@ from otel_audit.action import describe_change, primary_change, resolve
 from otel_audit.context import RequestScope, clear_scope, current_scope, enter_scope
 from otel_audit.errors import AuditUnavailable, containment
 from otel_audit.event import Actor, AuditEvent, Change, Source
+from otel_audit.identity import IdentityRules
 from otel_audit.runtime import get_runtime, record_event
 
 _WRITES = frozenset({"data_modification", "account_management", "authorization", "configuration"})
@@ -38,6 +39,10 @@ def record_change(fact: AuditEvent, change: Change, in_transaction: bool | None 
         runtime = get_runtime()
         if runtime is None:
             return
+        if identity_rules(runtime.policy).refine(change):  # a user row: an account or privilege action
+            fact.category, fact.action = change.category, change.action
+            if change.attributes:
+                fact.attributes.update(change.attributes)
         decision = runtime.policy.decide(fact)
         if decision is None or decision.level == "none":
             return  # not audited at all (reads, by default): not part of the action either
@@ -76,6 +81,20 @@ def before_write(category: str, action: str, table: str | None, operation: str |
         raise
     except Exception as exc:  # noqa: BLE001 - never break the statement
         containment.record("intent", exc)
+
+
+_rules_for: tuple[Any, Any] = (None, None)  # (policy, its IdentityRules)
+
+
+def identity_rules(policy: Any) -> IdentityRules:
+    """The policy's account and privilege rules (``actors.user_tables`` ...), compiled once."""
+    global _rules_for
+    cached = _rules_for
+    if cached[0] is policy:
+        return cached[1]
+    rules = IdentityRules.from_policy(policy)
+    _rules_for = (policy, rules)
+    return rules
 
 
 def _note_intent(runtime: Any, scope: RequestScope, change: Change | None = None) -> None:

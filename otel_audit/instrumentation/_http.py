@@ -172,6 +172,28 @@ class LazyHeaders(Mapping[str, str]):
         return repr(self._dict())
 
 
+#: Responses up to this size are looked at for an issued token (``access_token``/``id_token``).
+TOKEN_RESPONSE_LIMIT = 16 * 1024
+_TOKEN_MARKERS = (b'access_token"', b'id_token"')
+
+
+def issued_token(method: str | None, status: int | None, body: bytes | None) -> Any:
+    """The parsed JSON of a successful POST answer that carries a token (an OAuth2 password-flow
+    login answers ``{"access_token": "<JWT>", ...}``): the login record names its principal from
+    it. Never exported; a cheap byte search first, so ordinary responses are not parsed."""
+    if method != "POST" or status is None or not 200 <= status < 300 or not body or len(body) > TOKEN_RESPONSE_LIMIT:
+        return None
+    if not any(marker in body for marker in _TOKEN_MARKERS):
+        return None
+    try:
+        import json
+
+        parsed = json.loads(body)
+    except (ValueError, RecursionError):
+        return None
+    return parsed if isinstance(parsed, dict) else None
+
+
 def header_items(headers: Any) -> dict[str, str]:
     """``dict(headers.items())`` (werkzeug, Django): the eager copy, as a LazyHeaders builder."""
     return dict(headers.items())

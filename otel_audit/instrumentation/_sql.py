@@ -130,6 +130,50 @@ def classify(sql: Any) -> Statement | None:
     return result
 
 
+_INSERT_COLUMNS = re.compile(rf"\bINTO\s+{_QUALIFIED}\s*\(([^)]*)\)", re.I | re.S)
+_SET_CLAUSE = re.compile(r"\bSET\s+(.*?)(?:\bWHERE\b|\bRETURNING\b|\bFROM\b|$)", re.I | re.S)
+_ASSIGNMENT = re.compile(rf"^\s*(?:{_IDENT}\s*\.\s*)?({_IDENT})\s*=\s*(.*?)\s*$", re.S)
+_LITERALS = {"true": True, "false": False, "null": None}
+_COLUMNS: dict[str, tuple[tuple[str, Any], ...]] = {}
+_NO_VALUE = object()
+
+
+def columns_of(sql: str, operation: str) -> tuple[tuple[str, Any], ...]:
+    """The columns an INSERT or UPDATE writes, with the literal an UPDATE sets them to when it is a
+    number, boolean or NULL (a parameter or string: no value). Cached per statement text."""
+    found = _COLUMNS.get(sql)
+    if found is not None:
+        return found
+    columns: list[tuple[str, Any]] = []
+    text = _COMMENTS.sub(" ", sql)
+    if operation == "INSERT":
+        match = _INSERT_COLUMNS.search(text)
+        if match:
+            columns = [(_unquote(name.strip()), _NO_VALUE) for name in match.group(2).split(",") if name.strip()]
+    elif operation == "UPDATE":
+        match = _SET_CLAUSE.search(text)
+        if match:
+            for part in match.group(1).split(","):
+                assignment = _ASSIGNMENT.match(part)
+                if assignment:
+                    columns.append((_unquote(assignment.group(1)), _literal(assignment.group(2))))
+    result = tuple(columns)
+    if len(_COLUMNS) >= _CACHE_LIMIT:
+        _COLUMNS.clear()
+    _COLUMNS[sql] = result
+    return result
+
+
+def _literal(text: str) -> Any:
+    lowered = text.strip().lower()
+    if lowered in _LITERALS:
+        return _LITERALS[lowered]
+    try:
+        return int(lowered)
+    except ValueError:
+        return _NO_VALUE
+
+
 def sql_event(
     statement: Statement,
     *,
@@ -183,12 +227,20 @@ def record_statement(
     fact = sql_event(statement, system=system, namespace=namespace, query_text=query_text, parameters=parameters,
                      row_count=row_count, origin=origin, error=error)
     db = fact.db
+    fields = values = None
+    if statement.operation in ("INSERT", "UPDATE") and isinstance(query_text, str):
+        columns = columns_of(query_text, statement.operation)
+        if columns:
+            fields = tuple(name for name, _ in columns)
+            values = {name: {"new": value} for name, value in columns if value is not _NO_VALUE} or None
     record_change(fact, Change(
         category=statement.category,
         action=statement.action,
         table=statement.table,
         type=statement.table,
         operation=statement.operation,
+        fields=fields,
+        values=values,
         rows=db.row_count,
         system=system,
         namespace=namespace,

@@ -29,7 +29,7 @@ from starlette.middleware.errors import ServerErrorMiddleware
 
 from otel_audit.errors import AuditUnavailable, containment
 from otel_audit.event import HttpInfo, Source
-from otel_audit.instrumentation._http import HttpExchange, LazyHeaders
+from otel_audit.instrumentation._http import TOKEN_RESPONSE_LIMIT, HttpExchange, LazyHeaders, issued_token
 from otel_audit.instrumentation._request import reset_exchange, set_exchange
 from otel_audit.runtime import get_runtime
 
@@ -198,6 +198,7 @@ class AuditMiddleware:
 
         body = bytearray()
         response: dict[str, Any] = {}
+        answer = bytearray() if scope.get("method") == "POST" else None  # for an issued token
         # Fail-closed: the response is held until its record is durable, so a record that cannot be
         # written turns it into a 503 (up to HOLD_LIMIT bytes; past that it streams, as documented).
         held: list[Any] | None = [] if _closed() else None
@@ -211,9 +212,12 @@ class AuditMiddleware:
 
         async def observe_send(message: Any) -> None:
             nonlocal held, held_bytes
-            if message.get("type") == "http.response.start":
+            kind = message.get("type")
+            if kind == "http.response.start":
                 response["status"] = message.get("status")
                 response["headers"] = message.get("headers") or ()
+            elif kind == "http.response.body" and answer is not None and len(answer) <= TOKEN_RESPONSE_LIMIT:
+                answer.extend(message.get("body", b"") or b"")
             if held is not None:
                 held.append(message)
                 held_bytes += len(message.get("body", b"") or b"")
@@ -242,6 +246,8 @@ class AuditMiddleware:
                 for message in held:
                     await send(message)
             raise
+        if answer:
+            exchange.http.issued_token = issued_token("POST", response.get("status"), bytes(answer))
         durable = self._finish(exchange, scope, body, response, None)
         reset_exchange(exchange_token)
         if held is not None:

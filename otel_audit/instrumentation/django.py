@@ -41,7 +41,8 @@ from otel_audit.actors import actor_from_user
 from otel_audit.context import current_scope
 from otel_audit.errors import AuditUnavailable, containment
 from otel_audit.event import Actor, AuditEvent, Change, HttpInfo, Source, Target
-from otel_audit.instrumentation._http import FULL_RANK, HttpExchange, LazyHeaders, header_items, payload_rank
+from otel_audit.instrumentation._http import (FULL_RANK, HttpExchange, LazyHeaders, header_items, issued_token,
+                                              payload_rank)
 from otel_audit.instrumentation._patch import MethodHook
 from otel_audit.instrumentation._request import current_exchange, reset_exchange, scope_and_actor, set_exchange
 from otel_audit.recording import discard_change, hold, note_signal, record_change, release
@@ -214,6 +215,9 @@ def _finish(exchange: HttpExchange, tokens: Any, request: Any, response: Any, er
             if payload_rank() >= FULL_RANK and "json" in headers.get("Content-Type", "") \
                     and not getattr(response, "streaming", False) and len(response.content) <= PAYLOAD_LIMIT:
                 http.response_body = json.loads(response.content)
+            if http.method == "POST" and not getattr(response, "streaming", False) \
+                    and "json" in headers.get("Content-Type", ""):
+                http.issued_token = issued_token(http.method, status, response.content)
         session = _attr(request, "session")
         if session is not None:
             http.session_changed = bool(getattr(session, "modified", False)) or session.session_key != facts.session_key

@@ -17,7 +17,8 @@ from opentelemetry.instrumentation.instrumentor import BaseInstrumentor
 from otel_audit.context import current_scope
 from otel_audit.errors import AuditUnavailable, containment
 from otel_audit.event import Actor, AuditEvent, HttpInfo, Source
-from otel_audit.instrumentation._http import FULL_RANK, HttpExchange, LazyHeaders, header_items, payload_rank
+from otel_audit.instrumentation._http import (FULL_RANK, HttpExchange, LazyHeaders, header_items, issued_token,
+                                              payload_rank)
 from otel_audit.instrumentation._patch import MethodHook
 from otel_audit.recording import note_signal
 
@@ -132,6 +133,8 @@ def _response_facts(exchange: HttpExchange, response: flask.Response, session: A
     http.redirect_location = _first_header(headers, "location")
     if payload_rank() >= FULL_RANK and response.is_json:  # the body is only exported at full level
         http.response_body = response.get_json(silent=True)
+    if http.method == "POST" and response.is_json and not response.is_streamed:
+        http.issued_token = issued_token(http.method, response.status_code, response.get_data())
     try:
         http.session_changed = dict(session) != session_before
     except Exception:  # noqa: BLE001

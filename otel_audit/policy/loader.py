@@ -469,8 +469,9 @@ class _Normaliser:
         if "record_attempted_username" in spec:
             out["record_attempted_username"] = {True: "plain", False: "off"}.get(
                 spec["record_attempted_username"], "hmac")
-        if "username_fields" in spec:
-            out["username_fields"] = tuple(spec["username_fields"])
+        for key in ("username_fields", "user_tables", "privilege_fields", "credential_fields"):
+            if key in spec:
+                out[key] = tuple(spec[key])
         return out
 
     def check_redaction(self, section: Any) -> None:

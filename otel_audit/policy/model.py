@@ -16,6 +16,13 @@ from typing import Any, Mapping
 ADMIN = "@admin"  # placeholder in Match.actor_roles for "the policy's admin roles"
 DEFAULT_ADMIN_ROLES = ("admin", "superuser", "administrator", "root")
 DEFAULT_USERNAME_FIELDS = ("username", "email", "login", "user", "user_name")
+# What makes a row change an account or privilege change (otel_audit/identity.py), as data.
+DEFAULT_USER_TABLES = ("user", "users", "auth_user", "auth.user", "app_user", "app_users", "*_user", "*_users",
+                       "account", "accounts", "member", "members")
+DEFAULT_PRIVILEGE_FIELDS = ("is_superuser", "is_staff", "is_admin", "superuser", "admin", "role", "roles", "groups",
+                            "permissions", "user_permissions", "scopes", "privileges")
+DEFAULT_CREDENTIAL_FIELDS = ("password", "hashed_password", "password_hash", "passwd", "pwd_hash", "api_key",
+                             "otp_secret", "totp_secret", "mfa_secret")
 
 
 @dataclass(frozen=True)
@@ -95,8 +102,11 @@ class Defaults:
 class ActorSettings:
     sources: tuple[str, ...] | None = None  # None: otel_audit.actors.DEFAULT_SOURCES
     admin_roles: tuple[str, ...] = DEFAULT_ADMIN_ROLES
-    record_attempted_username: str = "plain"  # plain | off | hmac
+    record_attempted_username: str = "hmac"  # hmac (default: a pseudonym) | plain | off
     username_fields: tuple[str, ...] = DEFAULT_USERNAME_FIELDS
+    user_tables: tuple[str, ...] = DEFAULT_USER_TABLES  # globs: the app's user table or model
+    privilege_fields: tuple[str, ...] = DEFAULT_PRIVILEGE_FIELDS
+    credential_fields: tuple[str, ...] = DEFAULT_CREDENTIAL_FIELDS
 
 
 @dataclass(frozen=True)

@@ -41,9 +41,11 @@ def check_trail(records, facts) -> None:
     denied = where(records, audit__outcome="denied")
     assert {(r.get("enduser.id"), r.get("http.route")) for r in denied} == {
         (BOB, "/notes/{note_id}"), (BOB, "/admin/users/{user_id}/roles")}
-    grant = one(records, audit__action="update_resource", audit__target__type="app_user")
+    # A change of the user table's role field is a role grant, whichever layer saw it (issue #18).
+    grant = one(records, audit__action="grant_role", audit__target__type="app_user")
     assert grant.get("audit.target.id") == BOB and grant.get("enduser.id") == ALICE
-    assert grant.get("audit.changes.fields") == ["roles"]
+    assert grant.get("audit.changes.fields") == ["roles"] and grant.get("audit.role.names") == ["editor"]
+    assert grant.get("audit.category") == "authorization" and grant.get("ocsf.activity_id") == 16
 
     (crash,) = where(records, http__route="/reports/crash", audit__origin="asgi")
     assert crash.get("audit.outcome") == "failure" and crash.get("error.type") == "RuntimeError"

@@ -59,7 +59,8 @@ def test_raw_sqlite_crud_is_one_record_per_request_with_its_rows(audit, blog):
     one_record_per_request(records, sent)
     created = where(records, audit__action="create_resource", http__route="/blog/create")
     assert len(created) == 2 and all(r.get("audit.category") == "data_modification" for r in created)
-    assert created[0].get("audit.changes") == [{"action": "create_resource", "type": "post", "rows": 1}]
+    assert created[0].get("audit.changes") == [{"action": "create_resource", "type": "post", "rows": 1,
+                                                "fields": ["title", "body", "author_id"]}]  # raw SQL: its columns
     assert created[0].get("db.collection.name") == "post" and created[0].get("http.route") == "/blog/create"
     updated = one(records, audit__action="update_resource")
     assert updated.get("audit.target.type") == "post" and updated.get("audit.target.id") == str(ids["first"])
@@ -136,8 +137,8 @@ def test_outside_requests_one_record_per_transaction_and_per_statement_in_autoco
                      ("delete_resource", "success"), ("delete_resource", "success")]
     committed = records[1]
     assert committed.get("audit.changes") == [
-        {"action": "create_resource", "type": "job", "rows": 2, "statements": 2},
-        {"action": "update_resource", "type": "job", "rows": 1}]
+        {"action": "create_resource", "type": "job", "rows": 2, "statements": 2, "fields": ["state"]},
+        {"action": "update_resource", "type": "job", "rows": 1, "fields": ["state"]}]
     assert records[2].get("audit.outcome.reason") == "rolled back"
     assert committed.get("ocsf.class_uid") == 6005  # no API call: Datastore Activity
     assert all(r.get("audit.actor.type") == "system" for r in records)

@@ -320,7 +320,7 @@ def test_sqlite3_executescript_records_each_statement(statement_audit, instrumen
     ddl = statement_audit.find("configuration", "schema_change")
     assert sorted(e.db.operation for e in ddl) == ["CREATE", "DROP"]
     assert all(e.db.collection == "users" for e in ddl)
-    (insert,) = statement_audit.find("data_modification", "create_resource")
+    (insert,) = statement_audit.find("account_management", "create_user")  # a row of the user table: an account
     assert insert.db.query_text == "INSERT INTO users (note) VALUES ('a; not a split');"
     (failed,) = statement_audit.find("data_modification", "delete_resource")
     assert failed.outcome == "failure" and failed.error_type == "sqlite3.OperationalError"
