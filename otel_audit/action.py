@@ -81,6 +81,8 @@ def resolve(event: AuditEvent, classifier: Any = None) -> Any:
             _take_signal(event, signal)
         else:
             classifier.apply_classification(event, found)
+            if event.category == "authentication" and event.outcome == "success" and not event.actor.id:
+                _name_principal(event, classifier)
     elif signal is not None:
         _take_signal(event, signal)
     elif change is not None:
@@ -100,7 +102,79 @@ def resolve(event: AuditEvent, classifier: Any = None) -> Any:
             event.category = "admin" if event.category == "admin" else "data_modification"
     if change is not None:
         describe_change(event, change)
+    if found is None or found.category != "authentication":
+        _refused_by_login_redirect(event, classifier)
+    if event.action == "login_failed" and classifier is not None:
+        _hide_attempted_name(event, classifier)
     return found
+
+
+def _hide_attempted_name(event: AuditEvent, classifier: Any) -> None:
+    """A failed login's actor is only the name that was tried (often a mistyped password): the
+    policy's ``record_attempted_username`` says how it leaves, as for the form's field."""
+    import dataclasses
+
+    actor = event.actor
+    if actor.id or not actor.name:
+        return
+    shown = classifier.attempted(actor.name)
+    event.actor = dataclasses.replace(actor, name=shown)
+    if shown is not None:
+        event.attributes.setdefault("audit.attempted_username", shown)
+
+
+#: Methods that change state: answered by a redirect to the login page, they were refused.
+_WRITING_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+def _refused_by_login_redirect(event: AuditEvent, classifier: Any) -> None:
+    """A state-changing request answered by a redirect to the app's login page (Flask-Login's
+    ``login_view``, Django's ``LOGIN_URL``...) did not happen: ``denied`` / ``unauthenticated``."""
+    http = event.http
+    if http is None or event.outcome != "success" or (http.method or "").upper() not in _WRITING_METHODS:
+        return
+    status = http.status_code
+    if status is None or not 300 <= status < 400 or not http.redirect_location:
+        return
+    if classifier is not None and classifier.is_login_location(http.redirect_location):
+        event.outcome, event.outcome_reason = "denied", "unauthenticated"
+
+
+def _name_principal(event: AuditEvent, classifier: Any) -> None:
+    """Who a successful login or token request authenticated, when no session says it: the ``sub``
+    of the token it answered with (read unverified, never exported) and the username it was sent."""
+    from otel_audit.actors import decode_jwt_claims
+    from otel_audit.event import Actor
+
+    http = event.http
+    claims: dict[str, Any] = {}
+    token = http.issued_token if http is not None else None
+    if isinstance(token, dict):
+        for key in ("access_token", "id_token"):
+            value = token.get(key)
+            if isinstance(value, str):
+                claims = decode_jwt_claims(value) or {}
+                if claims:
+                    break
+    username = _sent_username(event, classifier)
+    subject = claims.get("sub")
+    name = username or claims.get("preferred_username") or claims.get("username")
+    if subject is None and name is None:
+        return
+    event.actor = Actor(id=str(subject) if subject is not None else None, name=str(name) if name else None,
+                        type="user", source="issued_token" if subject is not None else "login_form",
+                        verified=False if subject is not None else None)
+
+
+def _sent_username(event: AuditEvent, classifier: Any) -> str | None:
+    body = event.http.request_body if event.http is not None else None
+    if not isinstance(body, dict) or classifier is None:
+        return None
+    for field in classifier.actors.username_fields:
+        value = body.get(field)
+        if isinstance(value, str) and value.strip():
+            return value.strip()[:256]
+    return None
 
 
 def _take_signal(event: AuditEvent, signal: AuditEvent) -> None:

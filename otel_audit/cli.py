@@ -58,11 +58,36 @@ def _add_records(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run)
 
 
+def _add_hash(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "hash", help="print the pseudonym a value gets under OTEL_AUDIT_HMAC_KEY (find a user's records without "
+                     "storing the name in clear)")
+    parser.add_argument("values", nargs="+", metavar="VALUE")
+
+    def run(args: argparse.Namespace) -> int:
+        import os
+
+        from otel_audit.redaction.engine import KEY_ENV, pseudonymise
+
+        key = os.environ.get(KEY_ENV, "")
+        if len(key) < 16:
+            print(f"otel-audit hash: {KEY_ENV} is {'unset' if not key else 'shorter than 16 characters'}: the "
+                  "records were pseudonymised with their process's key, so set the same key to search them",
+                  file=sys.stderr)
+            return 2
+        for value in args.values:
+            print(f"{pseudonymise(value)}  {value}" if len(args.values) > 1 else pseudonymise(value))
+        return 0
+
+    parser.set_defaults(func=run)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="otel-audit", description="Audit logging as code for OpenTelemetry.")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     _add_demo(subparsers)
     _add_records(subparsers)
+    _add_hash(subparsers)
     for module_name, function_name in _COMMAND_PROVIDERS:
         try:
             module = importlib.import_module(module_name)

@@ -16,11 +16,21 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Pattern
+from urllib.parse import urlsplit
 
 from otel_audit.action import is_request_event
 from otel_audit.event import AuditEvent
 from otel_audit.policy.globs import compile_globs, normalise_route
 from otel_audit.policy.model import ActorSettings, Condition, Route
+
+
+def _spellings(path: str | None) -> tuple[str, ...]:
+    """A route or path as written and without its trailing slash: ``POST /reset-password/`` is
+    ``POST /reset-password`` (routes under any mount prefix are matched by the globs' ``*/``)."""
+    if not path:
+        return ()
+    stripped = path.rstrip("/")
+    return (path, stripped) if stripped and stripped != path else (path,)
 
 
 def _in_ranges(status: int | None, ranges: tuple[tuple[int, int], ...]) -> bool:
@@ -95,16 +105,27 @@ class Classifier:
         self.routes = [_CompiledRoute(route) for route in routes]
         self.actors = actors
         self._find = lru_cache(maxsize=cache_size)(self._find_uncached)
+        self._login_routes = [r for r in self.routes if r.route.category == "authentication" and r.route.action == "login"]
 
     def _find_uncached(self, method: str, route: str | None, path: str | None) -> int | None:
+        candidates = _spellings(route) + _spellings(path)
         for index, compiled in enumerate(self.routes):
             if compiled.methods and method not in compiled.methods:
                 continue
             if compiled.paths is None:
                 continue
-            if (route and compiled.paths.match(route)) or (path and compiled.paths.match(path)):
+            if any(compiled.paths.match(candidate) for candidate in candidates):
                 return index
         return None
+
+    def is_login_location(self, location: str) -> bool:
+        """Whether a redirect ``Location`` points at a login route of this policy (query, scheme and
+        host ignored; a trailing slash too)."""
+        path = urlsplit(location).path or location.split("?", 1)[0]
+        for compiled in self._login_routes:
+            if compiled.paths is not None and any(compiled.paths.match(p) for p in _spellings(path)):
+                return True
+        return False
 
     def classify(self, event: AuditEvent) -> Classification | None:
         http = event.http
@@ -154,20 +175,28 @@ class Classifier:
 
     def _attempted_username(self, event: AuditEvent) -> None:
         """Failed logins: the name that was tried (per policy), never the password."""
-        mode = self.actors.record_attempted_username
         body = event.http.request_body if event.http is not None else None
-        if mode == "off" or not isinstance(body, dict):
+        if not isinstance(body, dict):
             return
         for field in self.actors.username_fields:
             value = body.get(field)
             if isinstance(value, str) and value.strip():
-                value = value.strip()[:256]
-                if mode == "hmac":
-                    from otel_audit.redaction.engine import pseudonymise
-
-                    value = pseudonymise(value)
-                event.attributes["audit.attempted_username"] = value
+                shown = self.attempted(value.strip()[:256])
+                if shown is not None:
+                    event.attributes["audit.attempted_username"] = shown
                 return
+
+    def attempted(self, name: str) -> str | None:
+        """How the policy lets a tried (unverified) username out: its HMAC pseudonym by default
+        (``otel-audit hash NAME`` finds it), as typed (``plain``), or not at all (``off``)."""
+        mode = self.actors.record_attempted_username
+        if mode == "off":
+            return None
+        if mode == "hmac":
+            from otel_audit.redaction.engine import pseudonymise
+
+            return pseudonymise(name)
+        return name
 
 
 def _describe_response(event: AuditEvent) -> str:

@@ -55,7 +55,9 @@ def test_explain_shows_classification_rule_level_and_redaction(capsys) -> None:
     assert result["event_name"] == "audit.authentication.login_failed"
     assert result["classified_by"] == "builtin.login"
     assert result["rule"] == "default" and result["level"] == "metadata"
-    assert result["attributes"]["audit.attempted_username"] == "alice"
+    # the tried name leaves as its pseudonym by default, never in clear
+    assert result["attributes"]["audit.attempted_username"].startswith("[HMAC:")
+    assert "alice" not in json.dumps(result["attributes"])
     assert "audit.request.body" in result["left_out_by_level"]
     assert "hunter2" not in out
     assert any("audit_configs[0] skipped" in line for line in result["why"])
