@@ -24,7 +24,7 @@ from otel_audit.policy.globs import compile_globs, normalise_route
 from otel_audit.policy.model import ActorSettings, Condition, Route
 
 
-def _spellings(path: str | None) -> tuple[str, ...]:
+def path_spellings(path: str | None) -> tuple[str, ...]:
     """A route or path as written and without its trailing slash: ``POST /reset-password/`` is
     ``POST /reset-password`` (routes under any mount prefix are matched by the globs' ``*/``)."""
     if not path:
@@ -108,7 +108,7 @@ class Classifier:
         self._login_routes = [r for r in self.routes if r.route.category == "authentication" and r.route.action == "login"]
 
     def _find_uncached(self, method: str, route: str | None, path: str | None) -> int | None:
-        candidates = _spellings(route) + _spellings(path)
+        candidates = path_spellings(route) + path_spellings(path)
         for index, compiled in enumerate(self.routes):
             if compiled.methods and method not in compiled.methods:
                 continue
@@ -123,7 +123,7 @@ class Classifier:
         host ignored; a trailing slash too)."""
         path = urlsplit(location).path or location.split("?", 1)[0]
         for compiled in self._login_routes:
-            if compiled.paths is not None and any(compiled.paths.match(p) for p in _spellings(path)):
+            if compiled.paths is not None and any(compiled.paths.match(p) for p in path_spellings(path)):
                 return True
         return False
 

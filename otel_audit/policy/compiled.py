@@ -18,7 +18,7 @@ from otel_audit.actors import DEFAULT_SOURCES, ActorResolver
 from otel_audit.event import CATEGORIES, AuditEvent
 from otel_audit.pipeline import Decision
 from otel_audit.action import is_request_event, resolve
-from otel_audit.policy.classify import Classification, Classifier
+from otel_audit.policy.classify import Classification, Classifier, path_spellings
 from otel_audit.policy.globs import compile_globs, normalise_route
 from otel_audit.policy.model import PolicyModel, Rule
 
@@ -110,9 +110,7 @@ class CompiledRule:
             return f"action {f.action}" + (f" ({f.implied_action})" if f.implied_action else "") + " does not match"
         if self.methods and f.method not in self.methods:
             return f"method {f.method} not in {sorted(self.methods)}"
-        if self.paths is not None and not (
-            (f.route and self.paths.match(f.route)) or (f.path and self.paths.match(f.path))
-        ):
+        if self.paths is not None and not any(self.paths.match(p) for p in path_spellings(f.route) + path_spellings(f.path)):
             return f"route {f.route} / path {f.path} does not match"
         if self.resource_types is not None and not (f.resource_type and self.resource_types.match(f.resource_type)):
             return f"resource type {f.resource_type} does not match"
