@@ -194,7 +194,7 @@ def describe_change(event: AuditEvent, change: Change) -> None:
     """Target, ``db.*`` and changed fields of the record from its primary change."""
     if event.target is None:
         target_id = change.id
-        if target_id is None and change.action in ("delete_resource", "update_resource"):
+        if target_id is None and change.operation in ("UPDATE", "DELETE"):
             target_id = _single_route_parameter(event)
         event.target = Target(type=change.type or change.table, id=target_id)
     if event.db is None:

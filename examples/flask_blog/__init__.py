@@ -60,6 +60,18 @@ def load_logged_in_user() -> None:
     g.user = {"id": row["id"], "username": row["username"], "roles": [row["role"]]} if row else None
 
 
+@auth.route("/register", methods=("POST",))
+def register():
+    db = get_db()
+    try:
+        db.execute("INSERT INTO user (username, password) VALUES (?, ?)",
+                   (request.form["username"], generate_password_hash(request.form["password"], method="pbkdf2:sha256:1000")))
+        db.commit()
+    except db.IntegrityError:
+        return render_template_string(FORM, error="already registered"), 400
+    return redirect(url_for("auth.login"))
+
+
 @auth.route("/login", methods=("GET", "POST"))
 def login():
     error = None
@@ -78,6 +90,16 @@ def login():
 def logout():
     session.clear()
     return redirect(url_for("blog.index"))
+
+
+@blog.route("/<int:id>/promote", methods=("POST",))
+def promote(id: int):
+    if g.user is None or "admin" not in g.user["roles"]:
+        abort(403)
+    db = get_db()
+    db.execute("UPDATE user SET role = 'admin' WHERE id = ?", (id,))
+    db.commit()
+    return {"promoted": id}
 
 
 @blog.route("/")

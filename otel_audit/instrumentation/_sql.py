@@ -140,7 +140,7 @@ _NO_VALUE = object()
 
 def columns_of(sql: str, operation: str) -> tuple[tuple[str, Any], ...]:
     """The columns an INSERT or UPDATE writes, with the literal an UPDATE sets them to when it is a
-    number, boolean or NULL (a parameter or string: no value). Cached per statement text."""
+    number, boolean, NULL or plain string (a parameter: no value). Cached per statement text."""
     found = _COLUMNS.get(sql)
     if found is not None:
         return found
@@ -168,6 +168,9 @@ def _literal(text: str) -> Any:
     lowered = text.strip().lower()
     if lowered in _LITERALS:
         return _LITERALS[lowered]
+    stripped = text.strip()
+    if len(stripped) >= 2 and stripped[0] == stripped[-1] == "'" and "'" not in stripped[1:-1]:
+        return stripped[1:-1]  # a plain string literal (values leave at full level only, redacted)
     try:
         return int(lowered)
     except ValueError:

@@ -139,8 +139,28 @@ def _closed() -> bool:
 
 
 def _route_template(scope: dict[str, Any]) -> str | None:
+    """The matched route's template as the client addressed it. Routes of included routers and
+    mounts know only their own part (FastAPI 0.165 matches ``/users/{id}`` inside
+    ``include_router(..., prefix="/api/v1")``): the prefix is taken from the request path."""
     route = scope.get("route")
-    return getattr(route, "path", None) or getattr(route, "path_format", None)
+    template = getattr(route, "path", None) or getattr(route, "path_format", None)
+    if not template:
+        return None
+    path = scope.get("path") or ""
+    return _with_prefix(template, path)
+
+
+def _with_prefix(template: str, path: str) -> str:
+    template_parts = [part for part in template.split("/") if part]
+    path_parts = [part for part in path.split("/") if part]
+    extra = len(path_parts) - len(template_parts)
+    if extra <= 0 or any(":path" in part for part in template_parts):
+        return template
+    tail = path_parts[extra:]
+    for want, got in zip(template_parts, tail):
+        if not (want.startswith("{") and want.endswith("}")) and want != got:
+            return template  # not this template's shape: leave it as the router says
+    return "/" + "/".join(path_parts[:extra] + template_parts) + ("/" if template.endswith("/") and template != "/" else "")
 
 
 def _parse_body(body: bytes, content_type: str | None) -> Any:
