@@ -51,12 +51,16 @@ ACTIONS: dict[str, tuple[str, dict[int, int], str]] = {
     "export": ("data_access", {DATASTORE_ACTIVITY: 1, API_ACTIVITY: 2}, "Data was exported in bulk"),
     "schema_change": ("configuration", {DATASTORE_ACTIVITY: 99, API_ACTIVITY: 3}, "DDL changed the schema"),
     "config_change": ("configuration", {API_ACTIVITY: 3}, "Application configuration changed"),
+    "deploy": ("configuration", {API_ACTIVITY: 3}, "A new version, revision or environment started on this spool"),
+    "policy_change": ("configuration", {API_ACTIVITY: 3}, "The audit policy differs from the previous start's"),
     "request": ("http", {}, "An HTTP request not classified further (API Activity by method: POST Create ... DELETE Delete)"),
     "start": ("audit_system", {6002: 3}, "Auditing started"),
     "stop": ("audit_system", {6002: 4}, "Auditing stopped"),
     "policy_loaded": ("audit_system", {6002: 8}, "An audit policy was loaded"),
     "policy_invalid": ("audit_system", {6002: 99}, "An audit policy was rejected; fallback in force"),
     "audit_failure": ("audit_system", {6002: 99}, "The audit pipeline failed to record something"),
+    "records_lost": ("audit_system", {6002: 99}, "Records could not be made durable: the chain gap, declared"),
+    "checkpoint": ("audit_system", {6002: 99}, "A signed checkpoint of a running chain (truncation evidence)"),
 }
 
 #: Old action names (before the one vocabulary) -> their name now. Policies may still use them:
