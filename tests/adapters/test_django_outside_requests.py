@@ -1,0 +1,39 @@
+"""Django outside a request (a management command, a worker, a shell): one record per transaction,
+and one per ORM save or delete in autocommit - its statement and its row change are one record."""
+
+from __future__ import annotations
+
+from tests.adapters.apps import from_sink
+from tests.adapters.test_django import django_example  # noqa: F401 - the configured example project
+
+
+def test_autocommit_saves_and_an_atomic_block_outside_requests(audit, instrument, django_example):  # noqa: F811
+    from django.contrib.auth import get_user_model
+    from django.db import connections, transaction
+
+    from otel_audit.instrumentation.dbapi import Sqlite3AuditInstrumentor
+    from otel_audit.instrumentation.django import DjangoAuditInstrumentor
+
+    connections.close_all()
+    instrument(DjangoAuditInstrumentor(), Sqlite3AuditInstrumentor())
+    from notes.models import Note
+
+    owner = get_user_model().objects.get(username="alice")
+    note = Note.objects.create(owner=owner, title="from a worker")  # autocommit: one record
+    with transaction.atomic():  # one transaction: one record with both rows
+        Note.objects.create(owner=owner, title="batch 1")
+        note.title = "renamed"
+        note.save()
+    note_id = str(note.pk)
+    note.delete()
+    connections.close_all()
+    records = [r for r in from_sink(audit.records()) if r.get("audit.category") not in ("audit_system",)]
+    assert [r.get("audit.action") for r in records] == ["create_resource", "update_resource", "delete_resource"]
+    created, batch, deleted = records
+    assert created.get("audit.changes") == [{"action": "create_resource", "type": "notes.note", "table": "notes_note",
+                                             "id": note_id, "rows": 1,
+                                             "fields": ["owner_id", "title", "body", "updated"]}]
+    # the atomic block: the update is the primary change, the create is listed with it
+    assert sorted(c["action"] for c in batch.get("audit.changes")) == ["create_resource", "update_resource"]
+    assert deleted.get("audit.target.id") == note_id and deleted.get("audit.actor.type") == "system"
+    assert not any(r.get("http.request.method") for r in records)
