@@ -33,7 +33,7 @@ done
 [ -f "$CONFIG" ] || { echo "builder config not found: $CONFIG" >&2; exit 1; }
 COMPONENTS=$(dirname "$CONFIG")/components
 # The cache key covers the manifest and our own components' sources (go.mod, go.sum, *.go).
-HASH=$( { sha256sum "$CONFIG"; [ -d "$COMPONENTS" ] && (cd "$COMPONENTS" && find . -type f \( -name '*.go' -o -name 'go.mod' -o -name 'go.sum' \) ! -name '*_test.go' | LC_ALL=C sort | xargs sha256sum); } | sha256sum | cut -d' ' -f1)
+HASH=$( { sha256sum < "$CONFIG"; [ -d "$COMPONENTS" ] && (cd "$COMPONENTS" && find . -type f \( -name '*.go' -o -name 'go.mod' -o -name 'go.sum' \) ! -name '*_test.go' | LC_ALL=C sort | xargs sha256sum); } | sha256sum | cut -d' ' -f1)
 OUT_DIR=$CACHE_ROOT/collector/$HASH
 BIN=$OUT_DIR/otelcol-audit
 
