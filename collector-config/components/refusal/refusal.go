@@ -15,6 +15,7 @@ import (
 	"reflect"
 	"regexp"
 	"strconv"
+	"sync"
 	"sync/atomic"
 
 	"go.opentelemetry.io/collector/component"
@@ -24,6 +25,7 @@ import (
 	"go.opentelemetry.io/collector/exporter"
 	"go.opentelemetry.io/collector/exporter/exporterhelper"
 	"go.opentelemetry.io/collector/pdata/plog"
+	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 	"go.uber.org/zap"
 )
@@ -115,12 +117,16 @@ type guard struct {
 	inner    exporter.Logs
 	logger   *zap.Logger
 	refused  metric.Int64Counter
-	waiting  atomic.Int64 // records of the requests refused and not yet accepted (as last seen)
+	attrs    metric.MeasurementOption // exporter=<id>: several wrapped exporters share the names
+	mu       sync.Mutex
+	pending  map[plog.Logs]int // refused requests (a retry pushes the same Logs) -> records
+	waiting  atomic.Int64      // records in refused requests since the backend last accepted one
 	refusing atomic.Bool
 }
 
 func newGuard(set exporter.Settings, inner exporter.Logs) (*guard, error) {
-	g := &guard{inner: inner, logger: set.Logger}
+	g := &guard{inner: inner, logger: set.Logger, pending: map[plog.Logs]int{},
+		attrs: metric.WithAttributeSet(attribute.NewSet(attribute.String("exporter", set.ID.String())))}
 	meter := set.MeterProvider.Meter(scopeName)
 	var err error
 	g.refused, err = meter.Int64Counter("otelcol_audit_exporter_refused_log_records",
@@ -133,7 +139,7 @@ func newGuard(set exporter.Settings, inner exporter.Logs) (*guard, error) {
 		metric.WithDescription("Log records in refused requests that wait for the backend to accept them again."),
 		metric.WithUnit("{records}"),
 		metric.WithInt64Callback(func(_ context.Context, o metric.Int64Observer) error {
-			o.Observe(g.waiting.Load())
+			o.Observe(g.waiting.Load(), g.attrs)
 			return nil
 		}))
 	return g, err
@@ -144,8 +150,11 @@ func (g *guard) push(ctx context.Context, ld plog.Logs) error {
 	if err == nil {
 		if g.refusing.Swap(false) {
 			g.logger.Info("backend accepts audit records again; refused records re-delivered",
-				zap.Int64("refused_records_waiting", g.waiting.Load()))
+				zap.Int64("records_that_waited", g.waiting.Load()))
 		}
+		g.mu.Lock()
+		clear(g.pending)
+		g.mu.Unlock()
 		g.waiting.Store(0)
 		return nil
 	}
@@ -154,19 +163,20 @@ func (g *guard) push(ctx context.Context, ld plog.Logs) error {
 		return err
 	}
 	n := ld.LogRecordCount()
-	g.refused.Add(ctx, int64(n))
-	if v := int64(n); v > g.waiting.Load() {
-		g.waiting.Store(v)
+	g.refused.Add(ctx, int64(n), g.attrs)
+	g.mu.Lock()
+	if _, seen := g.pending[ld]; !seen {
+		g.pending[ld] = n
+		g.waiting.Add(int64(n))
 	}
+	waiting := g.waiting.Load()
+	g.mu.Unlock()
 	g.refusing.Store(true)
 	g.logger.Warn("backend refused audit records; they stay in the persistent queue and are retried until accepted",
-		zap.Int("http_status", code), zap.Int("records", n), zap.Error(err))
-	retryable := errors.New("backend refused the request (HTTP " + strconv.Itoa(code) + "), retrying: " + err.Error())
-	var partial consumererror.Logs
-	if errors.As(err, &partial) {
-		return consumererror.NewLogs(retryable, partial.Data())
-	}
-	return retryable
+		zap.Int("http_status", code), zap.Int("records", n), zap.Int64("records_waiting", waiting), zap.Error(err))
+	// The whole request is retried, also when the exporter says only part of it failed: the
+	// same Logs comes back on every retry (counted once above); parts already taken arrive twice.
+	return errors.New("backend refused the request (HTTP " + strconv.Itoa(code) + "), retrying: " + err.Error())
 }
 
 // refusalStatus: a permanent error that carries an HTTP 4xx status from the backend.
