@@ -18,8 +18,10 @@ STACKS = [
     *[["gateway.yaml", b] for b in BACKENDS],
     ["gateway.yaml", *BACKENDS],
     ["gateway.yaml", *reversed(BACKENDS)],
-    # the order the old README warned about: grafana-cloud.yaml before the others
+    # the orders that used to validate and then fail at start (`authenticator
+    # "basicauth/grafana_cloud" not found`): grafana-cloud.yaml before the others, or before the gateway
     ["gateway.yaml", "grafana-cloud.yaml", "file.yaml", "loki.yaml"],
+    ["grafana-cloud.yaml", "gateway.yaml", "splunk.yaml"],
     ["agent.yaml"],
 ]
 
