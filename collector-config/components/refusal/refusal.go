@@ -1,6 +1,7 @@
 // Package refusal wraps a collector exporter so that a backend's refusal (any HTTP 4xx: a
-// rotated or revoked token, 413, 429, ...) is retried from the persistent sending queue until
-// the backend accepts, instead of being treated as a permanent error and dropped.
+// rotated or revoked token, 413, ...; and a 5xx the upstream exporter gives up on, like
+// otlp_http's 500) is retried from the persistent sending queue until the backend accepts,
+// instead of being treated as a permanent error and dropped.
 //
 // Why: exporterhelper drops a request on a permanent error, and otlp_http / splunk_hec report
 // 400/401/403/413 as permanent. For audit records a refused key is a time to wait, not a
@@ -179,7 +180,8 @@ func (g *guard) push(ctx context.Context, ld plog.Logs) error {
 	return errors.New("backend refused the request (HTTP " + strconv.Itoa(code) + "), retrying: " + err.Error())
 }
 
-// refusalStatus: a permanent error that carries an HTTP 4xx status from the backend.
+// refusalStatus: a permanent error that carries an HTTP error status (4xx, or a 5xx the upstream
+// exporter does not retry, e.g. otlp_http's 500) from the backend.
 func refusalStatus(err error) (int, bool) {
 	if !consumererror.IsPermanent(err) {
 		return 0, false
@@ -193,7 +195,7 @@ func refusalStatus(err error) (int, bool) {
 		s = m[2]
 	}
 	code, convErr := strconv.Atoi(s)
-	if convErr != nil || code < 400 || code > 499 {
+	if convErr != nil || code < 400 || code > 599 {
 		return 0, false
 	}
 	return code, true
