@@ -33,7 +33,11 @@ done
 [ -f "$CONFIG" ] || { echo "builder config not found: $CONFIG" >&2; exit 1; }
 COMPONENTS=$(dirname "$CONFIG")/components
 # The cache key covers the manifest and our own components' sources (go.mod, go.sum, *.go).
-HASH=$( { sha256sum < "$CONFIG"; [ -d "$COMPONENTS" ] && (cd "$COMPONENTS" && find . -type f \( -name '*.go' -o -name 'go.mod' -o -name 'go.sum' \) ! -name '*_test.go' | LC_ALL=C sort | xargs sha256sum); } | sha256sum | cut -d' ' -f1)
+component_sums() {
+  [ -d "$COMPONENTS" ] || return 0
+  (cd "$COMPONENTS" && find . -type f \( -name '*.go' -o -name 'go.mod' -o -name 'go.sum' \) ! -name '*_test.go' | LC_ALL=C sort | xargs -r sha256sum)
+}
+HASH=$( { sha256sum < "$CONFIG"; component_sums; } | sha256sum | cut -d' ' -f1)
 OUT_DIR=$CACHE_ROOT/collector/$HASH
 BIN=$OUT_DIR/otelcol-audit
 
@@ -87,7 +91,7 @@ fi
 WORK=$(mktemp -d "$OUT_DIR/work.XXXXXX")
 trap 'rm -rf "$WORK"' EXIT
 cp "$CONFIG" "$WORK/builder-config.yaml"
-[ -d "$COMPONENTS" ] && cp -r "$COMPONENTS" "$WORK/components"
+if [ -d "$COMPONENTS" ]; then cp -r "$COMPONENTS" "$WORK/components"; fi
 echo "building otelcol-audit with ocb $OCB_VERSION into $OUT_DIR (log: $OUT_DIR/build.log)" >&2
 start=$(date +%s)
 # output_path in the manifest is relative: run ocb from the work dir.
