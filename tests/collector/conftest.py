@@ -135,9 +135,19 @@ class Collector:
         }
         self.proc: subprocess.Popen[bytes] | None = None
         self.runs = 0
+        self.ports_published = False
+
+    def _new_ports(self) -> None:
+        self.grpc_port, self.http_port = free_port(), free_port()
+        self.health_port, self.metrics_port = free_port(), free_port()
+        self.env.update({
+            "OTEL_AUDIT_OTLP_GRPC_PORT": str(self.grpc_port), "OTEL_AUDIT_OTLP_HTTP_PORT": str(self.http_port),
+            "OTEL_AUDIT_HEALTH_PORT": str(self.health_port), "OTEL_AUDIT_METRICS_PORT": str(self.metrics_port),
+        })
 
     @property
     def otlp_http_endpoint(self) -> str:
+        self.ports_published = True  # someone points at this port now: never move it
         return f"http://127.0.0.1:{self.http_port}"
 
     @property
@@ -158,6 +168,12 @@ class Collector:
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
+                if self.runs == 1 and not self.ports_published and "address already in use" in self.log_path.read_text(errors="replace"):
+                    # free_port() only reserves a port until it returns: another process on this
+                    # shared machine took one meanwhile. First start only (restarts keep ports).
+                    self._new_ports()
+                    self.runs = 0
+                    return self.start()
                 raise AssertionError(f"collector exited with {self.proc.returncode}:\n{self.log()}")
             try:
                 with urllib.request.urlopen(f"http://127.0.0.1:{self.health_port}/", timeout=2) as resp:
