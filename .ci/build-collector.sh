@@ -9,7 +9,7 @@
 #
 # Needs only Go and access to the Go module proxy. Everything goes under
 #   ${OTEL_AUDIT_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/otel-audit}/
-#     collector/<sha256 of builder-config.yaml>/otelcol-audit   the binary
+#     collector/<sha256 of builder-config.yaml + components/>/otelcol-audit   the binary
 #     collector/<sha256>/build.log                              last build's log
 #     go/build, go/mod                                          Go build + module caches
 #     go/bin/builder-<version>                                  the pinned ocb
@@ -31,7 +31,13 @@ for arg in "$@"; do
 done
 
 [ -f "$CONFIG" ] || { echo "builder config not found: $CONFIG" >&2; exit 1; }
-HASH=$(sha256sum "$CONFIG" | cut -d' ' -f1)
+COMPONENTS=$(dirname "$CONFIG")/components
+# The cache key covers the manifest and our own components' sources (go.mod, go.sum, *.go).
+component_sums() {
+  [ -d "$COMPONENTS" ] || return 0
+  (cd "$COMPONENTS" && find . -type f \( -name '*.go' -o -name 'go.mod' -o -name 'go.sum' \) ! -name '*_test.go' | LC_ALL=C sort | xargs -r sha256sum)
+}
+HASH=$( { sha256sum < "$CONFIG"; component_sums; } | sha256sum | cut -d' ' -f1)
 OUT_DIR=$CACHE_ROOT/collector/$HASH
 BIN=$OUT_DIR/otelcol-audit
 
@@ -85,6 +91,7 @@ fi
 WORK=$(mktemp -d "$OUT_DIR/work.XXXXXX")
 trap 'rm -rf "$WORK"' EXIT
 cp "$CONFIG" "$WORK/builder-config.yaml"
+if [ -d "$COMPONENTS" ]; then cp -r "$COMPONENTS" "$WORK/components"; fi
 echo "building otelcol-audit with ocb $OCB_VERSION into $OUT_DIR (log: $OUT_DIR/build.log)" >&2
 start=$(date +%s)
 # output_path in the manifest is relative: run ocb from the work dir.

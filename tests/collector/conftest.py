@@ -135,9 +135,19 @@ class Collector:
         }
         self.proc: subprocess.Popen[bytes] | None = None
         self.runs = 0
+        self.ports_published = False
+
+    def _new_ports(self) -> None:
+        self.grpc_port, self.http_port = free_port(), free_port()
+        self.health_port, self.metrics_port = free_port(), free_port()
+        self.env.update({
+            "OTEL_AUDIT_OTLP_GRPC_PORT": str(self.grpc_port), "OTEL_AUDIT_OTLP_HTTP_PORT": str(self.http_port),
+            "OTEL_AUDIT_HEALTH_PORT": str(self.health_port), "OTEL_AUDIT_METRICS_PORT": str(self.metrics_port),
+        })
 
     @property
     def otlp_http_endpoint(self) -> str:
+        self.ports_published = True  # someone points at this port now: never move it
         return f"http://127.0.0.1:{self.http_port}"
 
     @property
@@ -158,6 +168,12 @@ class Collector:
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
+                if self.runs == 1 and not self.ports_published and "address already in use" in self.log_path.read_text(errors="replace"):
+                    # free_port() only reserves a port until it returns: another process on this
+                    # shared machine took one meanwhile. First start only (restarts keep ports).
+                    self._new_ports()
+                    self.runs = 0
+                    return self.start()
                 raise AssertionError(f"collector exited with {self.proc.returncode}:\n{self.log()}")
             try:
                 with urllib.request.urlopen(f"http://127.0.0.1:{self.health_port}/", timeout=2) as resp:
@@ -217,13 +233,14 @@ def run_collector(collector_bin: str, tmp_path: Path) -> Iterator[Callable[..., 
 class Sender:
     """Emits audit and app log records over OTLP/HTTP through a real SDK LoggerProvider."""
 
-    def __init__(self, endpoint: str, service_name: str = "checkout") -> None:
+    def __init__(self, endpoint: str, service_name: str = "checkout", resource: dict[str, Any] | None = None) -> None:
         from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
         from opentelemetry.sdk._logs import LoggerProvider
         from opentelemetry.sdk._logs.export import SimpleLogRecordProcessor
         from opentelemetry.sdk.resources import Resource
 
-        self.provider = LoggerProvider(resource=Resource.create({"service.name": service_name, "host.name": "app-host-1"}))
+        attrs = {"service.name": service_name, "host.name": "app-host-1"} if resource is None else resource
+        self.provider = LoggerProvider(resource=Resource.create(attrs))
         self.exporter = OTLPLogExporter(endpoint=f"{endpoint}/v1/logs", timeout=10)
         # Simple processor: each emit is one export call that has returned once emit() returns,
         # so the test knows exactly what the collector acknowledged.
@@ -231,14 +248,15 @@ class Sender:
         self.audit_logger = self.provider.get_logger("otel_audit", "0.1.0")
         self.app_logger = self.provider.get_logger("myapp")
 
-    def audit(self, outcome: str = "success", user: str = "alice", **extra: Any) -> str:
+    def audit(self, outcome: str = "success", user: str | None = "alice", category: str = "authentication",
+              action: str = "login", **extra: Any) -> str:
         from opentelemetry._logs import SeverityNumber
 
         event_id = str(uuid.uuid4())
         attributes = {
             "audit.event_id": event_id,
-            "audit.category": "authentication",
-            "audit.action": "login",
+            "audit.category": category,
+            "audit.action": action,
             "audit.outcome": outcome,
             "enduser.id": user,
             "client.address": "203.0.113.7",
@@ -247,13 +265,15 @@ class Sender:
             "http.response.status_code": 200 if outcome == "success" else 401,
         }
         attributes.update(extra)
+        if user is None:  # e.g. a failed login of a name that does not exist
+            del attributes["enduser.id"]
         self.audit_logger.emit(
             timestamp=time.time_ns(),
             severity_number=SeverityNumber.INFO if outcome == "success" else SeverityNumber.WARN,
             severity_text="INFO" if outcome == "success" else "WARN",
-            body=f"user {user} login {outcome}",
+            body=f"user {user} {action} {outcome}",
             attributes=attributes,
-            event_name="audit.authentication.login",
+            event_name=f"audit.{category}.{action}",
         )
         return event_id
 
@@ -278,8 +298,8 @@ class Sender:
 def make_sender() -> Iterator[Callable[[str], Sender]]:
     senders: list[Sender] = []
 
-    def factory(endpoint: str, service_name: str = "checkout") -> Sender:
-        sender = Sender(endpoint, service_name)
+    def factory(endpoint: str, service_name: str = "checkout", resource: dict[str, Any] | None = None) -> Sender:
+        sender = Sender(endpoint, service_name, resource)
         senders.append(sender)
         return sender
 

@@ -296,18 +296,60 @@ class OTLPLogs(StandIn):
         return self.success_status, "application/x-protobuf", ExportLogsServiceResponse().SerializeToString()
 
 
+# Loki's OTLP ingestion (docs "Ingesting logs to Loki using OpenTelemetry Collector"): these
+# resource attributes become index labels by default; every other resource attribute, the
+# scope and the log attributes become structured metadata; names have non-alphanumerics as `_`.
+LOKI_DEFAULT_INDEX_LABELS = (
+    "cloud.availability_zone", "cloud.region", "container.name", "deployment.environment",
+    "deployment.environment.name", "k8s.cluster.name", "k8s.container.name", "k8s.cronjob.name",
+    "k8s.daemonset.name", "k8s.deployment.name", "k8s.job.name", "k8s.namespace.name", "k8s.pod.name",
+    "k8s.replicaset.name", "k8s.statefulset.name", "service.name", "service.namespace", "service.instance.id",
+)
+
+
+def loki_name(key: str) -> str:
+    return "".join(c if c.isalnum() or c == "_" else "_" for c in key)
+
+
+def loki_value(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value, separators=(",", ":"), default=list)
+
+
 class Loki(OTLPLogs):
-    """Loki 3.x native OTLP ingestion: ``<loki>/otlp/v1/logs``; X-Scope-OrgID recorded."""
+    """Loki 3.x native OTLP ingestion: ``<loki>/otlp/v1/logs``; X-Scope-OrgID recorded.
+
+    ``index_label`` / ``structured_metadata`` model ``limits_config.otlp_config.
+    resource_attributes.attributes_config`` (resource attributes added to or taken out of the
+    default index labels); ``streams()`` is what Loki would store: labels, metadata, line.
+    """
 
     name = "loki"
 
-    def __init__(self, tenant: str | None = None, port: int = 0) -> None:
+    def __init__(self, tenant: str | None = None, port: int = 0, index_label: tuple[str, ...] = (),
+                 structured_metadata: tuple[str, ...] = ()) -> None:
+        self.tenant = tenant  # assign another value to "rotate" the credential Loki accepts
+        self.index_label = (set(LOKI_DEFAULT_INDEX_LABELS) | set(index_label)) - set(structured_metadata)
+
         def check(headers):
-            if tenant is not None and headers.get("X-Scope-OrgID") != tenant:
+            if self.tenant is not None and headers.get("X-Scope-OrgID") != self.tenant:
                 return 401, "text/plain", b"no org id\n"
             return None
 
         super().__init__("/otlp/v1/logs", check=check, success_status=204, port=port)
+
+    def stream_of(self, record: dict[str, Any]) -> dict[str, Any]:
+        labels = {loki_name(k): loki_value(v) for k, v in record["resource"].items() if k in self.index_label}
+        labels.setdefault("service_name", "unknown_service")
+        metadata = {loki_name(k): loki_value(v) for k, v in record["resource"].items() if k not in self.index_label}
+        metadata.update({loki_name(k): loki_value(v) for k, v in record["attributes"].items()})
+        if record["scope"]:
+            metadata["scope_name"] = record["scope"]
+        if record["severity_text"]:
+            metadata["severity_text"] = record["severity_text"]
+        return {"labels": labels, "structured_metadata": metadata, "line": loki_value(record["body"])}
+
+    def streams(self) -> list[dict[str, Any]]:
+        return [self.stream_of(r) for r in self.snapshot()]
 
 
 class GrafanaCloud(OTLPLogs):
@@ -316,10 +358,10 @@ class GrafanaCloud(OTLPLogs):
     name = "grafana-cloud"
 
     def __init__(self, instance_id: str, token: str, port: int = 0) -> None:
-        expected = "Basic " + base64.b64encode(f"{instance_id}:{token}".encode()).decode()
+        self.expected = "Basic " + base64.b64encode(f"{instance_id}:{token}".encode()).decode()
 
         def check(headers):
-            if headers.get("Authorization") != expected:
+            if headers.get("Authorization") != self.expected:
                 return 401, "application/json", _json({"status": "error", "error": "authentication error: invalid credentials"})
             return None
 
