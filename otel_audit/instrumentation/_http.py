@@ -205,7 +205,8 @@ def header_items(headers: Any) -> dict[str, str]:
 class HttpExchange:
     """One request as seen by an adapter. Call :meth:`begin`, then :meth:`finish` exactly once."""
 
-    __slots__ = ("facts", "http", "source", "scope", "_token", "actor_before", "category", "_resolved", "_identity")
+    __slots__ = ("facts", "http", "source", "scope", "_token", "actor_before", "category", "_resolved", "_identity",
+                 "_resolving")
 
     def __init__(self, facts: ActorFacts, http: HttpInfo, source: Source) -> None:
         self.facts = facts
@@ -217,6 +218,7 @@ class HttpExchange:
         self.category = "http"  # adapters set "admin" for requests to an admin site
         self._resolved = False
         self._identity: Any = None  # the facts' identity objects at the last resolution, when they vouch
+        self._resolving = False  # a resolution is running (it may run SQL that asks for the actor again)
 
     def begin(self) -> None:
         """Open the request scope. The actor is resolved in :meth:`before_view`, once the app's own
@@ -235,7 +237,14 @@ class HttpExchange:
         admit_request()  # fail-closed: AuditUnavailable when the spool cannot take the record
 
     def refresh_actor(self) -> None:
-        """Resolve the actor from the facts as they are now (``g.user``, session, token)."""
+        """Resolve the actor from the facts as they are now (``g.user``, session, token).
+
+        Re-entrant calls return at once: loading Django's lazy ``request.user`` runs the session
+        and user queries, whose facts ask for the actor again - resolving it then would load both
+        a second time."""
+        if self._resolving:
+            return
+        self._resolving = True
         try:
             resolver = actor_resolver()
             facts = self.facts
@@ -245,6 +254,8 @@ class HttpExchange:
             self._identity = identity_facts() if identity_facts is not None and not resolver.reads_app_code else None
         except Exception as exc:  # noqa: BLE001
             containment.record("actor resolution", exc)
+        finally:
+            self._resolving = False
 
     def _identity_unchanged(self) -> bool:
         """Whether the facts vouch that nothing the actor was resolved from has changed since (no
