@@ -73,6 +73,13 @@ def audit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Captured]
     yield from _started(tmp_path, monkeypatch)
 
 
+@pytest.fixture
+def all_requests_audit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Captured]:
+    """``pack:all-requests``: the default policy without its quiet rules, so successful plain
+    GETs are recorded too (for tests whose subject is not the default's quietness)."""
+    yield from _started(tmp_path, monkeypatch, "pack:all-requests")
+
+
 #: Every statement and ORM change its own record, reads included (pgAudit-style).
 STATEMENT_POLICY = "{format: 1, id: per-statement, extends: [], defaults: {level: full, granularity: statement}}"
 

@@ -7,6 +7,7 @@ import re
 
 import pytest
 
+from otel_audit.redaction.engine import pseudonymise
 from tests.compliance.conftest import (POLICIES, add_maintenance_route, assert_changes_hold_no_values, changes, login,
                                       tags)
 
@@ -60,7 +61,9 @@ def test_soc2_cc6_3_role_changes_and_privileged_actions(client, audit_trail):
     granted = audit_trail.assert_audited(event="audit.authorization.grant_role", actor=BOB, outcome="success",
                                          rule="soc2.access-changes", level="request", target_id="alice")
     assert granted["attributes"]["audit.request.body"] == {"role": "editor"}
-    assert changes(granted, action="update_resource", type="users", rows=1)  # the row behind the grant, folded in
+    # the row behind the grant, folded in: a change of the users table's role field is itself a grant
+    # (issue #18); the raw SQL parameter does not say which role, so the field is named
+    assert changes(granted, action="grant_role", type="users", fields=["role"], rows=1)
     # One record for the admin's listing: the request, named by what it read.
     audit_trail.assert_audited(count=1, method="GET", route="/admin/users")
     privileged = audit_trail.assert_audited(event="audit.data_access.read_resource", method="GET",
@@ -144,8 +147,12 @@ def test_hipaa_log_in_monitoring(client, audit_trail):
     login(client, "carol", "not-her-password")
     login(client, "carol", "tr0ub4dor")
 
-    failed = audit_trail.assert_audited(event="audit.authentication.login_failed", rule="hipaa.log-in-monitoring",
-                                        attributes={"audit.attempted_username": "carol"})
+    # The tried name is recorded as its pseudonym by default (actors.record_attempted_username: hmac):
+    # the same one this process's key gives "carol" anywhere else, never the clear name.
+    failed = audit_trail.assert_audited(event="audit.authentication.login_failed", rule="hipaa.log-in-monitoring")
+    assert failed["attributes"]["audit.attempted_username"] == pseudonymise("carol")
+    assert HMAC.match(failed["attributes"]["audit.attempted_username"])
+    assert "carol" not in str(failed["attributes"])
     ok = audit_trail.assert_audited(event="audit.authentication.login", actor="3", rule="hipaa.log-in-monitoring")
     for record in (failed, ok):
         assert {"hipaa:164.308(a)(5)(ii)(C)", "hipaa:164.312(d)"} <= set(tags(record))
@@ -175,10 +182,10 @@ def test_hipaa_unique_user_identification(client, audit_trail):
                                          table="notes", actor=ALICE, rule="notes-are-ephi")
     assert "audit.incomplete" not in written["attributes"]
     # The app's start-up seeding of its users table ran outside any request (one record for its
-    # transaction): no user to name, and the record says so.
-    seeded = audit_trail.assert_audited(count=1, event="audit.data_modification.create_resource", table="users",
+    # transaction, an account creation: issue #18): no user to name, and the record says so.
+    seeded = audit_trail.assert_audited(count=1, event="audit.account_management.create_user", table="users",
                                         attributes={"enduser.id": None, "audit.actor.type": "system"})
-    assert changes(seeded, action="create_resource", type="users", rows=3)
+    assert changes(seeded, action="create_user", type="users", rows=3)
     assert seeded["attributes"]["audit.incomplete"] is True
     assert seeded["attributes"]["audit.incomplete.fields"] == ["enduser.id"]
 
@@ -261,7 +268,7 @@ def test_gdpr_security_events_recorded_by_pseudonym(client, audit_trail):
                                         rule="gdpr.refused-access")
     grant = audit_trail.assert_audited(event="audit.authorization.grant_role", outcome="success",
                                        rule="gdpr.access-changes")
-    assert changes(grant, action="update_resource", type="users", rows=1)  # the users row it changed
+    assert changes(grant, action="grant_role", type="users", fields=["role"], rows=1)  # the users row it changed
     row = audit_trail.assert_audited(event="audit.data_access.read_resource", route="/admin/users", status=200,
                                      table="users", rule="gdpr.personal-data")
     assert "gdpr:5(1)(f)" in tags(row)
