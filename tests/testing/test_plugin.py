@@ -72,10 +72,12 @@ def run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
 
 def test_assert_audited_passes_on_a_classified_failed_login(suite: pytest.Pytester) -> None:
     suite.makepyfile('''
+        from otel_audit.redaction.engine import pseudonymise
+
         def test_login(client, audit_trail):
             client.post("/login", data={"username": "alice", "password": "wrong"})
             record = audit_trail.assert_audited(event="audit.authentication.login_failed", outcome="failure",
-                                                route="/login", attributes={"audit.attempted_username": "alice"})
+                                                route="/login", attributes={"audit.attempted_username": pseudonymise("alice")})
             assert record["attributes"]["audit.rule"] == "default"
             audit_trail.assert_audited(event="audit.authentication.*", count=1)
     ''')
@@ -84,6 +86,8 @@ def test_assert_audited_passes_on_a_classified_failed_login(suite: pytest.Pytest
 
 def test_assert_audited_failure_shows_the_nearest_records_and_what_mismatched(suite: pytest.Pytester) -> None:
     suite.makepyfile('''
+        from otel_audit.redaction.engine import pseudonymise
+
         def test_login(client, audit_trail):
             client.post("/login", data={"username": "alice", "password": "wrong"})
             audit_trail.assert_audited(event="audit.authentication.login", outcome="success", route="/login")
