@@ -30,7 +30,8 @@ def fallback_policy() -> CompiledPolicy:
     """The documented safe fallback for a broken policy: audit everything at metadata level (no
     payloads at all) with the redaction module's defaults, and the built-in route classification."""
     model = load_model(None, environ={})
-    return CompiledPolicy(replace(model, id=FALLBACK_ID, version=model.version, redaction={}))
+    everything = tuple(rule for rule in model.rules if not rule.id.startswith("builtin.quiet-"))  # not quiet
+    return CompiledPolicy(replace(model, id=FALLBACK_ID, version=model.version, redaction={}, rules=everything))
 
 
 __all__ = [

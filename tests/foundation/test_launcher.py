@@ -115,7 +115,8 @@ def test_sigterm_still_writes_stop_record(tmp_path: Path) -> None:
 @pytest.mark.parametrize("disabled, expect_http", [("otel_audit_flask", False), ("", True)])
 def test_disabled_instrumentations_switch_off_one_adapter(tmp_path: Path, disabled: str, expect_http: bool) -> None:
     sink = tmp_path / "audit.jsonl"
-    server = _start(tmp_path, OTEL_AUDIT_SINK_PATH=str(sink), OTEL_PYTHON_DISABLED_INSTRUMENTATIONS=disabled)
+    server = _start(tmp_path, OTEL_AUDIT_SINK_PATH=str(sink), OTEL_PYTHON_DISABLED_INSTRUMENTATIONS=disabled,
+                    OTEL_AUDIT_POLICY="pack:all-requests")  # every request recorded, a page view included
     try:
         requests.get(server.url)
     finally:

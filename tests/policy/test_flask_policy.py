@@ -194,7 +194,7 @@ def test_flask_login_signal_and_route_give_one_login_record(audit) -> None:
 def test_jwt_api_takes_enduser_id_from_sub(audit, client) -> None:
     audit.start("actors: {sources: ['jwt:sub']}\n")
     token = make_jwt({"sub": "svc-42", "roles": ["reader"]})
-    client.get("/api/profile", headers={"Authorization": f"Bearer {token}"})
+    client.put("/api/profile", json={"bio": "x"}, headers={"Authorization": f"Bearer {token}"})
     [record] = requests_to(audit, "/api/profile")
     attrs = record["attributes"]
     assert attrs["enduser.id"] == "svc-42"
@@ -281,6 +281,7 @@ def test_each_level_lets_out_exactly_its_fields(audit, client) -> None:
 
 def test_unmatched_events_get_the_policy_defaults(audit, client) -> None:
     audit.start("""
+extends: []   # no built-in rules: a plain GET is unmatched too (the default pack leaves it out)
 defaults: {level: request, attributes: {app.tier: gold}, tags: [baseline]}
 rules:
   - {id: only-deletes, match: {method: DELETE}, level: metadata, tags: [pci]}
@@ -326,7 +327,8 @@ routes:
 
 
 def test_complete_records_are_not_marked(audit, client) -> None:
-    rt = audit.start("required_fields: {data_modification: [enduser.id]}\n"
+    rt = audit.start("extends: []\n"  # the GET below is recorded (not left out by the default's quiet rules)
+                     "required_fields: {data_modification: [enduser.id]}\n"
                      "routes: [{request: 'DELETE /items/{id}', category: data_modification, action: delete_resource}]\n")
     login(client, "bob", "builder")
     client.delete("/items/2")

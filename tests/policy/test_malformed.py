@@ -128,7 +128,7 @@ MALFORMED = [
      "extends: extended policy 'base.yaml' does not exist (./base.yaml) (policy.yaml:1:10)"),
     ('extends_pack',
      'extends: pack:hipaa-xyz\n',
-     "extends: unknown policy pack 'hipaa-xyz': available packs are default, gdpr, hipaa, pci-dss, security-routes, soc2 (policy.yaml:1:10)"),
+     "extends: unknown policy pack 'hipaa-xyz': available packs are default, all-requests, gdpr, hipaa, pci-dss, security-routes, soc2 (policy.yaml:1:10)"),
     ('yaml_syntax',
      'rules:\n  - match: {action: [x}\n',
      "YAML syntax error: while parsing a flow sequence expected ',' or ']', but got '}' (policy.yaml:2:23)"),
