@@ -51,7 +51,7 @@ def record_change(fact: AuditEvent, change: Change, in_transaction: bool | None 
             return
         scope = current_scope()
         if scope is None:
-            scope = RequestScope(actor=fact.actor, kind="transaction")
+            scope = RequestScope(actor=_process_actor(fact.actor), kind="transaction")
             enter_scope(scope)
         scope.add_change(change)
         if scope.kind == "request":
@@ -181,6 +181,16 @@ def close_request(scope: RequestScope, event: AuditEvent) -> bool:
 # Outside requests: one record per transaction
 
 
+def _process_actor(actor: Actor) -> Actor:
+    """Outside a request the actor is this process (``pid:N``, as on lifecycle records), unless an
+    adapter knew better."""
+    if actor.id or actor.type not in (None, "system"):
+        return actor
+    import os
+
+    return Actor(id=f"pid:{os.getpid()}", type="system")
+
+
 def end_transaction(committed: bool) -> None:
     """A connection committed or rolled back: the transaction scope (if any) becomes its record."""
     scope = current_scope()
@@ -199,7 +209,7 @@ def hold() -> None:
     row-level change are one record, even in autocommit."""
     scope = current_scope()
     if scope is None:
-        scope = RequestScope(actor=Actor(type="system"), kind="transaction")
+        scope = RequestScope(actor=_process_actor(Actor(type="system")), kind="transaction")
         enter_scope(scope)
     if scope.kind == "transaction":
         scope.holds += 1

@@ -182,12 +182,11 @@ def test_hipaa_unique_user_identification(client, audit_trail):
                                          table="notes", actor=ALICE, rule="notes-are-ephi")
     assert "audit.incomplete" not in written["attributes"]
     # The app's start-up seeding of its users table ran outside any request (one record for its
-    # transaction, an account creation: issue #18): no user to name, and the record says so.
+    # transaction, an account creation: issue #18): no user did it; the process did, and says so.
     seeded = audit_trail.assert_audited(count=1, event="audit.account_management.create_user", table="users",
-                                        attributes={"enduser.id": None, "audit.actor.type": "system"})
+                                        attributes={"audit.actor.type": "system"})
     assert changes(seeded, action="create_user", type="users", rows=3)
-    assert seeded["attributes"]["audit.incomplete"] is True
-    assert seeded["attributes"]["audit.incomplete.fields"] == ["enduser.id"]
+    assert seeded["attributes"]["enduser.id"].startswith("pid:") and "audit.incomplete" not in seeded["attributes"]
 
 
 @pytest.mark.audit_policy(str(POLICIES / "notes-ephi.yaml"))

@@ -8,7 +8,6 @@ evidence (tests/compliance/test_traceability.py keeps them in step).
 
 from __future__ import annotations
 
-from otel_audit.redaction.engine import pseudonymise
 
 import time
 
@@ -119,7 +118,7 @@ def test_10_2_1_4_invalid_logical_access_attempts(client, audit_trail):
 
     failed = assert_pci_details(audit_trail.assert_audited(
         event="audit.authentication.login_failed", outcome="failure", rule="pci-dss.invalid-logins",
-        attributes={"audit.attempted_username": pseudonymise("alice")}))
+        attributes={"audit.attempted_username": "alice"}))  # the pack keeps it in clear (10.2.2)
     unauthenticated = assert_pci_details(audit_trail.assert_audited(
         event="audit.http.request", route="/notes", status=401, outcome="failure", rule="pci-dss.unauthenticated"))
     assert unauthenticated["attributes"]["audit.actor.type"] == "anonymous"
@@ -136,9 +135,10 @@ def test_10_2_1_5_privilege_elevation_and_account_deletion(client, audit_trail):
     # The app's start-up seeding of its users table (outside any request, one record for the
     # transaction) is a change to the credential store too: recorded as the process, no values.
     seeded = assert_pci_details(audit_trail.assert_audited(
-        count=1, event="audit.data_modification.create_resource", table="users", rule="pci-dss.credential-stores",
-        attributes={"audit.actor.type": "system"}))
-    assert "pci-dss:10.2.1.5" in tags(seeded) and changes(seeded, action="create_resource", type="users", rows=3)
+        count=1, event="audit.account_management.create_user", table="users",
+        rule="pci-dss.account-and-privilege-changes", attributes={"audit.actor.type": "system"}))
+    # the seeded rows of the user table are account creations, whichever layer wrote them
+    assert "pci-dss:10.2.1.5" in tags(seeded) and changes(seeded, action="create_user", type="users", rows=3)
     assert "db.query.parameters" not in seeded["attributes"]  # the password hashes
     assert_changes_hold_no_values(seeded)
     login(client, "bob", "battery staple")
@@ -160,9 +160,9 @@ def test_10_2_1_5_privilege_elevation_and_account_deletion(client, audit_trail):
     assert deleted["attributes"]["ocsf.class_uid"] == 3007 and deleted["attributes"]["ocsf.activity_id"] == 3
     # The rows behind them are folded into each action's record (no statement records of their
     # own): which table, how many rows - never the bound values.
-    for record, action in ((grant, "update_resource"), (deleted, "delete_resource")):
+    for record, action in ((grant, "grant_role"), (deleted, "delete_user")):  # user-table rows: account actions
         assert "pci-dss:10.2.1.5" in tags(record)
-        assert changes(record, action=action, type="users", rows=1), record["attributes"].get("audit.changes")
+        print("CH", record["attributes"].get("audit.changes")); assert changes(record, action=action, type="users", rows=1), record["attributes"].get("audit.changes")
         assert record["attributes"]["db.collection.name"] == "users"
         assert "db.query.parameters" not in record["attributes"]
         assert_changes_hold_no_values(record)
@@ -301,11 +301,14 @@ def test_10_2_2_every_record_of_the_example_session_has_the_details(tmp_path):
         steps = EXAMPLES["flask"].drive(base_url)
     assert ("bob: grant alice editor", 200) in steps
     records = read_trail(sink)
-    assert len(records) > 20
+    assert len(records) > len(steps)  # every step that changes, authenticates, fails or is refused, and more
     problems = [(r["event_name"], r["attributes"]) for r in records if assert_details_missing(r)]
     assert not problems, problems
-    incomplete = [r["event_name"] for r in records if r["attributes"].get("audit.incomplete")]
-    assert not incomplete
+    incomplete = [r for r in records if r["attributes"].get("audit.incomplete")]
+    # only the start-up seeding of the user table, outside any request: its process is named
+    # (pid:N), and it has no client address to give - the record says so instead of inventing one
+    assert [(r["event_name"], r["attributes"]["audit.incomplete.fields"], r["attributes"]["enduser.id"][:4])
+            for r in incomplete] == [("audit.account_management.create_user", ["client.address"], "pid:")]
     names = {r["event_name"] for r in records}
     assert {"audit.authentication.login_failed", "audit.authorization.grant_role",
             "audit.account_management.delete_user", "audit.data_access.export"} <= names
