@@ -88,7 +88,10 @@ def load_target(spec: str, app_dir: str | None = None) -> tuple[Any, str]:
         target = getattr(target, part)
     kind = framework_of(target)
     if kind is None and callable(target) and not isinstance(target, type):
-        target = target()  # an app factory
+        try:
+            target = target()  # an app factory
+        except Exception as exc:
+            raise CoverageError(f"--app {spec!r}: the factory {attr}() raised {type(exc).__name__}: {exc}") from None
         kind = framework_of(target)
     if kind is None:
         raise CoverageError(f"--app {spec!r}: {type(target).__name__} is not a Flask, Starlette/FastAPI app "

@@ -1,7 +1,8 @@
-"""``otel-audit policy validate|explain|test|schema``.
+"""``otel-audit policy validate|lint|plan|explain|test|schema``.
 
-Exit codes: 0 fine, 1 the policy is invalid or a golden case failed, 2 bad command-line input
-(unreadable cases file, malformed event JSON).
+Exit codes: 0 fine, 1 the policy is invalid, a golden case failed, lint found something or (plan
+``--fail-on-drop``) a change stops auditing something; 2 bad command-line input (unreadable cases
+or trail file, malformed event JSON, an app that cannot be loaded).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any, Sequence
 import yaml
 
 from otel_audit.policy.errors import PolicyError
+from otel_audit.policy.lint import lint
 from otel_audit.redaction import Redactor
 
 
@@ -50,6 +52,35 @@ def _validate(args: argparse.Namespace) -> int:
         print(f"  redaction scan: {Redactor.from_config(policy.redaction, environ={}).scan_mode}")
         for note in model.notes:
             print(f"  note: {note}")
+        for finding in lint(model):
+            print(f"  warning: {finding}")
+    return status
+
+
+def _lint(args: argparse.Namespace) -> int:
+    """Every finding of every file; exit 1 when there is one (a CI gate), 2 when --app cannot be read."""
+    app = None
+    if args.app:
+        from otel_audit.coverage import CoverageError, inventory
+
+        try:
+            app = inventory(args.app, args.app_dir, (), args.database)
+        except CoverageError as exc:
+            print(f"otel-audit policy lint: {exc}", file=sys.stderr)
+            return 2
+    status = 0
+    for path in args.files:
+        policy = _load_or_report(path)
+        if policy is None:
+            status = 1
+            continue
+        findings = lint(policy.model, app, policy)
+        against = (f" against {args.app} ({len({r.route for r in app.routes})} route templates, "
+                   f"{len(app.tables)} tables)" if app is not None else "")
+        print(f"{path}: {len(findings) or 'no'} finding{'s' if len(findings) != 1 else ''}{against}")
+        for finding in findings:
+            print(f"  {finding}")
+        status = max(status, 1 if findings else 0)
     return status
 
 
@@ -166,6 +197,14 @@ def add_policy_commands(subparsers: Any) -> None:
     validate = commands.add_parser("validate", help="check policy files; non-zero exit with every problem listed")
     validate.add_argument("files", nargs="+", metavar="FILE", help="policy file (or pack:NAME)")
     validate.set_defaults(func=_validate)
+
+    lint_cmd = commands.add_parser("lint", help="rules that can never apply: unknown actions, shadowed rules, "
+                                   "globs matching no route of --app, impossible category/action pairs")
+    lint_cmd.add_argument("files", nargs="+", metavar="FILE", help="policy file (or pack:NAME)")
+    lint_cmd.add_argument("--app", help="module:app or Django settings module whose routes path globs must match")
+    lint_cmd.add_argument("--app-dir", help="directory to import the app from (default: the current directory)")
+    lint_cmd.add_argument("--database", metavar="URL", help="the app's database, for raw-SQL tables (as coverage)")
+    lint_cmd.set_defaults(func=_lint)
 
     explain = commands.add_parser("explain", help="show which rule matches an event, at what level, and the record")
     explain.add_argument("file", metavar="FILE")
