@@ -84,6 +84,30 @@ def _lint(args: argparse.Namespace) -> int:
     return status
 
 
+def _plan(args: argparse.Namespace) -> int:
+    """Both policies on the recorded trail; exit 1 with --fail-on-drop when something stops being audited."""
+    from otel_audit.policy import plan
+
+    old, new = _load_or_report(args.old), _load_or_report(args.new)
+    if old is None or new is None:
+        return 1
+    try:
+        records = plan.read_trail(args.trail)
+    except plan.TrailError as exc:
+        print(f"otel-audit policy plan: {exc}", file=sys.stderr)
+        return 2
+    result = plan.plan(old, new, records)
+    if args.format == "json":
+        print(plan.report_json(old, new, args.trail, result))
+    else:
+        print(plan.report_text(args.old, args.new, old, new, args.trail, result))
+    if args.fail_on_drop and result.drops:
+        if args.format != "json":
+            print(f"FAIL: {result.drops} recorded events would no longer be audited (--fail-on-drop)")
+        return 1
+    return 0
+
+
 def _explain(args: argparse.Namespace) -> int:
     from otel_audit.policy.explain import EventSpecError, dry_run, event_from_dict
 
@@ -205,6 +229,17 @@ def add_policy_commands(subparsers: Any) -> None:
     lint_cmd.add_argument("--app-dir", help="directory to import the app from (default: the current directory)")
     lint_cmd.add_argument("--database", metavar="URL", help="the app's database, for raw-SQL tables (as coverage)")
     lint_cmd.set_defaults(func=_lint)
+
+    plan_cmd = commands.add_parser("plan", help="replay a recorded trail through two policies and show what would "
+                                   "change (newly / no longer audited, levels, event names, redaction)")
+    plan_cmd.add_argument("old", metavar="OLD", help="the policy in force (file or pack:NAME)")
+    plan_cmd.add_argument("new", metavar="NEW", help="the proposed policy")
+    plan_cmd.add_argument("--trail", required=True, metavar="FILE", help="records: the embedded sink's JSON lines "
+                          "or OTLP JSON (a Collector file exporter's output)")
+    plan_cmd.add_argument("--fail-on-drop", action="store_true", help="exit 1 if a recorded event would no longer "
+                          "be audited")
+    plan_cmd.add_argument("--format", choices=("text", "json"), default="text")
+    plan_cmd.set_defaults(func=_plan)
 
     explain = commands.add_parser("explain", help="show which rule matches an event, at what level, and the record")
     explain.add_argument("file", metavar="FILE")
