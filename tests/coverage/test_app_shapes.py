@@ -56,6 +56,13 @@ def test_an_unknown_route_object_fails_coverage_naming_it() -> None:
     assert ("route object starlette_unknown.TenantRouter is not one coverage knows" in result.stderr)
 
 
+def test_an_operation_the_openapi_schema_lists_but_discovery_missed_fails_coverage() -> None:
+    result = coverage("--app", "schema_mismatch:app")
+    assert result.returncode == 2
+    assert ("FastAPI's OpenAPI schema lists 2 operations, 1 of which route discovery did not find: "
+            "DELETE /items/{item_id}") in result.stderr
+
+
 def test_flask_blueprints_prefixes_and_subdomains_are_listed_exactly() -> None:
     found = report("--app", "flask_shapes:app")
     assert sorted((r["method"], r["route"], r["host"]) for r in found["routes"]) == [

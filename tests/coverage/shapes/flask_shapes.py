@@ -26,7 +26,7 @@ def create_invoice():
 
 api.register_blueprint(items)
 
-app = Flask(__name__)
+app = Flask(__name__, subdomain_matching=True)
 app.config["SERVER_NAME"] = "shop.test"
 if os.environ.get("SHAPES_DATABASE"):
     app.config["DATABASE"] = os.environ["SHAPES_DATABASE"]
