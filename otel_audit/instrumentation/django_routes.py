@@ -34,10 +34,10 @@ def _walk(patterns: Iterable[Any], prefix: str, namespaces: tuple[str, ...]) -> 
     from otel_audit.coverage import AppRoute
 
     for pattern in patterns:
-        text = str(pattern.pattern)
+        text = _join(prefix, str(pattern.pattern))
         if isinstance(pattern, URLResolver):
             spaces = namespaces + ((pattern.namespace,) if pattern.namespace else ())
-            yield from _walk(pattern.url_patterns, prefix + text, spaces)
+            yield from _walk(pattern.url_patterns, text, spaces)
         elif isinstance(pattern, URLPattern):
             category = "admin" if "admin" in namespaces else "http"
             view_class = getattr(pattern.callback, "view_class", None)
@@ -49,10 +49,15 @@ def _walk(patterns: Iterable[Any], prefix: str, namespaces: tuple[str, ...]) -> 
                 methods, inferred = list(ANY_METHODS), True
             name = ":".join((*namespaces, pattern.name)) if pattern.name else None
             for method in methods:
-                yield AppRoute(method, "/" + prefix + text, name, category, inferred)
+                yield AppRoute(method, "/" + text, name, category, inferred)
         else:
             raise UnknownPattern(f"URL pattern {type(pattern).__module__}.{type(pattern).__qualname__} at "
                                  f"{'/' + prefix!r} is neither a URLPattern nor a URLResolver; its routes cannot be listed")
+
+
+def _join(prefix: str, text: str) -> str:
+    """As Django's resolver joins ``resolver_match.route``: an inner regex loses its leading ``^``."""
+    return prefix + text.removeprefix("^") if prefix else text
 
 
 def tables() -> list[Any]:

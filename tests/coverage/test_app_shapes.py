@@ -83,6 +83,17 @@ def test_django_include_with_namespaces() -> None:
     assert change["endpoint"] == "admin:auth_user_change" and change["event_name"] == "audit.admin.request"
 
 
+def test_django_nested_includes_namespaces_and_re_path_are_listed_exactly() -> None:
+    found = report("--app", "djshapes.settings")
+    assert sorted({(r["route"], r["endpoint"], r["methods_inferred"]) for r in found["routes"]}) == [
+        ("/", "home", True),
+        ("/api/v1/billing/invoices/<int:pk>/", "billing-v1:invoices:detail", False),
+        ("/api/v1/billing/reports/(?P<year>[0-9]{4})/$", "billing-v1:report", True),
+    ]
+    detail = {r["method"] for r in found["routes"] if r["endpoint"] == "billing-v1:invoices:detail"}
+    assert detail == {"GET", "DELETE"}  # a class-based view's own methods
+
+
 def test_raw_sql_tables_come_from_the_sqlite_file_the_app_is_configured_for(tmp_path: Path) -> None:
     database = tmp_path / "shop.db"
     with sqlite3.connect(database) as db:

@@ -56,3 +56,44 @@ def test_fastapi_included_and_mounted_routes_are_recorded_as_coverage_lists_them
         client.request(method, _sample_path(route))
     records = [(r["attributes"]["http.request.method"], r["attributes"].get("http.route")) for r in audit_trail.records]
     assert sorted(records) == sorted(listed)  # each once, with its full template
+
+
+DJANGO_DRIVER = """
+import json, os, sys, tempfile
+from pathlib import Path
+os.environ["DJANGO_SETTINGS_MODULE"] = "djshapes.settings"
+import django
+from otel_audit.testing.trail import AuditTrail
+trail = AuditTrail(policy=None, workdir=Path(tempfile.mkdtemp()), instrument=["django"])
+trail.start()
+django.setup()
+from django.test import Client
+client = Client()
+for method, path in json.loads(sys.argv[1]):
+    getattr(client, method.lower())(path)
+print(json.dumps([(r["attributes"]["http.request.method"], r["attributes"].get("http.route")) for r in trail.records]))
+trail.stop()
+"""
+
+
+def test_django_include_namespaces_and_re_path_are_recorded_as_coverage_lists_them(tmp_path: Path) -> None:
+    """Django runs in its own process (its settings are global): coverage's list, then one request each."""
+    import json
+    import subprocess
+
+    from tests.support.procs import REPO, base_env
+
+    env = base_env()
+    env["PYTHONPATH"] = f"{SHAPES}:{env['PYTHONPATH']}"
+    listed = json.loads(subprocess.run([sys.executable, "-m", "otel_audit.cli", "coverage", "--app", "djshapes.settings",
+                                        "--format", "json"], cwd=SHAPES, env=env, capture_output=True, text=True,
+                                       timeout=120, check=True).stdout)["routes"]
+    samples = {"/": "/", "/api/v1/billing/invoices/<int:pk>/": "/api/v1/billing/invoices/3/",
+               "/api/v1/billing/reports/(?P<year>[0-9]{4})/$": "/api/v1/billing/reports/2024/"}
+    assert {r["route"] for r in listed} == set(samples)
+    requests = [(r["method"], samples[r["route"]]) for r in listed]
+    driven = subprocess.run([sys.executable, "-c", DJANGO_DRIVER, json.dumps(requests)], cwd=tmp_path, env=env,
+                            capture_output=True, text=True, timeout=120)
+    assert driven.returncode == 0, driven.stderr[-2000:]
+    recorded = json.loads(driven.stdout.strip().splitlines()[-1])
+    assert sorted(map(tuple, recorded)) == sorted((r["method"], r["route"]) for r in listed)
