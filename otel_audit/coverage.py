@@ -248,7 +248,7 @@ def _row(kind: str, subject: str, events: dict[str, AuditEvent], policy: Any, cr
         status = "partial"
         explanation = explanations[covered_for[0]]
         level = statuses[covered_for[0]][1]
-        uncovered = [f"for {who}: {_explain_failure_of(*statuses[who], explanations[who].rule_id)}"
+        uncovered = [f"for {who}: {_explain_failure_of(statuses[who][0], explanations[who].rule_id)}"
                      for who in ACTORS if who not in covered_for]
         why = [*explanation.why, *uncovered]
     else:
@@ -325,7 +325,7 @@ def _row_dict(row: Row) -> dict[str, Any]:
     return data
 
 
-def _explain_failure_of(status: str, level: str, rule: str) -> str:
+def _explain_failure_of(status: str, rule: str) -> str:
     if status == "default":
         return "no rule matches: falls to the policy default"
     return f"rule {rule} sets level none (not audited)"
@@ -335,7 +335,7 @@ def _explain_failure(row: Row) -> str:
     if row.status == "partial":
         return f"rule {row.rule} covers {_who(row.covered_for)} only; " + "; ".join(
             line for line in row.why if line.startswith("for "))
-    return _explain_failure_of(row.status, row.level, row.rule)
+    return _explain_failure_of(row.status, row.rule)
 
 
 def _who(actors: list[str]) -> str:

@@ -107,6 +107,7 @@ def _matched_rules(policy: Any, app: Any) -> set[int]:
     """Indexes of the rules some event of the app matches (whatever comes first)."""
     from dataclasses import replace
 
+    from otel_audit.action import resolve
     from otel_audit.coverage import ACTORS, TABLE_OPERATIONS, route_event, table_event
     from otel_audit.policy.compiled import facts_of
 
@@ -131,7 +132,7 @@ def _matched_rules(policy: Any, app: Any) -> set[int]:
                 events.append(event)
     matched: set[int] = set()
     for event in events:
-        policy.explain(event)  # names the action exactly as at response time
+        resolve(event, policy.classifier)  # names the action exactly as at response time
         facts = facts_of(event)
         matched.update(i for i, rule in enumerate(policy.rules) if rule.why_not(facts) is None)
     return matched

@@ -142,20 +142,16 @@ def _change(entry: Mapping[str, Any]) -> Change:
 
 
 def replay(policy: Any, event: AuditEvent) -> Replay:
+    from otel_audit.attributes import event_attributes
+
     result = dry_run(policy, copy.deepcopy(event))
     attributes = result["attributes"] or {}
+    given = event_attributes(event, "full")  # before redaction: the probe where the trail held a redacted value
     probed = {key for key, value in attributes.items() if PROBE not in json.dumps(value, default=str)
-              and PROBE in json.dumps(event_attribute(event, key), default=str)}
+              and PROBE in json.dumps(given.get(key), default=str)}
     redacted = tuple(sorted(probed | set(result["redacted"])))  # a placeholder replayed, or a value changed
     return Replay(result["event_name"], result["audited"], result["level"], result["rule"], redacted,
                   frozenset(attributes))
-
-
-def event_attribute(event: AuditEvent, key: str) -> Any:
-    """The value ``key`` has before redaction (the probe where the trail held a redacted one)."""
-    from otel_audit.attributes import event_attributes
-
-    return event_attributes(event, "full").get(key)
 
 
 def _event_for(old: Any, attributes: Mapping[str, Any]) -> AuditEvent:
