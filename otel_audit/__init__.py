@@ -3,6 +3,10 @@
 Public API: :func:`record`, :class:`audited`, and the event model types. Imported lazily, so
 ``import otel_audit`` (by the pytest plugin, the CLI, an entry point) does not load the OTel SDK
 until something actually records.
+
+PYTEST_DONT_REWRITE: the launcher imports this package before pytest starts; the marker tells
+pytest's assertion rewriting not to warn that it came too late (a suite with ``filterwarnings =
+["error"]`` would not start). Only this file opts out; the plugin module is still rewritten.
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
-"""``otel-audit policy validate|explain|test|schema``.
+"""``otel-audit policy validate|lint|plan|explain|test|schema``.
 
-Exit codes: 0 fine, 1 the policy is invalid or a golden case failed, 2 bad command-line input
-(unreadable cases file, malformed event JSON).
+Exit codes: 0 fine, 1 the policy is invalid, a golden case failed, lint found something or (plan
+``--fail-on-drop``) a change stops auditing something; 2 bad command-line input (unreadable cases
+or trail file, malformed event JSON, an app that cannot be loaded).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any, Sequence
 import yaml
 
 from otel_audit.policy.errors import PolicyError
+from otel_audit.policy.lint import lint
 from otel_audit.redaction import Redactor
 
 
@@ -50,7 +52,60 @@ def _validate(args: argparse.Namespace) -> int:
         print(f"  redaction scan: {Redactor.from_config(policy.redaction, environ={}).scan_mode}")
         for note in model.notes:
             print(f"  note: {note}")
+        for finding in lint(model):
+            print(f"  warning: {finding}")
     return status
+
+
+def _lint(args: argparse.Namespace) -> int:
+    """Every finding of every file; exit 1 when there is one (a CI gate), 2 when --app cannot be read."""
+    app = None
+    if args.app:
+        from otel_audit.coverage import CoverageError, inventory
+
+        try:
+            app = inventory(args.app, args.app_dir, (), args.database)
+        except CoverageError as exc:
+            print(f"otel-audit policy lint: {exc}", file=sys.stderr)
+            return 2
+    status = 0
+    for path in args.files:
+        policy = _load_or_report(path)
+        if policy is None:
+            status = 1
+            continue
+        findings = lint(policy.model, app, policy)
+        against = (f" against {args.app} ({len({r.route for r in app.routes})} route templates, "
+                   f"{len(app.tables)} tables)" if app is not None else "")
+        print(f"{path}: {len(findings) or 'no'} finding{'s' if len(findings) != 1 else ''}{against}")
+        for finding in findings:
+            print(f"  {finding}")
+        status = max(status, 1 if findings else 0)
+    return status
+
+
+def _plan(args: argparse.Namespace) -> int:
+    """Both policies on the recorded trail; exit 1 with --fail-on-drop when something stops being audited."""
+    from otel_audit.policy import plan
+
+    old, new = _load_or_report(args.old), _load_or_report(args.new)
+    if old is None or new is None:
+        return 1
+    try:
+        records = plan.read_trail(args.trail)
+    except plan.TrailError as exc:
+        print(f"otel-audit policy plan: {exc}", file=sys.stderr)
+        return 2
+    result = plan.plan(old, new, records)
+    if args.format == "json":
+        print(plan.report_json(old, new, args.trail, result))
+    else:
+        print(plan.report_text(args.old, args.new, old, new, args.trail, result))
+    if args.fail_on_drop and result.drops:
+        if args.format != "json":
+            print(f"FAIL: {result.drops} recorded events would no longer be audited (--fail-on-drop)")
+        return 1
+    return 0
 
 
 def _explain(args: argparse.Namespace) -> int:
@@ -166,6 +221,25 @@ def add_policy_commands(subparsers: Any) -> None:
     validate = commands.add_parser("validate", help="check policy files; non-zero exit with every problem listed")
     validate.add_argument("files", nargs="+", metavar="FILE", help="policy file (or pack:NAME)")
     validate.set_defaults(func=_validate)
+
+    lint_cmd = commands.add_parser("lint", help="rules that can never apply: unknown actions, shadowed rules, "
+                                   "globs matching no route of --app, impossible category/action pairs")
+    lint_cmd.add_argument("files", nargs="+", metavar="FILE", help="policy file (or pack:NAME)")
+    lint_cmd.add_argument("--app", help="module:app or Django settings module whose routes path globs must match")
+    lint_cmd.add_argument("--app-dir", help="directory to import the app from (default: the current directory)")
+    lint_cmd.add_argument("--database", metavar="URL", help="the app's database, for raw-SQL tables (as coverage)")
+    lint_cmd.set_defaults(func=_lint)
+
+    plan_cmd = commands.add_parser("plan", help="replay a recorded trail through two policies and show what would "
+                                   "change (newly / no longer audited, levels, event names, redaction)")
+    plan_cmd.add_argument("old", metavar="OLD", help="the policy in force (file or pack:NAME)")
+    plan_cmd.add_argument("new", metavar="NEW", help="the proposed policy")
+    plan_cmd.add_argument("--trail", required=True, metavar="FILE", help="records: the embedded sink's JSON lines "
+                          "or OTLP JSON (a Collector file exporter's output)")
+    plan_cmd.add_argument("--fail-on-drop", action="store_true", help="exit 1 if a recorded event would no longer "
+                          "be audited")
+    plan_cmd.add_argument("--format", choices=("text", "json"), default="text")
+    plan_cmd.set_defaults(func=_plan)
 
     explain = commands.add_parser("explain", help="show which rule matches an event, at what level, and the record")
     explain.add_argument("file", metavar="FILE")

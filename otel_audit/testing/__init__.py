@@ -1,6 +1,6 @@
 """Test your audit trail as code: the ``audit_trail`` pytest fixture and its assertions.
 
-The pytest plugin (:mod:`otel_audit.testing.pytest_plugin`, registered under ``pytest11``) is
+The pytest plugin (:mod:`otel_audit_pytest`, registered under ``pytest11``) is
 opt-in by fixture use: a suite that never asks for ``audit_trail`` is not touched. See
 docs/testing.md. Importing this package is cheap: the trail machinery loads on first use.
 """

@@ -1,63 +1,34 @@
-"""pytest plugin (entry point ``pytest11: otel_audit``): the ``audit_trail`` fixture.
-
-Importing this module does nothing but declare the fixture, one marker and two ini options:
-no runtime is started, no framework imported, no environment touched until a test asks for
-``audit_trail``. Policy precedence: ``@pytest.mark.audit_policy(...)`` > ini ``audit_policy`` >
-``OTEL_AUDIT_POLICY`` > the built-in default.
-"""
+"""The pytest plugin's former home: the plugin is the top-level module :mod:`otel_audit_pytest`
+(so loading it imports nothing of this package); this name stays for installs whose entry point
+still points here (an editable install made before the move) and for
+``-p otel_audit.testing.pytest_plugin``."""
 
 from __future__ import annotations
 
-from typing import Any, Iterator
-
-import pytest
-
-
-def pytest_addoption(parser: pytest.Parser) -> None:
-    parser.addini("audit_policy", "otel-audit policy for the audit_trail fixture: a file (relative to the ini file), "
-                  "inline YAML or pack:NAME", default=None)
-    parser.addini("audit_instrument", "otel-audit adapters the audit_trail fixture instruments for each test "
-                  "(flask, fastapi, django, sqlalchemy, sqlite3, psycopg, logging), 'auto' for every installed "
-                  "one, or 'none'", type="args", default=["auto"])
+import importlib.util
+import sys
+from pathlib import Path
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line(
-        "markers",
-        "audit_policy(source): the otel-audit policy for this test's audit_trail (file path relative to the "
-        "test file, inline YAML/JSON, or pack:NAME)",
-    )
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Tests using ``audit_trail`` set it up before their other function fixtures, so apps and
-    clients those fixtures build are created with the adapters already in place."""
-    for item in items:
-        names = getattr(item, "fixturenames", None)
-        if isinstance(names, list) and "audit_trail" in names and names[0] != "audit_trail":
-            names.remove("audit_trail")
-            names.insert(0, "audit_trail")
-
-
-@pytest.fixture
-def audit_trail(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    """A fresh otel-audit runtime for this test whose exporter keeps records in memory.
-
-    ``audit_trail.records`` are exactly the records that would be exported (after policy,
-    redaction, hash chain and spool). Assertions: ``assert_audited``, ``assert_not_audited``,
-    ``assert_no_secrets``, ``assert_schema``. The previous runtime and environment come back after
-    the test.
-    """
-    from otel_audit.testing.trail import AuditTrail, policy_source_for
-
+def _plugin_module():
+    """``otel_audit_pytest``; an editable install made before it existed cannot import it by
+    name, so it is loaded from the file next to the package."""
     try:
-        source = policy_source_for(request)
-    except (FileNotFoundError, ValueError) as exc:
-        pytest.fail(f"audit_trail: {exc}", pytrace=False)
-    workdir = tmp_path_factory.mktemp("otel-audit")
-    trail = AuditTrail(policy=source, workdir=workdir, instrument=request.config.getini("audit_instrument"))
-    trail.start()
-    try:
-        yield trail
-    finally:
-        trail.stop()
+        import otel_audit_pytest
+    except ImportError:
+        path = Path(__file__).resolve().parents[2] / "otel_audit_pytest.py"
+        spec = importlib.util.spec_from_file_location("otel_audit_pytest", path)
+        if spec is None or spec.loader is None:
+            raise
+        otel_audit_pytest = importlib.util.module_from_spec(spec)
+        sys.modules["otel_audit_pytest"] = otel_audit_pytest
+        spec.loader.exec_module(otel_audit_pytest)
+    return otel_audit_pytest
+
+
+_plugin = _plugin_module()
+audit_trail = _plugin.audit_trail
+pytest_addoption = _plugin.pytest_addoption
+pytest_collection_modifyitems = _plugin.pytest_collection_modifyitems
+pytest_configure = _plugin.pytest_configure
+pytest_report_header = _plugin.pytest_report_header
