@@ -66,8 +66,11 @@ def lint(model: PolicyModel, app: Any = None, policy: Any = None) -> list[Findin
     for index, rule in enumerate(model.rules):
         findings.extend(_unknown_actions(rule, actions))
         findings.extend(_impossible_pairs(rule, pairs, actions))
+        # the policy's own rule overriding an inherited (pack) rule is the point of putting own
+        # rules first, not a mistake; any other shadowing is reported
         shadow = next((earlier for earlier in model.rules[:index]
-                       if covers(earlier.match, rule.match) and _decides(earlier) != _decides(rule)), None)
+                       if not (rule.id in inherited and earlier.id not in inherited)
+                       and covers(earlier.match, rule.match) and _decides(earlier) != _decides(rule)), None)
         if shadow is not None:
             findings.append(Finding("shadowed", rule.id, f"unreachable: rule {shadow.id} comes first and matches "
                                     "every event this one would (first match decides)"))

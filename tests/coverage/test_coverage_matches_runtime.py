@@ -31,6 +31,7 @@ def _fresh(module: str):
     return importlib.import_module(module)
 
 
+@pytest.mark.audit_policy("pack:all-requests")  # every route's request is recorded, GETs included
 def test_flask_blueprint_routes_are_recorded_as_coverage_lists_them(audit_trail) -> None:
     app = _fresh("flask_shapes").app
     listed = {(r.method, r.route, r.host) for r in inventory("flask_shapes:app", str(SHAPES)).routes
@@ -64,7 +65,7 @@ from pathlib import Path
 os.environ["DJANGO_SETTINGS_MODULE"] = "djshapes.settings"
 import django
 from otel_audit.testing.trail import AuditTrail
-trail = AuditTrail(policy=None, workdir=Path(tempfile.mkdtemp()), instrument=["django"])
+trail = AuditTrail(policy="pack:all-requests", workdir=Path(tempfile.mkdtemp()), instrument=["django"])
 trail.start()
 django.setup()
 from django.test import Client

@@ -25,6 +25,7 @@ def _gunicorn(tmp_path: Path, receiver: OtlpReceiver, port: int, name: str) -> S
         OTEL_AUDIT_SPOOL_DIR=str(tmp_path / "spool"),
         OTEL_AUDIT_QUIET="1",
         OTEL_SERVICE_NAME="crash-test",
+        OTEL_AUDIT_POLICY="pack:all-requests",  # every GET of the traffic is a record to lose or keep
     )
     argv = [launcher(), "gunicorn", "-w", "2", "--threads", "4", "-b", f"127.0.0.1:{port}", "tests.delivery.crash_app:app"]
     return Server(argv, env, f"http://127.0.0.1:{port}/health", log_path=tmp_path / f"{name}.log").wait_ready()

@@ -105,6 +105,7 @@ def test_open_mode_losses_are_counted_then_declared_in_the_chain(tmp_path: Path,
         (items / f"item{i}").write_text("x")
     port = free_port()
     env = base_env(OTEL_AUDIT_FAIL_MODE="open", OTEL_AUDIT_SPOOL_DIR=str(small_tmpfs / "spool"),
+                   OTEL_AUDIT_POLICY="pack:all-requests",  # the first GET makes the worker's spool, as before
                    OTEL_AUDIT_SINK_PATH=str(tmp_path / "audit.jsonl"), OTEL_AUDIT_QUIET="1", ITEMS_DIR=str(items),
                    OTEL_AUDIT_CHAIN_KEY="tmpfs-chain-key-0123456789")
     server = Server([launcher(), "gunicorn", "tests.delivery.items_app:app", "-b", f"127.0.0.1:{port}", "-w", "1"],
