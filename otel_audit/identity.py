@@ -98,8 +98,7 @@ class IdentityRules:
                     unknown = True
                     granted.append(FLAG_ROLES[name])
             elif new is _MISSING:
-                unknown = True
-                granted.append(name)
+                unknown = True  # a bound parameter: which role is not known, only that it changed
             else:
                 added, removed = _role_names(new), _role_names(old)
                 granted.extend(role for role in added if role not in removed)
@@ -107,7 +106,9 @@ class IdentityRules:
         change.category = "authorization"
         change.action = "revoke_role" if revoked and not granted else "grant_role"
         attributes = dict(change.attributes or {})
-        attributes["audit.role.names"] = sorted(set(granted if change.action == "grant_role" else revoked))
+        names = sorted(set(granted if change.action == "grant_role" else revoked))
+        if names:
+            attributes["audit.role.names"] = names
         if granted and revoked:
             attributes["audit.role.revoked"] = sorted(set(revoked))
         attributes["audit.role.fields"] = fields

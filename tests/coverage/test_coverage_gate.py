@@ -50,7 +50,7 @@ def test_flask_example_full_report(tmp_path: Path) -> None:
         "GET /admin/export": ("audit.http.request", "admin-area", "request", "/admin/*"),
         "DELETE /notes/<int:note_id>": ("audit.http.request", "deletes", "request", "DELETE *"),
         "POST /login": ("audit.authentication.login", "default", "metadata", None),
-        "GET /notes": ("audit.http.request", "default", "metadata", None),
+        "GET /notes": ("audit.http.request", "builtin.quiet-reads", "none", None),  # a plain read: left out by default
         "users DELETE": ("audit.data_modification.delete_resource", "user-table-changes", "request", "users"),
         "users UPDATE": ("audit.data_modification.update_resource", "user-table-changes", "request", "users"),
     }
@@ -126,7 +126,10 @@ def test_django_settings_module_routes_and_model_tables(tmp_path: Path) -> None:
     assert result.returncode == 1
     failing = {r["subject"] for r in report["uncovered_critical"]}
     assert {"auth_user INSERT", "auth_user UPDATE", "auth_user DELETE", "POST /admin/login/"} <= failing
-    assert all(subject.startswith("auth_user") or "/admin/log" in subject for subject in failing)
+    # the admin site's login, logout and password routes are named by the built-in routes (not
+    # category admin), so the policy's admin-site rule does not cover them: critical and uncovered
+    assert all(subject.startswith("auth_user") or "/admin/log" in subject or "password" in subject
+               for subject in failing)
 
 
 def test_bad_app_and_bad_policy_are_reported_clearly(tmp_path: Path) -> None:

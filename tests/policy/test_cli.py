@@ -47,7 +47,8 @@ def test_every_example_policy_validates(capsys) -> None:
     assert code == 0, out
 
 
-def test_explain_shows_classification_rule_level_and_redaction(capsys) -> None:
+def test_explain_shows_classification_rule_level_and_redaction(capsys, monkeypatch) -> None:
+    monkeypatch.setenv("OTEL_AUDIT_HMAC_KEY", "explain-test-key-0123456789")  # stable pseudonyms, no notice
     code, out = run(capsys, "policy", "explain", str(EXAMPLES / "seed-shorthand.yaml"), "--event",
                     json.dumps(FAILED_LOGIN), "--json")
     assert code == 0
