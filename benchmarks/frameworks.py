@@ -568,30 +568,28 @@ def instruction_figures(frameworks: list[str], endpoints: list[str], low: int, h
 def print_table(figures: Figures, unit: str) -> None:
     """One row per framework and endpoint: each mode's cost and what it added to bare, the ratios the
     targets are stated in (same run), and what each side made per request: otel-audit's records
-    (CRUD must be 1), the tracer's spans, django-auditlog's rows."""
+    (CRUD must be 1), the tracer's spans, django-auditlog's rows. A mode not run shows ``-``."""
     digits = ",.0f" if unit == "instr" else ",.1f"
+    nan = float("nan")
     print(f"per request, {unit}; '+' is added to bare; audit/trace and audit/peer compare the added costs")
     print(f"{'framework':9} {'endpoint':8} {'bare':>10} {'audit +':>10} {'tracing +':>10} {'peer +':>10} "
           f"{'audit/trace':>11} {'audit/peer':>10} {'adapters +':>10} {'records':>7} {'spans':>5} {'rows':>5}")
     for framework, modes in figures.items():
         for endpoint in ENDPOINTS:
-            if endpoint not in modes["bare"]:
+            if not any(endpoint in results for results in modes.values()):
                 continue
-            bare = modes["bare"][endpoint]
-            added = {m: modes[m][endpoint] - bare for m in modes}
-            peer = added.get("peer", float("nan"))
+            bare = modes.get("bare", {}).get(endpoint, nan)
+            added = {m: modes.get(m, {}).get(endpoint, nan) - bare for m in MODES}
+            made = {m: modes.get(m, {}).get(f"{endpoint}_records", nan) for m in MODES}
             cells = [f"{bare:10{digits}}", f"{added['audit']:10{digits}}", f"{added['tracing']:10{digits}}",
-                     f"{peer:10{digits}}" if "peer" in modes else f"{'-':>10}",
-                     f"{_ratio(added['audit'], added['tracing']):11.2f}",
-                     f"{_ratio(added['audit'], peer):10.2f}" if "peer" in modes else f"{'-':>10}",
-                     f"{added['adapters']:10{digits}}",
-                     f"{modes['audit'][endpoint + '_records']:7.2f}", f"{modes['tracing'][endpoint + '_records']:5.1f}",
-                     f"{modes['peer'][endpoint + '_records']:5.1f}" if "peer" in modes else f"{'-':>5}"]
-            print(f"{framework:9} {endpoint:8} " + " ".join(cells))
+                     f"{added['peer']:10{digits}}", f"{_ratio(added['audit'], added['tracing']):11.2f}",
+                     f"{_ratio(added['audit'], added['peer']):10.2f}", f"{added['adapters']:10{digits}}",
+                     f"{made['audit']:7.2f}", f"{made['tracing']:5.1f}", f"{made['peer']:5.1f}"]
+            print(f"{framework:9} {endpoint:8} " + " ".join(cells).replace("nan", "  -"))
 
 
 def _ratio(part: float, whole: float) -> float:
-    return part / whole if whole > 0 else float("nan")
+    return part / whole if whole > 0 else float("nan")  # also nan when either side was not run
 
 
 # ---------------------------------------------------------------------------------------------
@@ -693,6 +691,8 @@ def print_adapter_events(figures: Figures) -> None:
     ORM change), from the ``adapters`` mode."""
     print(f"\n{'framework':9} {'endpoint':8} {'events/req':>10} {'adapters µs/event':>18}")
     for framework, modes in figures.items():
+        if "adapters" not in modes or "bare" not in modes:
+            continue
         adapters, bare = modes["adapters"], modes["bare"]
         for endpoint in ENDPOINTS:
             if endpoint not in bare:
