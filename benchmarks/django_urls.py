@@ -9,10 +9,11 @@ def hello(request):
     return HttpResponse("hello")
 
 
-def _crud(database: str) -> JsonResponse:
+def _crud(request, database: str) -> JsonResponse:
+    """Create, update and delete one note of the logged-in user (loading them from the session)."""
     from notes.models import Note
 
-    note = Note.objects.using(database).create(owner_id=1, title="draft")
+    note = Note.objects.using(database).create(owner_id=request.user.pk, title="draft")
     note.title = "final"
     note.save()
     note_id = note.pk
@@ -22,13 +23,13 @@ def _crud(database: str) -> JsonResponse:
 
 @csrf_exempt
 def crud(request):
-    return _crud("default")
+    return _crud(request, "default")
 
 
 @csrf_exempt
 def crud_pg(request):
     """The same on PostgreSQL (the "pg" database; the instance remembers it for save and delete)."""
-    return _crud("pg")
+    return _crud(request, "pg")
 
 
 urlpatterns = [path("hello", hello), path("crud", crud), path("crud-pg", crud_pg)]

@@ -23,6 +23,7 @@ from otel_audit.context import RequestScope, clear_scope, current_scope, enter_s
 from otel_audit.errors import AuditUnavailable, containment
 from otel_audit.event import Actor, AuditEvent, Change, Source
 from otel_audit.identity import IdentityRules
+from otel_audit.ids import new_event_id
 from otel_audit.runtime import get_runtime, record_event
 
 _WRITES = frozenset({"data_modification", "account_management", "authorization", "configuration"})
@@ -33,7 +34,8 @@ def record_change(fact: AuditEvent, change: Change, in_transaction: bool | None 
 
     ``fact`` is the change as an event of its own (what ``granularity: statement`` records and
     what the policy decides on); ``in_transaction`` is False for a statement that committed by
-    itself (autocommit), None when unknown (an ORM change: its statements said).
+    itself (autocommit), None when unknown (an ORM change: its statements said). A fact may come
+    without an event id (``""``): most are folded, and only one recorded alone needs its own.
     """
     try:
         runtime = get_runtime()
@@ -47,6 +49,8 @@ def record_change(fact: AuditEvent, change: Change, in_transaction: bool | None 
         if decision is None or decision.level == "none":
             return  # not audited at all (reads, by default): not part of the action either
         if decision.granularity == "statement":
+            if not fact.event_id:
+                fact.event_id = new_event_id()
             runtime.record(fact)
             return
         scope = current_scope()

@@ -208,6 +208,7 @@ def sql_event(
             row_count=row_count if row_count is not None and row_count >= 0 else None,
         ),
         origin=origin,
+        event_id="",  # a fact folded into its action needs none; record_change names one if recorded alone
     )
     if error is not None:
         event.error_type = f"{type(error).__module__}.{type(error).__qualname__}".removeprefix("builtins.")

@@ -298,15 +298,17 @@ def _ended(committed: bool) -> None:
 
 def mark_owned(dbapi_connection: Any) -> bool:
     """Silence this adapter on a connection another adapter (SQLAlchemy) records. Looks through
-    async adaptors (SQLAlchemy's adapted connection -> aiosqlite -> sqlite3) for our proxy."""
+    async adaptors (SQLAlchemy's adapted connection -> aiosqlite -> sqlite3) and other proxies
+    (contrib's ``TracedConnectionProxy`` around ours: ``__wrapped__``) for our proxy. By its real
+    type: a wrapt proxy around ours passes ``isinstance`` but keeps ``_self_`` attributes its own."""
     frontier = [dbapi_connection]
     for _ in range(4):
         next_frontier = []
         for candidate in frontier:
-            if isinstance(candidate, AuditedConnection):
+            if issubclass(type(candidate), AuditedConnection):
                 candidate._self_facts.owned = True
                 return True
-            for attr in ("driver_connection", "_connection", "_conn", "dbapi_connection", "__wrapped__"):
+            for attr in ("__wrapped__", "driver_connection", "_connection", "_conn", "dbapi_connection"):
                 try:
                     inner = getattr(candidate, attr, None)
                 except Exception:  # noqa: BLE001 - properties that raise when closed

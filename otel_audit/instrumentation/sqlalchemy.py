@@ -216,6 +216,7 @@ def _after_flush(session: Session, flush_context: Any) -> None:
                 changes=[change],
                 attributes={"audit.orm.entity": entity},
                 origin="sqlalchemy.orm",
+                event_id="",  # named by record_change only if recorded alone
             )
             record_change(fact, change, None)
     except Exception as exc:  # noqa: BLE001

@@ -168,3 +168,46 @@ def test_disabled_instrumentations_switch_off_single_adapters(tmp_path):
         records = receiver.wait_for(lambda recs: any(r.event_name == "audit.audit_system.stop" for r in recs))
     origins = {r.attributes.get("audit.origin") for r in records}
     assert "sqlalchemy" in origins and "asgi" not in origins
+
+
+@pytest.mark.parametrize("audit_first", [True, False], ids=["audit-first", "tracing-first"])
+def test_orm_changes_keep_their_id_under_contrib_sqlite3_tracing(audit, spans, audit_first, tmp_path):
+    """Contrib's sqlite3 instrumentation wraps the driver's connections in its own proxy (whichever
+    loads first, as ``opentelemetry-instrument`` may): SQLAlchemy's connection is still recognised
+    as ours, so its statements are not recorded a second time by the DB-API adapter and the ORM's
+    entry (with the row's id) stays the request's change."""
+    sqlite3_tracing = pytest.importorskip("opentelemetry.instrumentation.sqlite3")
+    import sqlalchemy as sa
+    from sqlalchemy.orm import Session
+
+    from tests.adapters.apps import from_sink, one
+    from tests.adapters.test_sql import Base, Post
+
+    provider, exporter = spans
+    contained = containment.counts["sqlalchemy pool connect"]
+    ours = [SQLAlchemyAuditInstrumentor(), Sqlite3AuditInstrumentor()]
+    tracing = sqlite3_tracing.SQLite3Instrumentor()
+    order = [*ours, tracing] if audit_first else [tracing, *ours]
+    done = []
+    try:
+        for instrumentor in order:
+            if instrumentor is tracing:
+                tracing.instrument(tracer_provider=provider, skip_dep_check=True)
+            else:
+                instrumentor.instrument(skip_dep_check=True)
+            done.append(instrumentor)
+        engine = sa.create_engine(f"sqlite:///{tmp_path / 'both.db'}")
+        Base.metadata.create_all(engine)
+        with Session(engine) as session:
+            session.add(Post(title="a", body="x"))
+            session.commit()
+        engine.dispose()
+    finally:
+        for instrumentor in reversed(done):  # outermost wrapper first, or the driver stays wrapped
+            instrumentor.uninstrument()
+    assert any(s.name.startswith("INSERT") for s in exporter.get_finished_spans())  # contrib traced it too
+    created = one(from_sink(audit.records()), audit__action="create_resource")
+    assert created.get("audit.target.id") == "1"
+    assert created.get("audit.changes") == [{"action": "create_resource", "type": "post", "id": "1",
+                                             "fields": ["title", "body"], "rows": 1}]
+    assert containment.counts["sqlalchemy pool connect"] == contained

@@ -4,6 +4,7 @@ transaction (per statement in autocommit); ``granularity: statement`` where a po
 
 from __future__ import annotations
 
+import re
 import sqlite3
 
 import pytest
@@ -178,6 +179,10 @@ rules:
         records = [r for r in from_sink(audit.records()) if r.get("audit.action") == "create_resource"]
         ledger = [r for r in records if r.get("audit.rule") == "ledger-statements"]
         assert len(ledger) == 2 and all(not r.get("audit.changes") for r in ledger)
+        # facts come without an event id (most are folded): one recorded alone is given its own
+        ids = {r.get("audit.event_id") for r in ledger}
+        assert len(ids) == 2 and all(re.fullmatch(r"[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}",
+                                                  i or "") for i in ids), ids
         (folded,) = [r for r in records if r.get("audit.rule") != "ledger-statements"]
         assert folded.get("audit.changes") == [{"action": "create_resource", "type": "note", "rows": 1}]
 
