@@ -65,6 +65,7 @@ def check_trail(records, facts) -> None:
 def django_example(tmp_path_factory):
     """Configure Django once for this process with the example's settings and a fresh database."""
     db = tmp_path_factory.mktemp("django") / "notes.sqlite3"
+    saved = {key: os.environ.get(key) for key in ("NOTES_DB", "DJANGO_SETTINGS_MODULE")}
     os.environ["NOTES_DB"] = str(db)
     os.environ["DJANGO_SETTINGS_MODULE"] = "notesite.settings"
     sys.path.insert(0, str(DJANGO_APP))
@@ -74,6 +75,11 @@ def django_example(tmp_path_factory):
     django.setup()
     call_command("migrate", verbosity=0)
     yield db
+    for key, value in saved.items():  # later tests' subprocesses must not inherit this project
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
 
 
 def test_django_example_in_process(audit, instrument, django_example):
