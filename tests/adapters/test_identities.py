@@ -9,13 +9,11 @@ import subprocess
 import sys
 
 import httpx
-import pytest
 
-from examples.flask_blog import create_app, init_db
 from otel_audit.instrumentation.dbapi import Sqlite3AuditInstrumentor
-from otel_audit.instrumentation.flask import FlaskAuditInstrumentor
 from tests.adapters.apps import from_otlp, from_sink, one, where
 from tests.adapters.conftest import _started
+from tests.adapters.test_one_record_per_action import blog  # noqa: F401 - the tutorial-shaped blog app
 from tests.support.otlp_receiver import OtlpReceiver
 from tests.support.procs import REPO, Server, base_env, free_port, launcher
 
@@ -117,15 +115,7 @@ def test_fastapi_template_identities_under_uvicorn_and_the_launcher(tmp_path):
     assert facts["token"] not in json.dumps([r.attributes for r in records], default=str)
 
 
-@pytest.fixture
-def blog(tmp_path, instrument):
-    instrument(FlaskAuditInstrumentor(), Sqlite3AuditInstrumentor())
-    database = str(tmp_path / "blog.sqlite")
-    init_db(database, {"alice": ("alice-pw", "admin"), "bob": ("bob-pw", "member")})
-    return create_app(database)
-
-
-def test_flask_blog_register_refusal_escalation_and_a_quiet_default(audit, blog):
+def test_flask_blog_register_refusal_escalation_and_a_quiet_default(audit, blog):  # noqa: F811
     client = blog.test_client()
     assert client.post("/auth/register", data={"username": "carol", "password": "carol-pw"}).status_code == 302
     assert client.post("/blog/create", data={"title": "t"}).status_code == 302  # logged out: to the login page
@@ -145,7 +135,7 @@ def test_flask_blog_register_refusal_escalation_and_a_quiet_default(audit, blog)
     assert not where(records, url__path="/blog/"), "successful reads and OPTIONS are not recorded by default"
 
 
-def test_all_requests_pack_records_every_request(tmp_path, monkeypatch, blog):
+def test_all_requests_pack_records_every_request(tmp_path, monkeypatch, blog):  # noqa: F811
     for audit in _started(tmp_path, monkeypatch, "pack:all-requests"):
         client = blog.test_client()
         client.get("/blog/")
