@@ -72,6 +72,11 @@ def register():
     return redirect(url_for("auth.login"))
 
 
+@auth.route("/reset-password/", methods=("POST",))  # a trailing slash, as Flask apps often spell it
+def reset_password():
+    return render_template_string("If {{ name }} exists, a reset link is on its way.", name=request.form["username"])
+
+
 @auth.route("/login", methods=("GET", "POST"))
 def login():
     error = None

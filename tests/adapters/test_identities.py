@@ -35,6 +35,7 @@ def _template_session(client) -> dict[str, object]:
     facts["password"] = client.patch("/api/v1/users/me/password", headers=headers,
                                      json={"current_password": "admin-pw", "new_password": "admin-pw-2"}).status_code
     facts["recovery"] = client.post("/api/v1/password-recovery/new@example.com").status_code
+    facts["disable"] = client.patch(f"/api/v1/users/{new_id}", json={"is_active": False}, headers=headers).status_code
     facts["delete"] = client.delete(f"/api/v1/users/{new_id}", headers=headers).status_code
     facts["health"] = client.get("/api/v1/utils/health-check/").status_code
     return facts
@@ -62,6 +63,8 @@ def _check_template(records, facts) -> None:
     assert change.get("audit.target.id") == "1" and change.get("audit.changes.fields") == ["hashed_password"]
     reset = one(records, audit__action="password_reset", http__route="/api/v1/password-recovery/{email}")
     assert "new@example.com" not in str(reset.attributes)  # the e-mail in the path is pseudonymised
+    disabled = one(records, audit__action="disable_user")
+    assert disabled.get("audit.target.id") == new_id and disabled.get("audit.changes.fields") == ["is_active"]
     deleted = one(records, audit__action="delete_user")
     assert deleted.get("audit.target.id") == new_id
     # a quiet default: the successful health probe is not on the trail
@@ -121,6 +124,7 @@ def test_flask_blog_register_refusal_escalation_and_a_quiet_default(audit, blog)
     assert client.post("/blog/create", data={"title": "t"}).status_code == 302  # logged out: to the login page
     client.post("/auth/login", data={"username": "alice", "password": "alice-pw"})
     assert client.post("/blog/3/promote").status_code == 200  # raw SQL: UPDATE user SET role = 'admin'
+    assert client.post("/auth/reset-password/", data={"username": "carol"}).status_code == 200
     client.get("/blog/")  # a plain successful read
     client.options("/blog/")
     records = from_sink(audit.records())
@@ -133,6 +137,8 @@ def test_flask_blog_register_refusal_escalation_and_a_quiet_default(audit, blog)
     assert grant.get("audit.role.names") == ["admin"] and grant.get("audit.target.id") == "3"
     assert grant.get("user.name") == "alice"
     assert not where(records, url__path="/blog/"), "successful reads and OPTIONS are not recorded by default"
+    # the built-in route matches whatever the trailing slash
+    assert one(records, url__path="/auth/reset-password/").get("audit.action") == "password_reset"
 
 
 def test_all_requests_pack_records_every_request(tmp_path, monkeypatch, blog):  # noqa: F811
