@@ -205,6 +205,21 @@ def describe_change(event: AuditEvent, change: Change) -> None:
     if change.attributes:
         for key, value in change.attributes.items():
             event.attributes.setdefault(key, value)
+        _roles_from_request(event, change)
+
+
+def _roles_from_request(event: AuditEvent, change: Change) -> None:
+    """A role set from a bound parameter (``UPDATE users SET role = ?``) names no role; the request
+    that asked for it usually does (``{"role": "admin"}``): its value for that field names it."""
+    attributes = change.attributes or {}
+    body = event.http.request_body if event.http is not None else None
+    if attributes.get("audit.role.direction") != "unknown" or not isinstance(body, dict):
+        return
+    names = [str(body[field]) for field in attributes.get("audit.role.fields", ())
+             if isinstance(body.get(field), (str, int)) and not isinstance(body.get(field), bool)]
+    if names and "audit.role.names" not in event.attributes:
+        event.attributes["audit.role.names"] = sorted(set(names))
+        event.attributes["audit.role.source"] = "request"
 
 
 def _segments(text: str) -> list[str]:

@@ -43,6 +43,8 @@ def test_role_grant_is_recorded_in_full_with_the_admin_as_actor(client, audit_tr
     grant = audit_trail.assert_audited(event="audit.authorization.grant_role", outcome="success", actor=BOB_ID,
                                        rule="role-changes", level="full", route="/admin/users/{username}/role")
     assert grant["attributes"]["audit.request.body"] == {"role": "editor"}
+    # the role granted: the statement bound it as a parameter, the request named it
+    assert grant["attributes"]["audit.role.names"] == ["editor"]
     # one record for the grant: the row it changed is inside it
     assert [(c["action"], c["type"]) for c in grant["attributes"]["audit.changes"]] == [("grant_role", "users")]
 
