@@ -300,6 +300,7 @@ class HttpExchange:
                     error_type=error_type,
                     attributes={"audit.actor.before": before.id if before else None},
                     origin=getattr(self.facts, "origin", "http"),
+                    event_id=self.scope.event_id,  # the action's id, fixed when it began (its intent's)
                 ),
             )
         except AuditUnavailable:
