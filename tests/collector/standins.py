@@ -272,6 +272,19 @@ class OTLPLogs(StandIn):
         self.path = path
         self.check = check
         self.success_status = success_status
+        self.otlp_requests: list[ExportLogsServiceRequest] = []  # every accepted request, in order
+
+    def write_otlp_json(self, path: Any) -> int:
+        """The accepted requests as OTLP JSON lines (what the file exporter writes and
+        ``otel-audit verify`` reads); the number of lines."""
+        from google.protobuf.json_format import MessageToJson
+
+        with self.lock:
+            requests = list(self.otlp_requests)
+        with open(path, "w") as handle:
+            for request in requests:
+                handle.write(MessageToJson(request, indent=None) + "\n")
+        return len(requests)
 
     def handle(self, method, path, headers, body):
         if method != "POST" or path != self.path:
@@ -290,6 +303,8 @@ class OTLPLogs(StandIn):
             request = ExportLogsServiceRequest.FromString(decode_body(headers, body))
         except Exception as exc:
             return 400, "text/plain", f"cannot decode OTLP request: {exc}".encode()
+        with self.lock:
+            self.otlp_requests.append(request)
         self.add(flatten_otlp(request))
         if self.success_status == 204:
             return 204, "application/x-protobuf", b""

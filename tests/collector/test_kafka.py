@@ -1,0 +1,294 @@
+"""Scaling out with Kafka: agent (agent-kafka.yaml) -> a real Apache Kafka broker (KRaft) -> two
+gateways in one consumer group (gateway.yaml + gateway-kafka.yaml + grafana-cloud.yaml) -> one
+backend stand-in, proven lossless while a gateway is killed with SIGKILL and the backend is down.
+
+The broker is started by ``.ci/start-kafka.sh`` on free ports with its own data directory and
+stopped at the end of the module. Without Java (17+) the module skips, saying so; without the
+collector binary the collector fixtures skip as everywhere in tests/collector.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import re
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+import uuid
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+import requests
+
+from .conftest import DELIVERY_TIMEOUT, REPO, Collector, wait_until
+from .kafka import KafkaBroker, java_missing
+from .standins import GrafanaCloud
+
+GC_INSTANCE, GC_TOKEN = "918273", "glc_eyJvIjoiMTIzIn0"
+GC_BASIC = base64.b64encode(f"{GC_INSTANCE}:{GC_TOKEN}".encode()).decode()
+APP = REPO / "examples" / "flask_app" / "app.py"
+CHAIN_KEY = "kafka-test-chain-key-0123456789"
+PARTITIONS = 4
+QUEUE_METRIC = re.compile(r'^otelcol_exporter_queue_size\{[^}]*exporter="audit_otlp_http/grafana_cloud"[^}]*\} (\S+)$', re.M)
+
+
+@pytest.fixture(scope="module")
+def kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaBroker]:
+    reason = java_missing()
+    if reason:
+        pytest.skip(reason)
+    broker = KafkaBroker(tmp_path_factory.mktemp("kafka"))
+    try:
+        broker.start()
+        yield broker
+    finally:
+        broker.stop()
+    assert not broker.running(), "the Kafka broker is still running after --stop"
+
+
+def kafka_env(kafka: KafkaBroker, topic: str, **extra: str) -> dict[str, str]:
+    return {"OTEL_AUDIT_KAFKA_BROKERS": kafka.bootstrap, "OTEL_AUDIT_KAFKA_TOPIC": topic, **extra}
+
+
+def gateway_env(kafka: KafkaBroker, topic: str, group: str, client_id: str, backend: GrafanaCloud) -> dict[str, str]:
+    return kafka_env(
+        kafka, topic,
+        OTEL_AUDIT_KAFKA_GROUP=group,
+        OTEL_AUDIT_KAFKA_CLIENT_ID=client_id,
+        # The broker's group.min.session.timeout.ms is 6 s: the quickest hand-over it allows.
+        OTEL_AUDIT_KAFKA_SESSION_TIMEOUT="6s",
+        GRAFANA_CLOUD_OTLP_ENDPOINT=f"{backend.base_url}/otlp",
+        GRAFANA_CLOUD_BASIC_AUTH=GC_BASIC,
+    )
+
+
+GATEWAY = ["gateway.yaml", "gateway-kafka.yaml", "grafana-cloud.yaml"]
+
+
+def event_ids(records: list[dict[str, Any]]) -> list[str]:
+    return [r["attributes"]["audit.event_id"] for r in records if "audit.event_id" in r["attributes"]]
+
+
+def backend_queue_size(collector: Collector) -> float | None:
+    """The gateway's grafana_cloud persistent queue length (its own Prometheus metrics)."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{collector.metrics_port}/metrics", timeout=5) as resp:
+            text = resp.read().decode()
+    except OSError:
+        return None
+    match = QUEUE_METRIC.search(text)
+    return float(match.group(1)) if match else None
+
+
+def sigkill(collector: Collector) -> None:
+    assert collector.proc is not None
+    collector.proc.kill()
+    collector.proc.wait(timeout=10)
+    collector.proc = None
+
+
+# ----------------------------------------------------------------------------------------------
+# The path works, and keeps a process's records on one partition
+
+
+def test_agent_to_kafka_to_gateway_keys_by_resource(kafka: KafkaBroker, run_collector, make_sender, tmp_path: Path) -> None:
+    """Records of one resource (one process) land on one partition; other processes spread out;
+    the gateway reads them in its group and delivers every audit record, app logs stay out."""
+    topic, group = f"audit-{uuid.uuid4().hex[:8]}", f"gw-{uuid.uuid4().hex[:8]}"
+    kafka.create_topic(topic, PARTITIONS)
+    with GrafanaCloud(GC_INSTANCE, GC_TOKEN) as backend:
+        agent = run_collector(["agent-kafka.yaml"], env=kafka_env(kafka, topic, OTEL_AUDIT_AGENT_QUEUE_DIR=str(tmp_path / "agent-q")))
+        senders = [make_sender(agent.otlp_http_endpoint, resource={"service.name": "checkout", "service.instance.id": f"proc-{i}"})
+                   for i in range(6)]
+        sent: dict[str, str] = {}
+        app_markers = set()
+        for round_ in range(5):
+            for i, sender in enumerate(senders):
+                sent[sender.audit(outcome="failure" if round_ % 2 else "success")] = f"proc-{i}"
+            app_markers.add(senders[0].app())
+        gateway = run_collector(GATEWAY, env=gateway_env(kafka, topic, group, "gateway-a", backend))
+        records = wait_until(lambda: (lambda r: r if set(sent) <= set(event_ids(r)) else None)(backend.snapshot()),
+                             DELIVERY_TIMEOUT, what="every audit record at the backend")
+        gateway.stop()
+        agent.stop()
+
+    assert not any(r["attributes"].get("app.marker") in app_markers for r in records), "app logs reached the audit backend"
+    by_instance = {r["resource"]["service.instance.id"] for r in records}
+    assert by_instance == {f"proc-{i}" for i in range(6)}
+    # One message per resource and batch, keyed by the resource: each process's records are on
+    # exactly one partition (which one is the hash's choice), and the processes spread out.
+    offsets = kafka.end_offsets(topic)
+    texts = kafka.partition_texts(topic, sum(offsets.values()))
+    where = {f"proc-{i}": {p for p, text in texts.items() if f"proc-{i}" in text} for i in range(6)}
+    assert all(len(partitions) == 1 for partitions in where.values()), where
+    assert len(set().union(*where.values())) >= 2, where
+    # The group consumed every message and committed its offsets.
+    rows = kafka.group(group)
+    assert {int(r["PARTITION"]) for r in rows} == {p for p, n in offsets.items() if n}, rows
+    assert all(r["CURRENT-OFFSET"] == r["LOG-END-OFFSET"] for r in rows), rows
+
+
+# ----------------------------------------------------------------------------------------------
+# The lossless proof
+
+
+class App:
+    """The Flask notes example under opentelemetry-instrument, exporting to the agent, with its
+    own spool and chain, and a thread that drives CRUD requests until told to stop."""
+
+    def __init__(self, procs: Any, tmp_path: Path, index: int, agent: Collector) -> None:
+        self.port = procs.free_port()
+        self.index = index
+        env = procs.base_env(
+            PORT=str(self.port),
+            NOTES_DB=str(tmp_path / f"notes-{index}.db"),
+            OTEL_SERVICE_NAME="notes",
+            OTEL_RESOURCE_ATTRIBUTES=f"service.instance.id=notes-{index}-{uuid.uuid4().hex[:6]}",
+            OTEL_LOGS_EXPORTER="otlp",
+            OTEL_EXPORTER_OTLP_ENDPOINT=agent.otlp_http_endpoint,
+            OTEL_EXPORTER_OTLP_PROTOCOL="http/protobuf",
+            OTEL_BLRP_SCHEDULE_DELAY="100",
+            OTEL_AUDIT_CHAIN_KEY=CHAIN_KEY,
+            OTEL_AUDIT_CHAIN_KEY_ID="kafka-test",
+            OTEL_AUDIT_SPOOL_DIR=str(tmp_path / f"spool-{index}"),
+            OTEL_AUDIT_QUIET="true",
+            HOME=str(tmp_path),
+        )
+        self.server = procs.Server([procs.launcher(), sys.executable, str(APP)], env, f"http://127.0.0.1:{self.port}/",
+                                   log_path=tmp_path / f"app-{index}.log")
+        self.requests = 0
+        self.errors: list[str] = []
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self._drive, name=f"drive-{index}", daemon=True)
+
+    def _drive(self) -> None:
+        base = f"http://127.0.0.1:{self.port}"
+        s = requests.Session()
+        try:
+            assert s.post(f"{base}/login", data={"username": "alice", "password": "correct horse"},
+                          allow_redirects=False).status_code == 302
+            self.requests += 1
+            while not self.stopping.is_set():
+                note = s.post(f"{base}/notes", json={"title": "t", "body": "b"}, timeout=10).json()["id"]
+                assert s.get(f"{base}/notes/{note}", timeout=10).status_code == 200
+                assert s.delete(f"{base}/notes/{note}", timeout=10).status_code == 204
+                self.requests += 3
+        except Exception as exc:  # reported by the test
+            self.errors.append(repr(exc))
+
+
+def test_two_gateways_one_killed_backend_down_nothing_lost(kafka: KafkaBroker, run_collector, tmp_path: Path) -> None:
+    procs = pytest.importorskip("tests.support.procs")
+    pytest.importorskip("flask")
+    topic, group = f"audit-{uuid.uuid4().hex[:8]}", f"gw-{uuid.uuid4().hex[:8]}"
+    kafka.create_topic(topic, PARTITIONS)
+    backend = GrafanaCloud(GC_INSTANCE, GC_TOKEN).start()
+    apps: list[App] = []
+    try:
+        agent = run_collector(["agent-kafka.yaml"], env=kafka_env(kafka, topic, OTEL_AUDIT_AGENT_QUEUE_DIR=str(tmp_path / "agent-q")))
+        gateways = {name: run_collector(GATEWAY, env=gateway_env(kafka, topic, group, name, backend))
+                    for name in ("gateway-a", "gateway-b")}
+        # Both gateways are in the group, each with a share of the partitions.
+        wait_until(lambda: (lambda rows: {r["CLIENT-ID"] for r in rows} == set(gateways))(kafka.group(group)),
+                   60, interval=1, what="both gateways owning partitions")
+
+        # 1. A burst from four instrumented app processes (four chains, four resources).
+        apps = [App(procs, tmp_path, i, agent) for i in range(4)]
+        for app in apps:
+            app.server.wait_ready()
+        for app in apps:
+            app.thread.start()
+        wait_until(lambda: len(backend.snapshot()) >= 300, DELIVERY_TIMEOUT, what="records flowing to the backend")
+
+        # 2. The backend goes down: records pile up in the gateways' persistent queues.
+        backend.stop()
+        time.sleep(4)  # > autocommit interval: offsets of what is queued are committed
+
+        # 3. Mid-stream, SIGKILL the gateway that owns the most partitions with data.
+        offsets = kafka.end_offsets(topic)
+        owners = {int(r["PARTITION"]): r["CLIENT-ID"] for r in kafka.group(group)}
+        used = [p for p, n in offsets.items() if n]
+        load = {name: sum(offsets[p] for p in used if owners.get(p) == name) for name in gateways}
+        victim_name = max(load, key=load.get)
+        assert load[victim_name] > 0, (offsets, owners)
+        victim, survivor = gateways[victim_name], next(g for n, g in gateways.items() if n != victim_name)
+        survivor_name = next(n for n in gateways if n != victim_name)
+        sigkill(victim)
+        assert any(victim.queue_dir.iterdir()), "the killed gateway has nothing on disk"
+
+        # 4. Traffic goes on; the group hands the dead gateway's partitions to the survivor.
+        wait_until(lambda: (lambda rows: rows and {r["CLIENT-ID"] for r in rows} == {survivor_name})(kafka.group(group)),
+                   60, interval=1, what="the survivor owning every partition")
+        time.sleep(2)
+        for app in apps:
+            app.stopping.set()
+        for app in apps:
+            app.thread.join(timeout=30)
+            assert not app.errors, (app.index, app.errors, app.server.output())
+            assert app.server.stop(sig=2, timeout=30) == 0, app.server.output()  # SIGINT: flush, stop record
+        sent_requests = sum(app.requests for app in apps)
+
+        # The apps' spools are empty (everything reached the agent); the agent's queue drains to Kafka.
+        for app in apps:
+            status = subprocess.run([sys.executable, "-m", "otel_audit.cli", "status"], capture_output=True, text=True,
+                                    env={**procs.base_env(), "OTEL_AUDIT_SPOOL_DIR": str(tmp_path / f"spool-{app.index}")},
+                                    timeout=60, cwd=REPO)
+            assert "LOST" not in status.stdout, status.stdout
+
+        # 5. The backend comes back on the same address: the survivor delivers what it holds.
+        backend = GrafanaCloud(GC_INSTANCE, GC_TOKEN, port=backend.port).start()
+        wait_until(lambda: all(r["LAG"] == "0" for r in kafka.group(group)), 120, interval=1,
+                   what="the survivor consuming every partition to the end")
+        wait_until(lambda: backend_queue_size(survivor) == 0, 120, what="the survivor's backend queue to drain")
+        time.sleep(1)
+        before_restart = set(event_ids(backend.snapshot()))
+
+        # 6. The killed gateway starts again on its old volume and delivers what only it had.
+        victim.start()
+        wait_until(lambda: backend_queue_size(victim) == 0, 120, what="the restarted gateway's backend queue to drain")
+        time.sleep(2)
+        for gateway in gateways.values():
+            gateway.stop()
+        agent.stop()
+    finally:
+        for app in apps:
+            app.stopping.set()
+            app.server.stop(sig=9, timeout=5)
+        backend.stop()
+
+    records = backend.snapshot()
+    ids = event_ids(records)
+    distinct = set(ids)
+    duplicates = len(ids) - len(distinct)
+    print(f"\nkafka lossless: {sent_requests} requests, {len(distinct)} distinct audit records, {duplicates} duplicates, "
+          f"{len(distinct - before_restart)} delivered only by the restarted {victim_name}")
+    assert len(distinct) >= sent_requests, "fewer audit records than audited requests"
+    assert distinct - before_restart, "the killed gateway's queue held nothing that only it had: the scenario did not bite"
+
+    # Every chain verifies on the backend's copy: all records there, none changed, each chain
+    # closed by its stop record (so its tail is complete too). Delivery through two gateways and
+    # a restarted queue does not keep file order: --allow-reorder.
+    journal = tmp_path / "backend.jsonl"
+    backend.write_otlp_json(journal)
+    verify = subprocess.run(
+        [sys.executable, "-m", "otel_audit.cli", "verify", str(journal), "--allow-reorder", "--expect-closed", "--json"],
+        env={**procs.base_env(), "OTEL_AUDIT_CHAIN_KEY": CHAIN_KEY, "OTEL_AUDIT_CHAIN_KEY_ID": "kafka-test"},
+        capture_output=True, text=True, timeout=120, cwd=REPO,
+    )
+    assert verify.returncode == 0, verify.stdout[-4000:] + verify.stderr[-2000:]
+    report = json.loads(verify.stdout)
+    assert report["chains"] == len(apps), report["chain_states"]
+    assert {s["state"] for s in report["chain_states"]} == {"closed"}, report["chain_states"]
+    assert report["records"] - report["duplicates"] == len(distinct), report
+    assert report["duplicates"] == duplicates
+
+    # The removal recipe of the docs: keep the first copy of each audit.event_id.
+    seen: set[str] = set()
+    deduped = [r for r in records if "audit.event_id" in r["attributes"]
+               and not (r["attributes"]["audit.event_id"] in seen or seen.add(r["attributes"]["audit.event_id"]))]
+    assert len(deduped) == len(distinct)
