@@ -274,17 +274,33 @@ class OTLPLogs(StandIn):
         self.success_status = success_status
         self.otlp_requests: list[ExportLogsServiceRequest] = []  # every accepted request, in order
 
-    def write_otlp_json(self, path: Any) -> int:
+    def write_otlp_json(self, path: Any, dedupe: bool = False) -> int:
         """The accepted requests as OTLP JSON lines (what the file exporter writes and
-        ``otel-audit verify`` reads); the number of lines."""
+        ``otel-audit verify`` reads); the number of log records written. ``dedupe``: keep only
+        the first copy of each ``audit.event_id`` (the at-least-once clean-up)."""
         from google.protobuf.json_format import MessageToJson
 
         with self.lock:
-            requests = list(self.otlp_requests)
+            requests = [ExportLogsServiceRequest.FromString(r.SerializeToString()) for r in self.otlp_requests]
+        seen: set[str] = set()
+        written = 0
         with open(path, "w") as handle:
             for request in requests:
+                if dedupe:
+                    for rl in request.resource_logs:
+                        for sl in rl.scope_logs:
+                            keep = []
+                            for lr in sl.log_records:
+                                event_id = next((kv.value.string_value for kv in lr.attributes if kv.key == "audit.event_id"), None)
+                                if event_id is None or event_id not in seen:
+                                    keep.append(lr)
+                                    if event_id is not None:
+                                        seen.add(event_id)
+                            del sl.log_records[:]
+                            sl.log_records.extend(keep)
+                written += sum(len(sl.log_records) for rl in request.resource_logs for sl in rl.scope_logs)
                 handle.write(MessageToJson(request, indent=None) + "\n")
-        return len(requests)
+        return written
 
     def handle(self, method, path, headers, body):
         if method != "POST" or path != self.path:
