@@ -27,6 +27,8 @@ VALIDATE_ENV = {
     "GRAFANA_CLOUD_BASIC_AUTH": "MTIzNDU2OmdsY19kdW1teQ==",
     "DD_API_KEY": "0123456789abcdef0123456789abcdef",
     "OTEL_AUDIT_GATEWAY_ENDPOINT": "http://gateway.invalid:4318",
+    "OTEL_AUDIT_KAFKA_BROKERS": "kafka-0.invalid:9092,kafka-1.invalid:9092",
+    "OTEL_AUDIT_GATEWAY_HOSTS": "gateway-0.invalid:4317,gateway-1.invalid:4317",
 }
 
 ENV_REF = re.compile(r"\$\{env:([A-Z0-9_]+)(:-[^}]*)?\}")
@@ -262,6 +264,11 @@ COMPOSITIONS = [
     ["gateway.yaml", "file.yaml", "splunk.yaml", "loki.yaml", "datadog-otlp.yaml", "grafana-cloud.yaml"],
     ["gateway.yaml", "grafana-cloud.yaml", "splunk.yaml", "file.yaml"],
     ["agent.yaml"],
+    ["agent-kafka.yaml"],
+    ["agent-loadbalancing.yaml"],
+    ["gateway.yaml", "gateway-kafka.yaml"],
+    ["gateway.yaml", "gateway-kafka.yaml", "file.yaml", "splunk.yaml"],
+    ["gateway.yaml", "grafana-cloud.yaml", "gateway-kafka.yaml", "loki.yaml"],
 ]
 
 

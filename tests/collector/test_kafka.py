@@ -103,6 +103,72 @@ def sigkill(collector: Collector) -> None:
 
 
 # ----------------------------------------------------------------------------------------------
+# Static checks of the configs (no broker, no binary)
+
+
+def _load(name: str) -> dict[str, Any]:
+    import yaml
+
+    from .conftest import CONFIG_DIR
+
+    return yaml.safe_load((CONFIG_DIR / name).read_text())
+
+
+def test_agent_kafka_is_durable_ordered_and_keyed_by_resource() -> None:
+    config = _load("agent-kafka.yaml")
+    (pipeline,) = config["service"]["pipelines"].values()
+    assert pipeline["processors"] == ["memory_limiter"]  # nothing that acknowledges early, nothing that rewrites
+    (name,) = pipeline["exporters"]
+    kafka = config["exporters"][name]
+    assert name.split("/")[0] == "kafka"
+    assert kafka["logs"]["encoding"] == "otlp_proto"
+    assert kafka["partition_logs_by_resource_attributes"] is True and not kafka.get("partition_logs_by_trace_id")
+    assert kafka["producer"]["required_acks"] == -1
+    assert kafka["producer"]["allow_auto_topic_creation"] is False
+    queue = kafka["sending_queue"]
+    assert queue["enabled"] is True and queue["storage"] == "file_storage/agent_queue"
+    assert queue["num_consumers"] == 1  # batches leave in queue order: a chain stays in order on its partition
+    assert queue["batch"]["sizer"] == "bytes" and queue["batch"]["max_size"] < kafka["producer"]["max_message_bytes"]
+    assert kafka["retry_on_failure"]["enabled"] is True and kafka["retry_on_failure"]["max_elapsed_time"] == 0
+    assert "file_storage/agent_queue" in config["service"]["extensions"]
+
+
+def test_gateway_kafka_marks_a_message_only_once_the_queues_have_it() -> None:
+    config = _load("gateway-kafka.yaml")
+    gateway = _load("gateway.yaml")
+    receiver = config["receivers"]["kafka/audit"]
+    assert receiver["initial_offset"] == "earliest"
+    assert receiver["logs"]["encoding"] == "otlp_proto"
+    assert receiver["message_marking"]["after"] is True and receiver["message_marking"]["on_error"] is False
+    assert receiver["error_backoff"]["enabled"] is True and receiver["error_backoff"]["max_elapsed_time"] == 0
+    # The same topic by default as the agents write.
+    assert receiver["logs"]["topics"] == [_load("agent-kafka.yaml")["exporters"]["kafka/audit"]["logs"]["topic"]]
+    (pipeline,) = config["service"]["pipelines"].values()
+    assert pipeline["receivers"] == ["kafka/audit"] and pipeline["processors"] == ["memory_limiter"]
+    (name,) = pipeline["exporters"]
+    loopback = config["exporters"][name]
+    # No queue, no retries of its own: the answer of the OTLP receiver goes back to the kafka receiver.
+    assert loopback["sending_queue"] == {"enabled": False} and loopback["retry_on_failure"] == {"enabled": False}
+    assert name.split("/")[0] == "audit_otlp_http"  # a 4xx is retried, not dropped
+    http_port = gateway["receivers"]["otlp"]["protocols"]["http"]["endpoint"].rsplit(":", 1)[1]
+    assert loopback["endpoint"].endswith(":" + http_port), (loopback["endpoint"], http_port)
+    # It adds no receiver to gateway.yaml's pipelines and no extension (lists a later file would replace).
+    assert set(config) == {"receivers", "exporters", "service"} and set(config["service"]) == {"pipelines"}
+
+
+def test_loadbalancing_agent_retries_from_its_persistent_queue() -> None:
+    config = _load("agent-loadbalancing.yaml")
+    (pipeline,) = config["service"]["pipelines"].values()
+    assert pipeline["processors"] == ["memory_limiter"]
+    (name,) = pipeline["exporters"]
+    lb = config["exporters"][name]
+    assert lb["sending_queue"]["enabled"] is True and lb["sending_queue"]["storage"] == "file_storage/agent_queue"
+    assert lb["retry_on_failure"]["enabled"] is True and lb["retry_on_failure"]["max_elapsed_time"] == 0
+    inner = lb["protocol"]["otlp"]
+    assert inner["sending_queue"] == {"enabled": False} and inner["retry_on_failure"] == {"enabled": False}
+
+
+# ----------------------------------------------------------------------------------------------
 # The path works, and keeps a process's records on one partition
 
 
@@ -311,3 +377,46 @@ def test_two_gateways_one_killed_backend_down_nothing_lost(kafka: KafkaBroker, r
     assert clean.returncode == 0, clean.stdout[-4000:]
     clean_report = json.loads(clean.stdout)
     assert clean_report["duplicates"] == 0 and clean_report["records"] == len(distinct), clean_report
+
+
+# ----------------------------------------------------------------------------------------------
+# Without Kafka: the loadbalancing exporter in front of a gateway pool
+
+
+ACCEPTED_METRIC = re.compile(r'^otelcol_receiver_accepted_log_records(?:_total)?\{[^}]*receiver="otlp"[^}]*transport="grpc"[^}]*\} (\S+)$', re.M)
+
+
+def accepted_over_grpc(collector: Collector) -> float:
+    with urllib.request.urlopen(f"http://127.0.0.1:{collector.metrics_port}/metrics", timeout=5) as resp:
+        text = resp.read().decode()
+    return sum(float(v) for v in ACCEPTED_METRIC.findall(text))
+
+
+def test_loadbalancing_agent_spreads_and_survives_a_killed_gateway(run_collector, make_sender, tmp_path: Path) -> None:
+    """agent-loadbalancing.yaml -> two gateways (OTLP/gRPC) -> one backend: both gateways get
+    records; one is killed with SIGKILL mid-stream and started again; every record arrives."""
+    with GrafanaCloud(GC_INSTANCE, GC_TOKEN) as backend:
+        env = {"GRAFANA_CLOUD_OTLP_ENDPOINT": f"{backend.base_url}/otlp", "GRAFANA_CLOUD_BASIC_AUTH": GC_BASIC}
+        gateways = [run_collector(["gateway.yaml", "grafana-cloud.yaml"], env=env) for _ in range(2)]
+        hosts = ",".join(f"127.0.0.1:{g.grpc_port}" for g in gateways)
+        for g in gateways:
+            g.ports_published = True  # the agent points at these ports: a restart keeps them
+        agent = run_collector(["agent-loadbalancing.yaml"], env={
+            "OTEL_AUDIT_GATEWAY_HOSTS": hosts, "OTEL_AUDIT_GATEWAY_INSECURE": "true",
+            "OTEL_AUDIT_AGENT_QUEUE_DIR": str(tmp_path / "agent-q")})
+        sender = make_sender(agent.otlp_http_endpoint)
+        sent = {sender.audit() for _ in range(150)}
+        wait_until(lambda: all(accepted_over_grpc(g) > 0 for g in gateways), DELIVERY_TIMEOUT,
+                   what="records at both gateways")
+        sigkill(gateways[0])
+        sent |= {sender.audit(outcome="failure") for _ in range(150)}
+        time.sleep(1)
+        gateways[0].start()
+        sent |= {sender.audit() for _ in range(50)}
+        records = wait_until(lambda: (lambda r: r if sent <= set(event_ids(r)) else None)(backend.snapshot()),
+                             90, what="every audit record at the backend")
+        assert accepted_over_grpc(gateways[0]) > 0 and accepted_over_grpc(gateways[1]) > 0
+        for g in (agent, *gateways):
+            g.stop()
+    ids = event_ids(records)
+    print(f"\nloadbalancing: {len(sent)} sent, {len(set(ids))} distinct at the backend, {len(ids) - len(set(ids))} duplicates")

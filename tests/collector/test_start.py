@@ -23,6 +23,11 @@ STACKS = [
     ["gateway.yaml", "grafana-cloud.yaml", "file.yaml", "loki.yaml"],
     ["grafana-cloud.yaml", "gateway.yaml", "splunk.yaml"],
     ["agent.yaml"],
+    # scaling out: brokers and gateways point at nothing too (records wait in the queues)
+    ["agent-kafka.yaml"],
+    ["agent-loadbalancing.yaml"],
+    ["gateway.yaml", "gateway-kafka.yaml", "file.yaml"],
+    ["gateway.yaml", "splunk.yaml", "gateway-kafka.yaml", "grafana-cloud.yaml"],
 ]
 
 # Which required variable each file needs (its ${required:...} references).
@@ -32,6 +37,9 @@ REQUIRED = {
     "grafana-cloud.yaml": ["GRAFANA_CLOUD_OTLP_ENDPOINT", "GRAFANA_CLOUD_BASIC_AUTH"],
     "datadog-otlp.yaml": ["DD_API_KEY"],
     "agent.yaml": ["OTEL_AUDIT_GATEWAY_ENDPOINT"],
+    "agent-kafka.yaml": ["OTEL_AUDIT_KAFKA_BROKERS"],
+    "agent-loadbalancing.yaml": ["OTEL_AUDIT_GATEWAY_HOSTS"],
+    "gateway-kafka.yaml": ["OTEL_AUDIT_KAFKA_BROKERS"],
 }
 
 
@@ -64,7 +72,7 @@ def test_missing_required_variable_fails_loudly(collector_bin: str, tmp_path: Pa
         env.pop(variable, None)
     else:
         env[variable] = "  "
-    stack = [config] if config == "agent.yaml" else ["gateway.yaml", config]
+    stack = [config] if config.startswith("agent") else ["gateway.yaml", config]
     args = [a for c in stack for a in ("--config", str(CONFIG_DIR / c))]
     for command in ([collector_bin, "validate", *args], [collector_bin, *args]):
         result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
