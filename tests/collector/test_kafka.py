@@ -420,3 +420,39 @@ def test_loadbalancing_agent_spreads_and_survives_a_killed_gateway(run_collector
             g.stop()
     ids = event_ids(records)
     print(f"\nloadbalancing: {len(sent)} sent, {len(set(ids))} distinct at the backend, {len(ids) - len(set(ids))} duplicates")
+
+
+def test_helm_overlay_for_kafka_gateways() -> None:
+    """values-gateway.yaml + values-gateway-kafka.yaml as Helm merges them (maps merge, lists are
+    replaced): still a StatefulSet with the queue on its volume, gateway-kafka.yaml in the configs,
+    every required variable set, secrets from a Secret, one Kafka client id per pod."""
+    import yaml
+
+    from .conftest import CONFIG_DIR
+
+    def merge(a: Any, b: Any) -> Any:
+        if isinstance(a, dict) and isinstance(b, dict):
+            return {**a, **{k: merge(a.get(k), v) for k, v in b.items()}}
+        return b
+
+    helm = CONFIG_DIR / "helm"
+    values = merge(yaml.safe_load((helm / "values-gateway.yaml").read_text()),
+                   yaml.safe_load((helm / "values-gateway-kafka.yaml").read_text()))
+    assert values["mode"] == "statefulset"
+    env = {e["name"]: e for e in values["extraEnvs"]}
+    mounts = {m["name"]: m["mountPath"] for m in values["extraVolumeMounts"]}
+    claims = {c["metadata"]["name"] for c in values["statefulset"]["volumeClaimTemplates"]}
+    assert any(env["OTEL_AUDIT_QUEUE_DIR"]["value"].startswith(mounts[c] + "/") for c in claims)
+    configs = [a.split("=", 1)[1].rsplit("/", 1)[1] for a in values["command"]["extraArgs"] if a.startswith("--config=")]
+    assert configs[:2] == ["gateway.yaml", "gateway-kafka.yaml"]
+    required: set[str] = set()
+    for config in configs:
+        required |= set(re.findall(r"\$\{required:([A-Z0-9_]+)\}", (CONFIG_DIR / config).read_text()))
+    assert "OTEL_AUDIT_KAFKA_BROKERS" in required and required <= set(env), required - set(env)
+    for name in required:
+        if re.search(r"TOKEN|KEY|AUTH", name):
+            assert "secretKeyRef" in env[name].get("valueFrom", {}), name
+    assert env["OTEL_AUDIT_KAFKA_CLIENT_ID"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name"
+    # Everything the base sets is still set (the overlay repeats the replaced list).
+    base = {e["name"] for e in yaml.safe_load((helm / "values-gateway.yaml").read_text())["extraEnvs"]}
+    assert base <= set(env), base - set(env)
