@@ -212,6 +212,7 @@ class Run:
 
     def __init__(self, binary: str, workdir: Path, topology: str, backend: CountingBackend, kafka: KafkaBroker | None) -> None:
         self.collectors: list[Collector] = []
+        self.names: list[str] = []
         gateway = ["gateway.yaml", "grafana-cloud.yaml"]
         env = backend_env(backend)
 
@@ -220,6 +221,7 @@ class Run:
             path.mkdir(parents=True)
             c = Collector(binary, configs, path, {**env, **extra}).start()
             self.collectors.append(c)
+            self.names.append(name)
             return c
 
         if topology == "gateway":
@@ -264,15 +266,17 @@ def measure(binary: str, topology: str, bodies: list[bytes], ids: set[str], back
             kafka: KafkaBroker | None, workdir: Path) -> dict[str, Any]:
     backend.reset()
     run = Run(binary, workdir / topology.replace("+", "_"), topology, backend, kafka)
-    pids = [c.proc.pid for c in run.collectors if c.proc]
-    broker_pid = int((kafka.workdir / "kafka.pid").read_text()) if kafka and topology.startswith("agent+kafka") else None
+    pids = {name: c.proc.pid for name, c in zip(run.names, run.collectors) if c.proc}
+    if kafka and topology.startswith("agent+kafka"):
+        pids["kafka-broker"] = int((kafka.workdir / "kafka.pid").read_text())
     try:
-        cpu0 = cpu_seconds(pids + ([broker_pid] if broker_pid else []))
+        cpu0 = {name: cpu_seconds([pid]) for name, pid in pids.items()}
         start = time.monotonic()
         accepted = post_all(run.entry.otlp_http_endpoint, bodies)
         wait_until(lambda: backend.count >= len(ids), 600, interval=0.05, what=f"{len(ids)} records at the stand-in ({topology})")
         delivered = time.monotonic() - start
-        cpu = cpu_seconds(pids + ([broker_pid] if broker_pid else [])) - cpu0
+        cpu = {name: round(cpu_seconds([pid]) - cpu0[name], 1) for name, pid in pids.items()}
+        load = os.getloadavg()[0]
     finally:
         run.stop()
     got = backend.ids()
@@ -284,7 +288,13 @@ def measure(binary: str, topology: str, bodies: list[bytes], ids: set[str], back
         "delivered_s": round(delivered, 2),
         "records_per_s": round(len(ids) / delivered),
         "accepted_per_s": round(len(ids) / accepted),
-        "collector_cpu_s": round(cpu, 1),
+        "cpu_s": cpu,  # per process, while the records went through
+        "collector_cpu_s": round(sum(cpu.values()), 1),
+        # Records per CPU-second of the processes on the path: what a core of this machine carries,
+        # less sensitive than records/s to whatever else runs here.
+        "records_per_cpu_s": round(len(ids) / max(sum(cpu.values()), 0.001)),
+        "gateway_records_per_cpu_s": round(len(ids) / max(sum(v for k, v in cpu.items() if k.startswith("gateway")), 0.001)),
+        "load_average_1m": round(load, 1),
         "missing": missing,
         "duplicates": len(got) - len(distinct),
     }
@@ -329,11 +339,14 @@ def main() -> int:
     if args.json:
         print(json.dumps(results, indent=2))
     else:
-        print(f"{'topology':26} {'records/s':>10} {'accepted/s':>11} {'delivered in':>13} {'collector CPU':>14} {'missing':>8} {'dups':>6}")
+        print(f"{'topology':26} {'records/s':>10} {'accepted/s':>11} {'delivered in':>13} {'CPU on path':>12} "
+              f"{'rec/CPU-s':>10} {'gw rec/CPU-s':>13} {'missing':>8} {'dups':>6} {'load':>5}")
         for topology in topologies:
             r = results[topology]
             print(f"{topology:26} {r['records_per_s']:>10} {r['accepted_per_s']:>11} {r['delivered_s']:>12}s "
-                  f"{r['collector_cpu_s']:>13}s {r['missing']:>8} {r['duplicates']:>6}")
+                  f"{r['collector_cpu_s']:>11}s {r['records_per_cpu_s']:>10} {r['gateway_records_per_cpu_s']:>13} "
+                  f"{r['missing']:>8} {r['duplicates']:>6} {r['load_average_1m']:>5}")
+            print(f"{'':26} CPU s per process: {r['cpu_s']}")
         if "ratio_kafka_2gateways_vs_gateway" in results:
             print(f"agent -> Kafka -> 2 gateways vs a single gateway: {results['ratio_kafka_2gateways_vs_gateway']}x")
     bad = [t for t in topologies if results[t]["missing"]]
