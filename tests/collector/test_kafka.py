@@ -173,10 +173,10 @@ def test_loadbalancing_agent_retries_from_its_persistent_queue() -> None:
 
 
 def test_agent_to_kafka_to_gateway_keys_by_resource(kafka: KafkaBroker, run_collector, make_sender, tmp_path: Path) -> None:
-    """Records of one resource (one process) land on one partition; other processes spread out;
-    the gateway reads them in its group and delivers every audit record, app logs stay out."""
+    """Records sent before the topic exists wait in the agent's queue; records of one resource
+    (one process) land on one partition, other processes spread out; a gateway started after
+    them reads them all in its new group and delivers every audit record, app logs stay out."""
     topic, group = f"audit-{uuid.uuid4().hex[:8]}", f"gw-{uuid.uuid4().hex[:8]}"
-    kafka.create_topic(topic, PARTITIONS)
     with GrafanaCloud(GC_INSTANCE, GC_TOKEN) as backend:
         agent = run_collector(["agent-kafka.yaml"], env=kafka_env(kafka, topic, OTEL_AUDIT_AGENT_QUEUE_DIR=str(tmp_path / "agent-q")))
         senders = [make_sender(agent.otlp_http_endpoint, resource={"service.name": "checkout", "service.instance.id": f"proc-{i}"})
@@ -187,6 +187,9 @@ def test_agent_to_kafka_to_gateway_keys_by_resource(kafka: KafkaBroker, run_coll
             for i, sender in enumerate(senders):
                 sent[sender.audit(outcome="failure" if round_ % 2 else "success")] = f"proc-{i}"
             app_markers.add(senders[0].app())
+        time.sleep(3)  # the agent tries, the topic is not there (no auto-creation): nothing is written
+        assert topic not in kafka.tool("org.apache.kafka.tools.TopicCommand", "--list").split()
+        kafka.create_topic(topic, PARTITIONS)
         gateway = run_collector(GATEWAY, env=gateway_env(kafka, topic, group, "gateway-a", backend))
         records = wait_until(lambda: (lambda r: r if set(sent) <= set(event_ids(r)) else None)(backend.snapshot()),
                              DELIVERY_TIMEOUT, what="every audit record at the backend")
