@@ -85,9 +85,16 @@ class KafkaBroker:
             raise RuntimeError(f"{main_class} {' '.join(args)} failed:\n{out.stdout[-2000:]}\n{out.stderr[-2000:]}")
         return out.stdout
 
-    def create_topic(self, name: str, partitions: int) -> None:
+    def create_topic(self, name: str, partitions: int, **config: str) -> None:
+        """``config``: topic settings with ``_`` for ``.`` (``max_message_bytes="1024"``)."""
+        settings = [a for k, v in config.items() for a in ("--config", f"{k.replace('_', '.')}={v}")]
         self.tool("org.apache.kafka.tools.TopicCommand", "--create", "--topic", name,
-                  "--partitions", str(partitions), "--replication-factor", "1")
+                  "--partitions", str(partitions), "--replication-factor", "1", *settings)
+
+    def alter_topic(self, name: str, **config: str) -> None:
+        settings = ",".join(f"{k.replace('_', '.')}={v}" for k, v in config.items())
+        self.tool("org.apache.kafka.tools.ConfigCommand", "--alter", "--entity-type", "topics", "--entity-name", name,
+                  "--add-config", settings)
 
     def end_offsets(self, topic: str) -> dict[int, int]:
         """Partition -> log end offset (messages written to it so far)."""

@@ -120,7 +120,7 @@ def test_agent_kafka_is_durable_ordered_and_keyed_by_resource() -> None:
     assert pipeline["processors"] == ["memory_limiter"]  # nothing that acknowledges early, nothing that rewrites
     (name,) = pipeline["exporters"]
     kafka = config["exporters"][name]
-    assert name.split("/")[0] == "kafka"
+    assert name.split("/")[0] == "audit_kafka"  # a broker's refusal is retried, not dropped
     assert kafka["logs"]["encoding"] == "otlp_proto"
     assert kafka["partition_logs_by_resource_attributes"] is True and not kafka.get("partition_logs_by_trace_id")
     assert kafka["producer"]["required_acks"] == -1
@@ -142,7 +142,7 @@ def test_gateway_kafka_marks_a_message_only_once_the_queues_have_it() -> None:
     assert receiver["message_marking"]["after"] is True and receiver["message_marking"]["on_error"] is False
     assert receiver["error_backoff"]["enabled"] is True and receiver["error_backoff"]["max_elapsed_time"] == 0
     # The same topic by default as the agents write.
-    assert receiver["logs"]["topics"] == [_load("agent-kafka.yaml")["exporters"]["kafka/audit"]["logs"]["topic"]]
+    assert receiver["logs"]["topics"] == [_load("agent-kafka.yaml")["exporters"]["audit_kafka/audit"]["logs"]["topic"]]
     (pipeline,) = config["service"]["pipelines"].values()
     assert pipeline["receivers"] == ["kafka/audit"] and pipeline["processors"] == ["memory_limiter"]
     (name,) = pipeline["exporters"]
@@ -210,6 +210,31 @@ def test_agent_to_kafka_to_gateway_keys_by_resource(kafka: KafkaBroker, run_coll
     rows = kafka.group(group)
     assert {int(r["PARTITION"]) for r in rows} == {p for p, n in offsets.items() if n}, rows
     assert all(r["CURRENT-OFFSET"] == r["LOG-END-OFFSET"] for r in rows), rows
+
+
+def test_broker_refusal_waits_in_the_agent_queue(kafka: KafkaBroker, run_collector, make_sender, tmp_path: Path) -> None:
+    """A topic that refuses the agent's batches (MESSAGE_TOO_LARGE, not retriable: upstream kafka
+    would drop them) holds nothing back for good: audit_kafka logs the refusal, keeps the records
+    queued and retries; once the topic's limit is raised, every record arrives."""
+    topic, group = f"audit-{uuid.uuid4().hex[:8]}", f"gw-{uuid.uuid4().hex[:8]}"
+    kafka.create_topic(topic, 1, max_message_bytes="1024")
+    with GrafanaCloud(GC_INSTANCE, GC_TOKEN) as backend:
+        agent = run_collector(["agent-kafka.yaml"], env=kafka_env(kafka, topic, OTEL_AUDIT_AGENT_QUEUE_DIR=str(tmp_path / "agent-q")))
+        gateway = run_collector(GATEWAY, env=gateway_env(kafka, topic, group, "gateway-a", backend))
+        sender = make_sender(agent.otlp_http_endpoint)
+        # Incompressible padding: every message is above the topic's 1 KiB even with lz4.
+        sent = {sender.audit(outcome="failure", **{"app.padding": uuid.uuid4().hex * 40}) for _ in range(20)}
+        wait_until(lambda: "backend refused audit records" in agent.log() and "MESSAGE_TOO_LARGE" in agent.log(),
+                   DELIVERY_TIMEOUT, what="the agent's refusal warning")
+        assert kafka.end_offsets(topic) == {0: 0}, "the topic took a message it should have refused"
+        assert not backend.snapshot()
+        kafka.alter_topic(topic, max_message_bytes="1048588")
+        records = wait_until(lambda: (lambda r: r if sent <= set(event_ids(r)) else None)(backend.snapshot()),
+                             90, what="every refused record at the backend once the limit is raised")
+        wait_until(lambda: "backend accepts audit records again" in agent.log(), 30, what="the agent's all-clear")
+        gateway.stop()
+        agent.stop()
+    assert set(event_ids(records)) == sent
 
 
 # ----------------------------------------------------------------------------------------------

@@ -40,14 +40,39 @@ var (
 	statusPattern = regexp.MustCompile(`HTTP Status Code (\d{3})|HTTP "[^"]*" (\d{3}) `)
 )
 
-// Wrap returns a logs exporter factory of type typ with inner's config and exporter.
+// Classifier tells whether an error of the inner exporter is a backend's refusal (retried from
+// the queue instead of dropped): what to call it in the returned error ("HTTP 403"), and the
+// log fields that say so.
+type Classifier func(err error) (reason string, fields []zap.Field, refused bool)
+
+// Wrap returns a logs exporter factory of type typ with inner's config and exporter; a
+// permanent error that carries an HTTP error status is a refusal.
 func Wrap(typ string, inner exporter.Factory) exporter.Factory {
-	w := &wrapper{inner: inner}
+	return WrapClassified(typ, inner, HTTPRefusal)
+}
+
+// WrapClassified is Wrap with another idea of what a refusal is (e.g. a Kafka broker's
+// non-retriable answer).
+func WrapClassified(typ string, inner exporter.Factory, classify Classifier) exporter.Factory {
+	w := &wrapper{inner: inner, classify: classify}
 	return exporter.NewFactory(component.MustNewType(typ), inner.CreateDefaultConfig,
 		exporter.WithLogs(w.createLogs, component.StabilityLevelBeta))
 }
 
-type wrapper struct{ inner exporter.Factory }
+// HTTPRefusal: a permanent error with an HTTP error status (4xx, or a 5xx the upstream exporter
+// does not retry) from the backend.
+func HTTPRefusal(err error) (string, []zap.Field, bool) {
+	code, ok := refusalStatus(err)
+	if !ok {
+		return "", nil, false
+	}
+	return "HTTP " + strconv.Itoa(code), []zap.Field{zap.Int("http_status", code)}, true
+}
+
+type wrapper struct {
+	inner    exporter.Factory
+	classify Classifier
+}
 
 func (w *wrapper) createLogs(ctx context.Context, set exporter.Settings, cfg component.Config) (exporter.Logs, error) {
 	queue, retry, innerCfg, err := split(cfg)
@@ -60,7 +85,7 @@ func (w *wrapper) createLogs(ctx context.Context, set exporter.Settings, cfg com
 	if err != nil {
 		return nil, err
 	}
-	g, err := newGuard(set, inner)
+	g, err := newGuard(set, inner, w.classify)
 	if err != nil {
 		return nil, err
 	}
@@ -116,6 +141,7 @@ func split(cfg component.Config) (configoptional.Optional[exporterhelper.QueueBa
 // guard turns a backend's 4xx refusal into a retryable error and says so.
 type guard struct {
 	inner    exporter.Logs
+	classify Classifier
 	logger   *zap.Logger
 	refused  metric.Int64Counter
 	attrs    metric.MeasurementOption // exporter=<id>: several wrapped exporters share the names
@@ -125,13 +151,13 @@ type guard struct {
 	refusing atomic.Bool
 }
 
-func newGuard(set exporter.Settings, inner exporter.Logs) (*guard, error) {
-	g := &guard{inner: inner, logger: set.Logger, pending: map[plog.Logs]int{},
+func newGuard(set exporter.Settings, inner exporter.Logs, classify Classifier) (*guard, error) {
+	g := &guard{inner: inner, classify: classify, logger: set.Logger, pending: map[plog.Logs]int{},
 		attrs: metric.WithAttributeSet(attribute.NewSet(attribute.String("exporter", set.ID.String())))}
 	meter := set.MeterProvider.Meter(scopeName)
 	var err error
 	g.refused, err = meter.Int64Counter("otelcol_audit_exporter_refused_log_records",
-		metric.WithDescription("Log records a backend refused (HTTP 4xx); they stay queued and are retried."),
+		metric.WithDescription("Log records a backend refused (HTTP 4xx, a Kafka broker's non-retriable error); they stay queued and are retried."),
 		metric.WithUnit("{records}"))
 	if err != nil {
 		return nil, err
@@ -159,7 +185,7 @@ func (g *guard) push(ctx context.Context, ld plog.Logs) error {
 		g.waiting.Store(0)
 		return nil
 	}
-	code, refused := refusalStatus(err)
+	reason, fields, refused := g.classify(err)
 	if !refused {
 		return err
 	}
@@ -174,10 +200,10 @@ func (g *guard) push(ctx context.Context, ld plog.Logs) error {
 	g.mu.Unlock()
 	g.refusing.Store(true)
 	g.logger.Warn("backend refused audit records; they stay in the persistent queue and are retried until accepted",
-		zap.Int("http_status", code), zap.Int("records", n), zap.Int64("records_waiting", waiting), zap.Error(err))
+		append(fields, zap.Int("records", n), zap.Int64("records_waiting", waiting), zap.Error(err))...)
 	// The whole request is retried, also when the exporter says only part of it failed: the
 	// same Logs comes back on every retry (counted once above); parts already taken arrive twice.
-	return errors.New("backend refused the request (HTTP " + strconv.Itoa(code) + "), retrying: " + err.Error())
+	return errors.New("backend refused the request (" + reason + "), retrying: " + err.Error())
 }
 
 // refusalStatus: a permanent error that carries an HTTP error status (4xx, or a 5xx the upstream
