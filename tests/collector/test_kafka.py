@@ -289,6 +289,11 @@ class App:
 
 
 def test_two_gateways_one_killed_backend_down_nothing_lost(kafka: KafkaBroker, run_collector, tmp_path: Path) -> None:
+    """Four instrumented app processes -> agent-kafka.yaml -> Kafka (4 partitions) -> two gateways
+    in one consumer group -> one backend. The backend is stopped, then the gateway holding the most
+    data is SIGKILLed while the apps keep writing; the survivor takes its partitions; the backend
+    comes back; later the killed gateway starts again on its old queue. Exactly one record per
+    audited action arrives, duplicates are counted and removable, every chain verifies closed."""
     procs = pytest.importorskip("tests.support.procs")
     pytest.importorskip("flask")
     topic, group = f"audit-{uuid.uuid4().hex[:8]}", f"gw-{uuid.uuid4().hex[:8]}"
@@ -324,6 +329,7 @@ def test_two_gateways_one_killed_backend_down_nothing_lost(kafka: KafkaBroker, r
         assert load[victim_name] > 0, (offsets, owners)
         victim, survivor = gateways[victim_name], next(g for n, g in gateways.items() if n != victim_name)
         survivor_name = next(n for n in gateways if n != victim_name)
+        requests_at_kill = sum(app.requests for app in apps)
         sigkill(victim)
         assert any(victim.queue_dir.iterdir()), "the killed gateway has nothing on disk"
 
@@ -331,6 +337,7 @@ def test_two_gateways_one_killed_backend_down_nothing_lost(kafka: KafkaBroker, r
         wait_until(lambda: (lambda rows: rows and {r["CLIENT-ID"] for r in rows} == {survivor_name})(kafka.group(group)),
                    60, interval=1, what="the survivor owning every partition")
         time.sleep(2)
+        assert sum(app.requests for app in apps) > requests_at_kill, "the apps stopped writing: not mid-stream"
         for app in apps:
             app.stopping.set()
         for app in apps:
