@@ -185,6 +185,10 @@ async def _refuse(send: Any) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
+#: Marks a scope whose request already has an action open (the key travels into mounted apps' scopes).
+_AUDITED = "otel_audit.action_open"
+
+
 class AuditMiddleware:
     """Pure ASGI middleware: opens the request scope, records the request once the response is known."""
 
@@ -192,10 +196,13 @@ class AuditMiddleware:
         self.app = app
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope.get("type") != "http" or not _ENABLED:
+        # An app mounted in an audited app (``app.mount("/legacy", Starlette(...))``) has its own stack:
+        # the outer middleware already holds this request's action, so the inner one only passes it on.
+        if scope.get("type") != "http" or not _ENABLED or scope.get(_AUDITED):
             await self.app(scope, receive, send)
             return
         try:
+            scope[_AUDITED] = True
             facts = _AsgiFacts(scope)
             exchange = HttpExchange(facts, _http_info(scope, facts), _source(scope, facts))
             exchange.begin()
