@@ -74,7 +74,7 @@ def _check_template(records, facts) -> None:
 def test_fastapi_template_identities_in_process(tmp_path, monkeypatch, instrument):
     from fastapi.testclient import TestClient
 
-    from otel_audit.instrumentation.asgi import StarletteAuditInstrumentor
+    from otel_audit.instrumentation.starlette import StarletteAuditInstrumentor
     from otel_audit.instrumentation.sqlalchemy import SQLAlchemyAuditInstrumentor
 
     monkeypatch.setenv("OTEL_AUDIT_HMAC_KEY", HMAC_KEY)

@@ -27,7 +27,6 @@ import sys
 import weakref
 from typing import Any, Collection, Mapping
 
-import wrapt
 from django.conf import settings
 from django.contrib.auth import signals as auth_signals
 from django.core import signals as core_signals
@@ -35,7 +34,6 @@ from django.core.handlers.base import BaseHandler
 from django.db.models import signals as model_signals
 from opentelemetry import context as otel_context
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor
-from opentelemetry.instrumentation.utils import unwrap
 
 from otel_audit.actors import actor_from_user
 from otel_audit.context import current_scope
@@ -43,7 +41,7 @@ from otel_audit.errors import AuditUnavailable, containment
 from otel_audit.event import Actor, AuditEvent, Change, HttpInfo, Source, Target
 from otel_audit.instrumentation._http import (FULL_RANK, HttpExchange, LazyHeaders, header_items, issued_token,
                                               payload_rank)
-from otel_audit.instrumentation._patch import MethodHook
+from otel_audit.instrumentation._patch import Patch
 from otel_audit.instrumentation._request import current_exchange, reset_exchange, scope_and_actor, set_exchange
 from otel_audit.recording import discard_change, hold, note_signal, record_change, release
 
@@ -691,7 +689,10 @@ _SIGNALS = (
     (model_signals.m2m_changed, _m2m_changed),
 )
 _DISPATCH_UID = "otel_audit"
-_GET_RESPONSE = MethodHook(BaseHandler, "_get_response", _get_response)
+#: Every request passes ``_get_response``: a plain-function hook (``_patch.py``), not a wrapt proxy.
+_PATCHES = (Patch(BaseHandler, "load_middleware", _load_middleware),
+            Patch(BaseHandler, "_get_response", _get_response),
+            Patch(BaseHandler, "_get_response_async", _get_response_async))
 _ENABLED = False
 
 
@@ -704,18 +705,16 @@ class DjangoAuditInstrumentor(BaseInstrumentor):
     def _instrument(self, **kwargs: Any) -> None:
         global _ENABLED
         _ENABLED = True
-        wrapt.wrap_function_wrapper(BaseHandler, "load_middleware", _load_middleware)
-        _GET_RESPONSE.install()  # every request: a plain-function hook (``_patch.py``), not a wrapt proxy
-        wrapt.wrap_function_wrapper(BaseHandler, "_get_response_async", _get_response_async)
+        for patch in _PATCHES:
+            patch.install()
         for signal, receiver in _SIGNALS:
             signal.connect(receiver, weak=False, dispatch_uid=f"{_DISPATCH_UID}.{receiver.__name__}")
 
     def _uninstrument(self, **kwargs: Any) -> None:
         global _ENABLED
         _ENABLED = False
-        unwrap(BaseHandler, "load_middleware")
-        _GET_RESPONSE.remove()
-        unwrap(BaseHandler, "_get_response_async")
+        for patch in reversed(_PATCHES):
+            patch.remove()
         for signal, receiver in _SIGNALS:
             signal.disconnect(receiver, dispatch_uid=f"{_DISPATCH_UID}.{receiver.__name__}")
         for handler, chain in list(_handlers.items()):

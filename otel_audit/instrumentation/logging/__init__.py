@@ -30,14 +30,13 @@ import re
 from contextvars import ContextVar
 from typing import Any, Collection, Mapping
 
-import wrapt
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor
-from opentelemetry.instrumentation.utils import unwrap
 
 from otel_audit.catalogue import ACTIONS
 from otel_audit.context import current_scope
 from otel_audit.errors import containment
 from otel_audit.event import CATEGORIES, OUTCOMES, Actor, AuditEvent, Source, Target
+from otel_audit.instrumentation._patch import Patch
 from otel_audit.instrumentation._request import request_actor
 from otel_audit.runtime import record_event
 
@@ -166,6 +165,9 @@ def _after_configure(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any
     return result
 
 
+_PATCHES = (Patch(logging.config, "dictConfig", _after_configure), Patch(logging.config, "fileConfig", _after_configure))
+
+
 class LoggingAuditInstrumentor(BaseInstrumentor):
     """Attaches :class:`AuditLogHandler` to the configured loggers."""
 
@@ -177,12 +179,12 @@ class LoggingAuditInstrumentor(BaseInstrumentor):
             _attach()
         except Exception as exc:  # noqa: BLE001
             containment.record("logging bridge attach", exc)
-        wrapt.wrap_function_wrapper(logging.config, "dictConfig", _after_configure)
-        wrapt.wrap_function_wrapper(logging.config, "fileConfig", _after_configure)
+        for patch in _PATCHES:
+            patch.install()
 
     def _uninstrument(self, **kwargs: Any) -> None:
-        unwrap(logging.config, "dictConfig")
-        unwrap(logging.config, "fileConfig")
+        for patch in _PATCHES:
+            patch.remove()
         for name in list(_attached):
             logging.getLogger(name).removeHandler(_handler)
         _attached.clear()
