@@ -536,3 +536,52 @@ class OtlpTransport:
     def as_dict(self) -> dict[str, str]:
         return {"exporter": "otlp", "protocol": self.protocol, "protocol_from": self.source_of_protocol(),
                 "endpoint": shown_endpoint(self.endpoint), "endpoint_from": self.endpoint_from}
+
+
+# --- read by instrumentation/ -----------------------------------------------------------------------------
+
+
+def setting(name: str, environ: Mapping[str, str] | None = None) -> Any:
+    """One ``OTEL_AUDIT_*`` variable, parsed as its :class:`EnvVar` says: its default when unset or
+    invalid (start-up checks the whole configuration and says what is wrong). For the places that need
+    one value before or without a runtime (the logging bridge's logger names, the actor resolver)."""
+    env = os.environ if environ is None else environ
+    var = next(v for v in ENV_VARS if v.name == name)
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return var.default
+    try:
+        return var.parse(raw)
+    except ValueError:
+        return var.default
+
+
+def raw_setting(name: str) -> str:
+    """A variable exactly as set (``""`` when unset), for messages that say what is wrong with it."""
+    return os.environ.get(name, "")
+
+
+# --- written by the test harness, the demo and route discovery: the one place the environment changes -----
+
+
+def set_environment(changes: Mapping[str, str | None]) -> dict[str, str | None]:
+    """Set (a str) or unset (None) each variable; returns what they were, for :func:`set_environment`
+    to put back."""
+    previous: dict[str, str | None] = {}
+    for name, value in changes.items():
+        previous[name] = os.environ.get(name)
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+    return previous
+
+
+def set_environment_default(name: str, value: str) -> str:
+    """``os.environ.setdefault``: a framework reads ``name`` itself (Django's settings module)."""
+    return os.environ.setdefault(name, value)
+
+
+def environment_without(prefix: str) -> dict[str, str]:
+    """A copy of the environment without the variables starting with ``prefix``, for a child process."""
+    return {name: value for name, value in os.environ.items() if not name.startswith(prefix)}

@@ -21,6 +21,7 @@ import sys
 from dataclasses import asdict, dataclass, field
 from typing import Any, Iterable, Sequence
 
+from otel_audit.config import raw_setting
 from otel_audit.event import Actor, AuditEvent, DbInfo, HttpInfo, Target
 
 #: Row changes checked per table: (db operation, action of an ORM adapter, action of a SQL adapter).
@@ -392,7 +393,7 @@ def report_text(app: str, framework: str, policy: Any, rows: list[Row], notes: S
 def run(args: argparse.Namespace) -> int:
     from otel_audit.policy import PolicyError, load_policy
 
-    source = args.policy or os.environ.get("OTEL_AUDIT_POLICY") or None
+    source = args.policy or raw_setting("OTEL_AUDIT_POLICY") or None
     try:
         policy = load_policy(source, environ={})
     except PolicyError as exc:

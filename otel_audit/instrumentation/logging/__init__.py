@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import logging
 import logging.config
-import os
 import re
 from contextvars import ContextVar
 from typing import Any, Collection, Mapping
@@ -36,6 +35,7 @@ from otel_audit.catalogue import ACTIONS
 from otel_audit.context import current_scope
 from otel_audit.errors import containment
 from otel_audit.event import CATEGORIES, OUTCOMES, Actor, AuditEvent, Source, Target
+from otel_audit.config import setting
 from otel_audit.instrumentation._patch import Patch
 from otel_audit.instrumentation._request import request_actor
 from otel_audit.runtime import record_event
@@ -52,10 +52,7 @@ _in_handler: ContextVar[bool] = ContextVar("otel_audit_in_log_handler", default=
 
 
 def configured_loggers() -> tuple[str, ...]:
-    raw = os.environ.get(LOGGERS_ENV)
-    if raw is None or not raw.strip():
-        return DEFAULT_LOGGERS
-    return tuple(name.strip() for name in raw.split(",") if name.strip())
+    return setting(LOGGERS_ENV) or DEFAULT_LOGGERS
 
 
 def _snake(text: str) -> str:
