@@ -26,8 +26,6 @@ from otel_audit.recording import discard_change, hold, record_change, release
 IGNORED_MODELS = frozenset({"sessions.session", "migrations.migration", "contenttypes.contenttype"})
 #: Fields whose values never go into ``changes`` (the name is still listed as changed).
 SECRET_FIELD = re.compile(r"pass(word|wd)?|secret|token|api_?key|otp", re.I)
-#: Boolean user flags whose flips are role grants (flag -> role name).
-ROLE_FLAGS = {"is_superuser": "superuser", "is_staff": "staff"}
 
 _SNAPSHOT = "_otel_audit_loaded"
 _PENDING = "_otel_audit_pending"
@@ -151,6 +149,7 @@ def _model_change(category: str, action: str, instance: Any, changed: Mapping[st
         fields=tuple(changed) if changed else None,
         origin="django.orm",
         orm=True,
+        account=_is_user_model(model),  # named by the policy's identity rules (otel_audit/identity.py)
     )
     if changed:
         change.values = {name: ({} if _is_secret(name) else {"old": _shown_value(old), "new": _shown_value(new)})
@@ -192,27 +191,6 @@ def _is_user_model(model: type) -> bool:
     return model is cached[1]
 
 
-def _user_change(instance: Any, created: bool, changed: Mapping[str, Any]) -> None:
-    """One change per saved user row, named by the most telling thing that changed: a role flag
-    (``is_superuser``/``is_staff``), the password, ``is_active``, else an account update."""
-    operation = "INSERT" if created else "UPDATE"
-    if created:
-        _model_change("account_management", "create_user", instance, changed, operation)
-        return
-    for flag, role in ROLE_FLAGS.items():
-        if flag in changed and bool(changed[flag][0]) != bool(changed[flag][1]):
-            action = "grant_role" if changed[flag][1] else "revoke_role"
-            _model_change("authorization", action, instance, changed, operation, audit__role__names=[role])
-            return
-    if "password" in changed:
-        _model_change("account_management", "password_change", instance, changed, operation)
-    elif "is_active" in changed:
-        action = "enable_user" if changed["is_active"][1] else "disable_user"
-        _model_change("account_management", action, instance, changed, operation)
-    else:
-        _model_change("account_management", "update_user", instance, changed, operation)
-
-
 def _post_save(sender: Any, instance: Any = None, created: bool = False, raw: bool = False, using: Any = None,
                **kwargs: Any) -> None:
     if raw:
@@ -223,8 +201,6 @@ def _post_save(sender: Any, instance: Any = None, created: bool = False, raw: bo
         instance.__dict__[_SNAPSHOT] = _snapshot(instance)
         if label == "admin.logentry" or _is_ignored(sender):
             discard_change(_table(sender), "INSERT" if created else "UPDATE")  # bookkeeping, not the action
-        elif _is_user_model(sender):
-            _user_change(instance, created, changed)
         elif created:
             _model_change("data_modification", "create_resource", instance, changed, "INSERT")
         elif changed:
@@ -241,8 +217,6 @@ def _post_delete(sender: Any, instance: Any = None, using: Any = None, **kwargs:
     try:
         if _is_ignored(sender):
             discard_change(_table(sender), "DELETE")
-        elif _is_user_model(sender):
-            _model_change("account_management", "delete_user", instance, None, "DELETE")
         else:
             _model_change("data_modification", "delete_resource", instance, None, "DELETE")
     except Exception as exc:  # noqa: BLE001
