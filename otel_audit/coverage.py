@@ -5,7 +5,7 @@ and every table of its SQLAlchemy or Django models (or, for raw SQL, of its data
 synthetic :class:`AuditEvent` the adapter would produce for it, once per kind of actor (an admin, a
 signed-in user, an anonymous caller), and the compiled policy's own ``explain`` says which rule
 decides and at what level - no matching is re-implemented here. What a framework routes is read by
-the discovery module next to its adapter (``instrumentation/*_routes.py``, ``*_tables.py``). The
+the discovery module in its adapter package (``instrumentation/<framework>/routes.py``, ``tables.py``). The
 policy's ``critical:`` section marks what must be covered by an explicit rule at a level other than
 ``none``, for every actor; the command exits 1 when something critical is not, and 2 when the app
 cannot be seen whole (an unknown route object, a route count the framework disagrees with).

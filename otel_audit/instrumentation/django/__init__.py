@@ -11,6 +11,7 @@ from django.contrib.auth import signals as auth_signals
 from django.core import signals as core_signals
 from django.core.handlers.base import BaseHandler
 from django.db.models import signals as model_signals
+from django.db.models.deletion import Collector
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor
 
 from otel_audit.instrumentation._patch import Patch
@@ -24,15 +25,14 @@ _SIGNALS = (
     (model_signals.post_init, models._post_init),
     (model_signals.pre_save, models._pre_save),
     (model_signals.post_save, models._post_save),
-    (model_signals.pre_delete, models._pre_delete),
-    (model_signals.post_delete, models._post_delete),
     (model_signals.m2m_changed, models._m2m_changed),
 )
 _DISPATCH_UID = "otel_audit"
 #: Every request passes ``_get_response``: a plain-function hook (``_patch.py``), not a wrapt proxy.
 _PATCHES = (Patch(BaseHandler, "load_middleware", request._load_middleware),
             Patch(BaseHandler, "_get_response", request._get_response),
-            Patch(BaseHandler, "_get_response_async", request._get_response_async))
+            Patch(BaseHandler, "_get_response_async", request._get_response_async),
+            Patch(Collector, "delete", models._collector_delete))
 
 
 class DjangoAuditInstrumentor(BaseInstrumentor):

@@ -127,24 +127,18 @@ def _pre_save(sender: Any, instance: Any = None, raw: bool = False, update_field
         containment.record("django pre_save", exc)
 
 
-def _pre_delete(sender: Any, instance: Any = None, **kwargs: Any) -> None:
-    try:
-        hold()
-    except Exception as exc:  # noqa: BLE001
-        containment.record("django pre_delete", exc)
-
-
 def _model_change(category: str, action: str, instance: Any, changed: Mapping[str, Any] | None, operation: str,
-                  table: str | None = None, **attributes: Any) -> None:
+                  table: str | None = None, pk: Any = None, **attributes: Any) -> None:
     """Hand one row's change to the action, with its model label, primary key and changed fields
     (``table``: where its statement wrote, when not the model's own table)."""
     model = type(instance)
+    key = pk if pk is not None else instance.pk  # ``pk``: a deleted row's key (Django clears instance.pk)
     change = Change(
         category=category,
         action=action,
         table=table or _table(model),
         type=_label(model),
-        id=str(instance.pk) if instance.pk is not None else None,
+        id=str(key) if key is not None else None,
         operation=operation,
         fields=tuple(changed) if changed else None,
         origin="django.orm",
@@ -213,16 +207,35 @@ def _post_save(sender: Any, instance: Any = None, created: bool = False, raw: bo
         release(_in_atomic_block(using))
 
 
-def _post_delete(sender: Any, instance: Any = None, using: Any = None, **kwargs: Any) -> None:
+def _collector_delete(wrapped: Any, collector: Any, args: Any, kwargs: Any) -> Any:
+    """``Collector.delete`` (every ``Model.delete()`` and ``QuerySet.delete()``): the rows it was given
+    are the action's deletions. Hooked here, not by ``pre_delete``/``post_delete`` receivers: a
+    listener on those signals takes every model off Django's fast delete (an extra transaction per
+    ``instance.delete()``, a SELECT of every row before a bulk delete). Rows Django deletes without
+    loading them (fast deletes) are the statement's entry alone: table and row count."""
     try:
-        if _is_ignored(sender):
-            discard_change(_table(sender), "DELETE")
-        else:
-            _model_change("data_modification", "delete_resource", instance, None, "DELETE")
+        doomed = [(model, instance, instance.pk) for model, instances in collector.data.items()
+                  if not model._meta.auto_created for instance in instances]  # noqa: SLF001
+        hold()  # outside a request: the delete's statements and its rows are one record
     except Exception as exc:  # noqa: BLE001
-        containment.record("django post_delete", exc)
+        containment.record("django delete", exc)
+        return wrapped(*args, **kwargs)
+    try:
+        result = wrapped(*args, **kwargs)
+    except BaseException:
+        release(True)  # nothing deleted: the hold ends, the transaction's end closes the record
+        raise
+    try:
+        for model, instance, pk in doomed:
+            if _is_ignored(model):
+                discard_change(_table(model), "DELETE")
+            else:
+                _model_change("data_modification", "delete_resource", instance, None, "DELETE", pk=pk)
+    except Exception as exc:  # noqa: BLE001
+        containment.record("django delete", exc)
     finally:
-        release(_in_atomic_block(using))
+        release(_in_atomic_block(collector.using))
+    return result
 
 
 def _role_names(model: type, pks: Any) -> list[str]:
