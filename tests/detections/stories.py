@@ -113,9 +113,12 @@ def play_all(name: str, workdir: Path) -> dict[str, Path]:
     records = read_trail(sink, timeout=20)
     trails = {}
     ends = list(starts.values())[1:] + [time.time_ns()]
+    lifecycle = [r for r in records if r["event_name"].startswith("audit.audit_system.")]
     for (story, start), end in zip(starts.items(), ends):
+        chosen = [r for r in records if start <= r["time_unix_nano"] < end and r not in lifecycle]
+        if story == "benign":  # an ordinary process life: start, policy loaded, checkpoints, stop
+            chosen = sorted(chosen + lifecycle, key=lambda r: r["time_unix_nano"])
         path = workdir / f"{story}.jsonl"
-        path.write_text("".join(json.dumps(r) + "\n" for r in records if start <= r["time_unix_nano"] < end
-                                     and r["event_name"] != "audit.audit_system.stop"))
+        path.write_text("".join(json.dumps(r) + "\n" for r in chosen))
         trails[story] = path
     return trails
