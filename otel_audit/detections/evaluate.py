@@ -112,11 +112,23 @@ def _run(db: sqlite3.Connection, rule: Any, sql: str, records: list[TrailRecord]
     alerts = []
     for values in cursor.fetchall():
         row = dict(zip(columns, values))
-        alerts.append(_alert(rule, _row_ids(row.get("event_ids")), records,
-                             group=json.loads(row.get("group_keys") or "{}"),
+        rows = _row_ids(row.get("event_ids"))
+        alerts.append(_alert(rule, rows, records, group=_group(json.loads(row.get("group_keys") or "{}"), rows, records),
                              window_start=_seconds_iso(row.get("window_start")),
                              window_end=_seconds_iso(row.get("window_end"))))
     return _merge_overlapping(alerts)
+
+
+def _group(keys: dict[str, Any], rows: list[int], records: list[TrailRecord]) -> dict[str, Any]:
+    """The group keys as recorded: SQLite's conversion compares them case-blind (Sigma's rule)
+    and reports them lower-cased; an [HMAC:...] pseudonym is shown as it is in the trail."""
+    shown = dict(keys)
+    for key, value in keys.items():
+        originals = {records[r - 1].attributes.get(key) for r in rows if 0 < r <= len(records)}
+        originals = {v for v in originals if v is not None and str(v).lower() == str(value).lower()}
+        if len(originals) == 1:
+            shown[key] = originals.pop()
+    return shown
 
 
 def _ts(stamp: str) -> str:

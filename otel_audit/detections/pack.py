@@ -20,6 +20,18 @@ PACK_DIR = Path(__file__).with_name("rules")
 KNOWN_PREFIXES = ("audit.", "audit_system.", "enduser.", "user.", "client.", "http.", "url.", "db.", "session.",
                   "server.", "error.", "ocsf.", "user_agent.", "event_name", "service.", "deployment.")
 
+#: Inside ``audit.*``, where a typo is likeliest (``audit.acton``): the attributes and attribute
+#: families records carry (docs/attributes.md, docs/delivery.md).
+AUDIT_FIELDS = frozenset({
+    "audit.event_id", "audit.category", "audit.action", "audit.outcome", "audit.outcome.reason", "audit.level",
+    "audit.rule", "audit.origin", "audit.tags", "audit.via", "audit.attempted_username", "audit.changes",
+    "audit.incomplete",
+})
+AUDIT_FAMILIES = ("audit.actor.", "audit.target.", "audit.role.", "audit.changes.", "audit.policy.", "audit.db.",
+                  "audit.http.", "audit.request.", "audit.response.", "audit.classification.", "audit.incomplete.",
+                  "audit.token.", "audit.redaction.", "audit.chain.", "audit.checkpoint.", "audit.lost.",
+                  "audit.previous.", "audit.orm.")
+
 REQUIRED_KEYS = ("title", "id", "description", "level")
 
 
@@ -105,7 +117,8 @@ def _check_document(path: Path, index: int, doc: dict[str, Any]) -> None:
     if "correlation" not in doc and "detection" not in doc:
         raise RuleError(f"{label}: neither a detection nor a correlation section")
     for name in _fields_named(doc):
-        if not name.startswith(KNOWN_PREFIXES):
+        typo = name.startswith("audit.") and name not in AUDIT_FIELDS and not name.startswith(AUDIT_FAMILIES)
+        if typo or not name.startswith(KNOWN_PREFIXES):
             raise RuleError(f"{label}: field {name!r} is no otel-audit record attribute (docs/attributes.md); "
                             "a rule on it would never match")
 
@@ -138,7 +151,11 @@ def _parse(path: Path, index: int, doc: dict[str, Any]) -> Any:
     _check_document(path, index, doc)
     try:
         kind = SigmaCorrelationRule if "correlation" in doc else SigmaRule
-        return kind.from_dict(doc, collect_errors=False, source=SigmaRuleLocation(str(path)))
+        rule = kind.from_dict(doc, collect_errors=False, source=SigmaRuleLocation(str(path)))
+        if kind is SigmaRule:
+            for condition in rule.detection.parsed_condition:
+                condition.parsed  # noqa: B018 - parsed lazily: a condition naming no detection fails here
+        return rule
     except SigmaError as exc:
         raise RuleError(f"{path}: rule {doc.get('name') or doc.get('title')!r}: {_sigma_message(exc)}") from None
 
@@ -170,14 +187,27 @@ def load_rules(extra: Iterable[str | Path] = (), include_pack: bool = True) -> L
             sources[name] = path
     if not by_name:
         raise RuleError("no rules: the pack was left out and no --rules file holds any")
-    collection = SigmaCollection(list(by_name.values()))
+    _check_references(by_name, sources)
     try:
+        collection = SigmaCollection(list(by_name.values()))
         collection.resolve_rule_references()
     except SigmaError as exc:
         culprit = next((sources[n] for n in sources if n in str(exc) or str(by_name[n].id) in str(exc)), None)
         raise RuleError(f"{culprit or 'rules'}: {_sigma_message(exc)}") from None
     _check_correlation_targets(collection, sources)
     return LoadedRules(collection, sources, replaced)
+
+
+def _check_references(by_name: dict[str, Any], sources: dict[str, Path]) -> None:
+    from sigma.correlations import SigmaCorrelationRule
+
+    known = set(by_name) | {str(r.id) for r in by_name.values()}
+    for name, rule in by_name.items():
+        if isinstance(rule, SigmaCorrelationRule):
+            for ref in rule.rules:
+                if str(ref.reference) not in known:
+                    raise RuleError(f"{sources[name]}: rule {name!r} builds on {ref.reference!r}, which no rule file "
+                                    "defines (rules are referred to by name or id)")
 
 
 def _check_correlation_targets(collection: Any, sources: dict[str, Path]) -> None:
