@@ -28,6 +28,9 @@ class AppStories:
     delete: Request
     probes: tuple[Request, ...]  # what the member may not do
     read: Request | None = None
+    # The route a team records reads of (docs/detections.md: reads are quiet by default); the
+    # mass-read story runs on the example's policy extended with it. None: the example records it.
+    read_route: str | None = None
     work: tuple[Request, ...] = field(default=())
 
 
@@ -50,6 +53,7 @@ APPS = {
         create=Request("POST", "/notes/", data={"title": "t", "body": "b"}), delete=Request("POST", "/notes/{id}/delete/", data={}),
         probes=(Request("POST", "/staff/users/3/groups/", data={"group": "editors"}),
                 Request("POST", "/staff/users/3/promote/", data={})),
+        read=Request("GET", "/notes/"), read_route="GET /notes/",
         work=(Request("POST", "/notes/", data={"title": "plan", "body": "draft"}),
               Request("POST", "/notes/{id}/", data={"title": "plan", "body": "final"}),
               Request("POST", "/notes/{id}/delete/", data={}))),
@@ -60,6 +64,7 @@ APPS = {
         grant_ordinary=Request("POST", "/admin/users/2/roles", json={"role": "editor"}),
         create=Request("POST", "/notes", json={"title": "t", "body": "b"}), delete=Request("DELETE", "/notes/{id}"),
         probes=(Request("POST", "/admin/users/1/roles", json={"role": "admin"}),),
+        read=Request("GET", "/notes"), read_route="GET /notes",
         work=(Request("POST", "/notes", json={"title": "plan", "body": "draft"}),
               Request("PUT", "/notes/{id}", json={"title": "plan", "body": "final"}), Request("DELETE", "/notes/{id}"))),
 }
@@ -98,15 +103,40 @@ def stories(app: AppStories) -> dict[str, tuple[str | None, Callable[[str], Any]
     return plays
 
 
+def reads_recorded(name: str, workdir: Path) -> str:
+    """The example's policy plus the read route classified as a data read (so it is recorded)."""
+    from otel_audit.demo import EXAMPLES
+
+    policy = workdir / "policy-with-reads.yaml"
+    policy.write_text(json.dumps({"format": 1, "id": f"{name}-with-reads", "extends": [str(EXAMPLES[name].policy())],
+                                  "routes": [{"id": "note-reads", "request": APPS[name].read_route,
+                                              "category": "data_access", "action": "read_resource"}]}))
+    return str(policy)
+
+
 def play_all(name: str, workdir: Path) -> dict[str, Path]:
     """Serve the example once, play every story, and write each story's records (cut by time)
-    to its own trail file; returns story -> trail file."""
+    to its own trail file; returns story -> trail file. A mass-read story that needs reads
+    recorded plays on a second server with :func:`reads_recorded`'s policy."""
+    plays = stories(APPS[name])
+    separate = {"mass_read": plays.pop("mass_read")} if APPS[name].read_route and "mass_read" in plays else {}
+    trails = _play_on_one_server(name, workdir / "own-policy", plays)
+    if separate:
+        (workdir / "reads").mkdir()
+        trails.update(_play_on_one_server(name, workdir / "reads", separate,
+                                          policy=reads_recorded(name, workdir / "reads")))
+    return trails
+
+
+def _play_on_one_server(name: str, workdir: Path, plays: dict[str, tuple[str | None, Callable[[str], Any]]],
+                        policy: str | None = None) -> dict[str, Path]:
     from otel_audit.demo import read_trail, serve_example
 
+    workdir.mkdir(exist_ok=True)
     sink = workdir / "audit.jsonl"
     starts: dict[str, int] = {}
-    with serve_example(name, sink, workdir) as base_url:
-        for story, (_, play) in stories(APPS[name]).items():
+    with serve_example(name, sink, workdir, policy=policy) as base_url:
+        for story, (_, play) in plays.items():
             starts[story] = time.time_ns()
             play(base_url)
             time.sleep(0.3)  # a record is stamped when its request finishes, just after the client has the answer
