@@ -66,11 +66,10 @@ def _add_hash(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("values", nargs="+", metavar="VALUE")
 
     def run(args: argparse.Namespace) -> int:
-        import os
-
+        from otel_audit.config import raw_setting
         from otel_audit.redaction.engine import KEY_ENV, pseudonymise
 
-        key = os.environ.get(KEY_ENV, "")
+        key = raw_setting(KEY_ENV)
         if len(key) < 16:
             print(f"otel-audit hash: {KEY_ENV} is {'unset' if not key else 'shorter than 16 characters'}: the "
                   "records were pseudonymised with their process's key, so set the same key to search them",

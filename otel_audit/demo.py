@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
+from otel_audit.config import environment_without
+
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE = REPO / "examples" / "flask_app"
 
@@ -167,7 +169,7 @@ def serve_example(name: str, sink: Path, workdir: Path, policy: str | None = Non
     ``policy``: instead of the example's own policy (a file, inline YAML or ``pack:NAME``)."""
     example = EXAMPLES[name]
     port = _free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+    env = environment_without("OTEL_")
     env.update(
         {
             "OTEL_SERVICE_NAME": example.service,

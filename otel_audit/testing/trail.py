@@ -9,12 +9,12 @@ embedded sink's shape (``event_name``, ``attributes``, ``body``, ``severity_text
 from __future__ import annotations
 
 import json
-import os
 import signal
 import threading
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping, Sequence
 
+from otel_audit.config import raw_setting, set_environment
 from otel_audit._logs_compat import LogExporter, LogExportResult
 from otel_audit.testing.matching import Criteria, describe_record, nearest_report
 
@@ -94,7 +94,7 @@ def policy_source_for(request: Any) -> str | None:
         inipath = request.config.inipath
         bases = [Path(str(inipath)).parent if inipath else Path(str(request.config.rootpath))]
         return _resolve_source(str(ini), bases, "ini option audit_policy")
-    return os.environ.get("OTEL_AUDIT_POLICY") or None
+    return raw_setting("OTEL_AUDIT_POLICY") or None
 
 
 def _resolve_source(value: str, bases: Iterable[Path], where: str) -> str:
@@ -181,11 +181,7 @@ class AuditTrail:
         finally:
             runtime.swap_runtime(self._previous_runtime)
             self._previous_runtime = None
-            for name, value in self._saved_env.items():
-                if value is None:
-                    os.environ.pop(name, None)
-                else:
-                    os.environ[name] = value
+            set_environment(self._saved_env)
             self._saved_env.clear()
             if self._sigterm is not None:
                 try:
@@ -200,16 +196,12 @@ class AuditTrail:
         wanted["OTEL_AUDIT_SPOOL_DIR"] = str(self.workdir / "spool")
         wanted["OTEL_AUDIT_SINK_PATH"] = str(self.workdir / "unused-sink.jsonl")
         wanted["OTEL_AUDIT_POLICY"] = self.policy_source
-        if not os.environ.get("OTEL_AUDIT_HMAC_KEY"):
+        if not raw_setting("OTEL_AUDIT_HMAC_KEY"):
             wanted["OTEL_AUDIT_HMAC_KEY"] = TEST_HMAC_KEY
         for name in _CLEARED_ENV:
             wanted[name] = None
-        for name, value in wanted.items():
-            self._saved_env.setdefault(name, os.environ.get(name))
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
+        for name, value in set_environment(wanted).items():
+            self._saved_env.setdefault(name, value)
 
     def _instrument(self) -> None:
         """Instrument the selected otel-audit adapters that are not instrumented already."""

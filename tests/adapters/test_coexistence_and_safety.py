@@ -13,8 +13,8 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind
 
 from otel_audit.errors import containment
-from otel_audit.instrumentation import asgi, dbapi, sqlalchemy as sqlalchemy_adapter
-from otel_audit.instrumentation.asgi import StarletteAuditInstrumentor
+from otel_audit.instrumentation import dbapi, sqlalchemy as sqlalchemy_adapter, starlette as asgi
+from otel_audit.instrumentation.starlette import StarletteAuditInstrumentor
 from otel_audit.instrumentation.dbapi import Sqlite3AuditInstrumentor
 from otel_audit.instrumentation.flask import FlaskAuditInstrumentor
 from otel_audit.instrumentation.sqlalchemy import SQLAlchemyAuditInstrumentor
@@ -125,9 +125,9 @@ def test_failing_hooks_leave_the_fastapi_example_unchanged(audit, instrument, tm
         raise RuntimeError("bug inside an audit hook")
 
     monkeypatch.setattr(asgi, "_http_info", broken)
-    monkeypatch.setattr(sqlalchemy_adapter, "classify", broken)
+    monkeypatch.setattr(sqlalchemy_adapter, "parse_statement", broken)
     monkeypatch.setattr(sqlalchemy_adapter, "_changes", broken)
-    monkeypatch.setattr(dbapi, "classify", broken)
+    monkeypatch.setattr(dbapi.connection, "parse_statement", broken)
     before = containment.total()
     instrument(StarletteAuditInstrumentor(), SQLAlchemyAuditInstrumentor(), Sqlite3AuditInstrumentor())
     monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'broken.db'}")

@@ -148,7 +148,7 @@ def test_django_security_log_lines_become_authorization_events(audit, instrument
     from django.test import Client
 
     from otel_audit.instrumentation.django import DjangoAuditInstrumentor
-    from otel_audit.instrumentation.logging_bridge import LoggingAuditInstrumentor
+    from otel_audit.instrumentation.logging import LoggingAuditInstrumentor
 
     instrument(DjangoAuditInstrumentor(), LoggingAuditInstrumentor())
     response = Client(enforce_csrf_checks=True).post("/accounts/login/", {"username": "bob", "password": "bob-pw"})

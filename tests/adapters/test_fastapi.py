@@ -7,7 +7,7 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from otel_audit.instrumentation.asgi import StarletteAuditInstrumentor
+from otel_audit.instrumentation.starlette import StarletteAuditInstrumentor
 from otel_audit.instrumentation.dbapi import Sqlite3AuditInstrumentor
 from otel_audit.instrumentation.sqlalchemy import SQLAlchemyAuditInstrumentor
 from tests.adapters.apps import one_record_per_request, from_otlp, from_sink, fresh_import, one, where

@@ -74,7 +74,7 @@ def _check_template(records, facts) -> None:
 def test_fastapi_template_identities_in_process(tmp_path, monkeypatch, instrument):
     from fastapi.testclient import TestClient
 
-    from otel_audit.instrumentation.asgi import StarletteAuditInstrumentor
+    from otel_audit.instrumentation.starlette import StarletteAuditInstrumentor
     from otel_audit.instrumentation.sqlalchemy import SQLAlchemyAuditInstrumentor
 
     monkeypatch.setenv("OTEL_AUDIT_HMAC_KEY", HMAC_KEY)
@@ -147,3 +147,19 @@ def test_all_requests_pack_records_every_request(tmp_path, monkeypatch, blog):  
         client.get("/blog/")
         client.options("/blog/")
         assert len(where(from_sink(audit.records()), url__path="/blog/")) == 2
+
+
+def test_a_row_the_adapter_knows_is_the_user_model_is_named_whatever_its_table() -> None:
+    """Django says which model is AUTH_USER_MODEL (``Change.account``); the policy's identity rules then
+    name the change, so a custom user model called ``people.Person`` gets the same actions as ``auth_user``."""
+    from otel_audit.event import Change
+    from otel_audit.identity import IdentityRules
+
+    rules = IdentityRules()
+    promoted = Change("data_modification", "update_resource", table="people_person", type="people.person", id="7",
+                      fields=("is_staff",), values={"is_staff": {"old": False, "new": True}}, account=True)
+    assert rules.refine(promoted)
+    assert (promoted.action, promoted.attributes["audit.role.names"]) == ("grant_role", ["staff"])
+    unmarked = Change("data_modification", "update_resource", table="people_person", type="people.person", id="7",
+                      fields=("is_staff",), values={"is_staff": {"old": False, "new": True}})
+    assert not rules.refine(unmarked) and unmarked.action == "update_resource"

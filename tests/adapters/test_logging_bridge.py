@@ -7,7 +7,7 @@ import logging.config
 
 from otel_audit.context import RequestScope, enter_scope, exit_scope
 from otel_audit.event import Actor
-from otel_audit.instrumentation.logging_bridge import AuditLogHandler, LoggingAuditInstrumentor
+from otel_audit.instrumentation.logging import AuditLogHandler, LoggingAuditInstrumentor
 
 
 def test_audit_logger_lines_become_classified_events(audit, instrument):

@@ -86,7 +86,7 @@ def test_a_rest_delete_without_a_database_is_a_deletion_of_its_resource(audit, i
     from fastapi import APIRouter, FastAPI
     from fastapi.testclient import TestClient
 
-    from otel_audit.instrumentation.asgi import StarletteAuditInstrumentor
+    from otel_audit.instrumentation.starlette import StarletteAuditInstrumentor
 
     instrument(StarletteAuditInstrumentor())
     router = APIRouter(prefix="/api/v1")

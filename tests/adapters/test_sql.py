@@ -12,7 +12,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from otel_audit.context import RequestScope, enter_scope, exit_scope
 from otel_audit.event import Actor, HttpInfo
-from otel_audit.instrumentation._sql import classify_uncached
+from otel_audit.instrumentation._sql import parse_statement_uncached
 from otel_audit.instrumentation.dbapi import AuditedConnection, PsycopgAuditInstrumentor, Sqlite3AuditInstrumentor
 from otel_audit.instrumentation.sqlalchemy import SQLAlchemyAuditInstrumentor
 
@@ -33,12 +33,12 @@ from otel_audit.instrumentation.sqlalchemy import SQLAlchemyAuditInstrumentor
     ],
 )
 def test_statement_classification(sql, expected):
-    assert tuple(classify_uncached(sql)) == expected
+    assert tuple(parse_statement_uncached(sql)) == expected
 
 
 @pytest.mark.parametrize("sql", ["BEGIN", "COMMIT", "PRAGMA foreign_keys = ON", "SAVEPOINT sa_1", "SET search_path TO x"])
 def test_housekeeping_statements_are_not_events(sql):
-    assert classify_uncached(sql) is None
+    assert parse_statement_uncached(sql) is None
 
 
 def _in_request(actor_id: str, route: str = "/posts/<id>"):

@@ -1,27 +1,16 @@
-"""DB-API adapter for sqlite3 and psycopg (3): every executed statement is a fact of its action.
+"""The audited DB-API connection and cursor (wrapt proxies) that every driver's ``connect`` hands out:
+each ``execute``/``executemany`` becomes a fact of the current action; outside a request the
+connection's ``commit``/``rollback`` (or autocommit) closes the transaction's record."""
 
-``sqlite3.Connection`` is a C type that cannot be patched, so (like contrib's dbapi
-instrumentation) ``connect`` is wrapped to return a wrapt proxy whose ``cursor()``/``execute()``
-hand out proxied cursors. Each ``execute``/``executemany`` is classified from its SQL text
-(SELECT -> read_resource, INSERT -> create_resource, UPDATE -> update_resource, DELETE ->
-delete_resource, DDL -> schema_change) and folded into the surrounding request's record; outside a
-request, the connection's ``commit``/``rollback`` (or autocommit) closes the transaction's record.
-
-When SQLAlchemy drives the same connection its adapter marks it as owned (:func:`mark_owned`), and
-this adapter stays silent on it: one statement, one record.
-"""
 
 from __future__ import annotations
 
-import os
-import sqlite3
-from typing import Any, Callable, Collection
+from typing import Any, Callable
 
 import wrapt
-from opentelemetry.instrumentation.instrumentor import BaseInstrumentor
 
 from otel_audit.errors import containment
-from otel_audit.instrumentation._sql import classify, record_statement
+from otel_audit.instrumentation._sql import parse_statement, record_statement
 from otel_audit.context import current_scope
 from otel_audit.recording import before_write, end_transaction
 
@@ -31,7 +20,7 @@ _MAX_PARAMETER_ROWS = 10
 _SCALARS = frozenset({str, bool, int, float, type(None)})
 
 
-def _plain(value: Any) -> Any:
+def plain_value(value: Any) -> Any:
     """Parameters as log-attribute-safe values (exported only at ``full`` level, redacted first)."""
     kind = type(value)
     if kind in _SCALARS:
@@ -47,13 +36,13 @@ def _plain(value: Any) -> Any:
     if isinstance(value, (bytes, bytearray, memoryview)):
         return f"<{len(value)} bytes>"
     if isinstance(value, dict):
-        return {str(key): _plain(item) for key, item in value.items()}
+        return {str(key): plain_value(item) for key, item in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_plain(item) for item in value]
+        return [plain_value(item) for item in value]
     return str(value)
 
 
-class _DbFacts:
+class DbFacts:
     __slots__ = ("system", "namespace", "owned", "origin", "connection")
 
     def __init__(self, system: str, namespace: str | None, connection: Any = None) -> None:
@@ -76,9 +65,9 @@ class _DbFacts:
             return None
 
 
-def _record(facts: _DbFacts, sql: Any, parameters: Any, cursor: Any, error: BaseException | None) -> None:
+def _record(facts: DbFacts, sql: Any, parameters: Any, cursor: Any, error: BaseException | None) -> None:
     try:
-        statement = classify(sql)
+        statement = parse_statement(sql)
         if statement is None:
             return
         _emit(facts, statement, sql, parameters, cursor, error)
@@ -86,21 +75,21 @@ def _record(facts: _DbFacts, sql: Any, parameters: Any, cursor: Any, error: Base
         containment.record("dbapi record", exc)
 
 
-def _before(facts: _DbFacts, sql: Any) -> None:
+def _before(facts: DbFacts, sql: Any) -> None:
     """Before a statement runs: a data-changing one in a request writes the request's intent first."""
     if current_scope() is None:
         return
-    statement = classify(sql)
+    statement = parse_statement(sql)
     if statement is not None:
         before_write(statement.category, statement.action, statement.table, statement.operation)
 
 
-def _record_execute(facts: _DbFacts, sql: Any, args: Any, kwargs: Any, cursor: Any,
+def _record_execute(facts: DbFacts, sql: Any, args: Any, kwargs: Any, cursor: Any,
                     error: BaseException | None) -> None:
     """:func:`_record` for ``execute(sql, *args, **kwargs)``: the parameters are only picked out
     for statements that make an event (not for BEGIN, SAVEPOINT, PRAGMA...)."""
     try:
-        statement = classify(sql)
+        statement = parse_statement(sql)
         if statement is None:
             return
         parameters = args[0] if args else kwargs.get("params", kwargs.get("parameters")) if kwargs else None
@@ -109,14 +98,14 @@ def _record_execute(facts: _DbFacts, sql: Any, args: Any, kwargs: Any, cursor: A
         containment.record("dbapi record", exc)
 
 
-def _emit(facts: _DbFacts, statement: Any, sql: Any, parameters: Any, cursor: Any, error: BaseException | None) -> None:
+def _emit(facts: DbFacts, statement: Any, sql: Any, parameters: Any, cursor: Any, error: BaseException | None) -> None:
     row_count = getattr(cursor, "rowcount", None) if cursor is not None else None
     record_statement(
         statement,
         system=facts.system,
         namespace=facts.namespace,
         query_text=sql if type(sql) is str or isinstance(sql, str) else str(sql),
-        parameters=_plain(parameters),
+        parameters=plain_value(parameters),
         row_count=row_count if isinstance(row_count, int) else None,
         origin=facts.origin,
         error=error,
@@ -141,7 +130,7 @@ def _script_statements(script: str) -> list[str]:
     return statements
 
 
-def _executed_script(facts: _DbFacts, call: Callable[[], Any], script: Any) -> Any:
+def _executed_script(facts: DbFacts, call: Callable[[], Any], script: Any) -> Any:
     """sqlite3's ``executescript``: one record per statement (DDL at start-up included)."""
     if facts.owned or not isinstance(script, str):
         return call()
@@ -178,7 +167,7 @@ class AuditedCursor(_Proxy):
     type and re-raised unchanged.
     """
 
-    def __init__(self, cursor: Any, facts: _DbFacts) -> None:
+    def __init__(self, cursor: Any, facts: DbFacts) -> None:
         super().__init__(cursor)
         self._self_facts = facts
 
@@ -229,7 +218,7 @@ class AuditedConnection(wrapt.ObjectProxy):
     """A driver connection handing out audited cursors (plain ones once SQLAlchemy owns it: its
     adapter records those statements, this one would stay silent on them anyway)."""
 
-    def __init__(self, connection: Any, facts: _DbFacts) -> None:
+    def __init__(self, connection: Any, facts: DbFacts) -> None:
         super().__init__(connection)
         self._self_facts = facts
 
@@ -317,101 +306,3 @@ def mark_owned(dbapi_connection: Any) -> bool:
                     next_frontier.append(inner)
         frontier = next_frontier
     return False
-
-
-# ---------------------------------------------------------------------------------------------
-# sqlite3
-
-
-def _sqlite_namespace(args: Any, kwargs: Any) -> str | None:
-    database = args[0] if args else kwargs.get("database")
-    if database is None:
-        return None
-    if type(database) is str:  # apps reconnect to the same few files (Django: once per request)
-        namespace = _namespaces.get(database)
-        if namespace is None:
-            if len(_namespaces) >= 256:
-                _namespaces.clear()
-            namespace = _namespaces[database] = _namespace_of(database)
-        return namespace
-    return _namespace_of(os.fsdecode(database) if isinstance(database, (bytes, os.PathLike)) else str(database))
-
-
-def _namespace_of(database: str) -> str:
-    if database in ("", ":memory:") or database.startswith("file::memory:"):
-        return "main"
-    return os.path.basename(database.removeprefix("file:").split("?", 1)[0]) or "main"
-
-
-_namespaces: dict[str, str] = {}
-
-
-def _sqlite_connect(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
-    connection = wrapped(*args, **kwargs)
-    try:
-        return AuditedConnection(connection, _DbFacts("sqlite", _sqlite_namespace(args, kwargs), connection))
-    except Exception as exc:  # noqa: BLE001
-        containment.record("sqlite3 connect", exc)
-        return connection
-
-
-class Sqlite3AuditInstrumentor(BaseInstrumentor):
-    """Audits statements run through ``sqlite3.connect`` connections (also Django's sqlite backend)."""
-
-    def instrumentation_dependencies(self) -> Collection[str]:
-        return ()
-
-    _originals: dict[Any, Any] = {}
-
-    def _instrument(self, **kwargs: Any) -> None:
-        # ``sqlite3.connect`` and ``sqlite3.dbapi2.connect`` (what Django and SQLAlchemy call) are
-        # two names for one function: both get the same wrapper, both get the original back.
-        original = sqlite3.dbapi2.connect
-        wrapper = wrapt.FunctionWrapper(original, _sqlite_connect)
-        for module in (sqlite3, sqlite3.dbapi2):
-            self._originals[module] = module.connect
-            module.connect = wrapper
-
-    def _uninstrument(self, **kwargs: Any) -> None:
-        for module, original in self._originals.items():
-            module.connect = original
-        self._originals.clear()
-
-
-# ---------------------------------------------------------------------------------------------
-# psycopg 3
-
-
-def _psycopg_connect(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
-    connection = wrapped(*args, **kwargs)
-    try:
-        return AuditedConnection(connection, _DbFacts("postgresql", connection.info.dbname, connection))
-    except Exception as exc:  # noqa: BLE001
-        containment.record("psycopg connect", exc)
-        return connection
-
-
-class PsycopgAuditInstrumentor(BaseInstrumentor):
-    """Audits statements run through ``psycopg.connect`` connections (sync; SQLAlchemy's async
-    psycopg driver is covered by the SQLAlchemy adapter)."""
-
-    def instrumentation_dependencies(self) -> Collection[str]:
-        return ("psycopg >= 3.1",)
-
-    _original: Any = None
-
-    def _instrument(self, **kwargs: Any) -> None:
-        try:
-            import psycopg
-        except ImportError:  # not installed: nothing to audit
-            return
-        self._original = psycopg.connect
-        psycopg.connect = wrapt.FunctionWrapper(self._original, _psycopg_connect)
-
-    def _uninstrument(self, **kwargs: Any) -> None:
-        if self._original is None:
-            return
-        import psycopg
-
-        psycopg.connect = self._original
-        self._original = None

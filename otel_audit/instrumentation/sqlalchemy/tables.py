@@ -22,7 +22,10 @@ def tables(packages: Sequence[str]) -> list[Any]:
         if module is None or not any(name == p or name.startswith(p + ".") for p in packages):
             continue
         for attr, value in list(vars(module).items()):
-            metadata = value if isinstance(value, MetaData) else getattr(value, "metadata", None)
+            try:
+                metadata = value if isinstance(value, MetaData) else getattr(value, "metadata", None)
+            except Exception:  # noqa: BLE001 - context-bound proxies (Flask's ``g``, ``current_user``) raise
+                continue
             if isinstance(metadata, MetaData):
                 metadatas.setdefault(id(metadata), (metadata, f"{name}.{attr}"))
             table = getattr(value, "__table__", None)

@@ -22,13 +22,12 @@ from typing import Any, Collection, Mapping
 from urllib.parse import parse_qsl
 
 import starlette.applications
-import wrapt
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor
-from opentelemetry.instrumentation.utils import unwrap
 from starlette.middleware.errors import ServerErrorMiddleware
 
 from otel_audit.errors import AuditUnavailable, containment
 from otel_audit.event import HttpInfo, Source
+from otel_audit.instrumentation._patch import Patch
 from otel_audit.instrumentation._http import TOKEN_RESPONSE_LIMIT, HttpExchange, LazyHeaders, issued_token
 from otel_audit.instrumentation._request import reset_exchange, set_exchange
 from otel_audit.runtime import get_runtime
@@ -185,6 +184,10 @@ async def _refuse(send: Any) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
+#: Marks a scope whose request already has an action open (the key travels into mounted apps' scopes).
+_AUDITED = "otel_audit.action_open"
+
+
 class AuditMiddleware:
     """Pure ASGI middleware: opens the request scope, records the request once the response is known."""
 
@@ -192,10 +195,13 @@ class AuditMiddleware:
         self.app = app
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope.get("type") != "http" or not _ENABLED:
+        # An app mounted in an audited app (``app.mount("/legacy", Starlette(...))``) has its own stack:
+        # the outer middleware already holds this request's action, so the inner one only passes it on.
+        if scope.get("type") != "http" or not _ENABLED or scope.get(_AUDITED):
             await self.app(scope, receive, send)
             return
         try:
+            scope[_AUDITED] = True
             facts = _AsgiFacts(scope)
             exchange = HttpExchange(facts, _http_info(scope, facts), _source(scope, facts))
             exchange.begin()
@@ -336,6 +342,7 @@ def _build_middleware_stack(wrapped: Any, instance: Any, args: Any, kwargs: Any)
 
 
 _ENABLED = False
+_patches: list[Patch] = []
 
 
 def _app_classes() -> list[type]:
@@ -360,15 +367,17 @@ class StarletteAuditInstrumentor(BaseInstrumentor):
     def _instrument(self, **kwargs: Any) -> None:
         global _ENABLED
         _ENABLED = True
-        for cls in _app_classes():
-            wrapt.wrap_function_wrapper(cls, "build_middleware_stack", _build_middleware_stack)
+        _patches[:] = [Patch(cls, "build_middleware_stack", _build_middleware_stack) for cls in _app_classes()]
+        for patch in _patches:
+            patch.install()
         self._rebuild()
 
     def _uninstrument(self, **kwargs: Any) -> None:
         global _ENABLED
         _ENABLED = False
-        for cls in _app_classes():
-            unwrap(cls, "build_middleware_stack")
+        for patch in reversed(_patches):
+            patch.remove()
+        _patches.clear()
         self._rebuild()
 
     @staticmethod

@@ -25,19 +25,18 @@ from __future__ import annotations
 
 import logging
 import logging.config
-import os
 import re
 from contextvars import ContextVar
 from typing import Any, Collection, Mapping
 
-import wrapt
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor
-from opentelemetry.instrumentation.utils import unwrap
 
 from otel_audit.catalogue import ACTIONS
 from otel_audit.context import current_scope
 from otel_audit.errors import containment
 from otel_audit.event import CATEGORIES, OUTCOMES, Actor, AuditEvent, Source, Target
+from otel_audit.config import setting
+from otel_audit.instrumentation._patch import Patch
 from otel_audit.instrumentation._request import request_actor
 from otel_audit.runtime import record_event
 
@@ -53,10 +52,7 @@ _in_handler: ContextVar[bool] = ContextVar("otel_audit_in_log_handler", default=
 
 
 def configured_loggers() -> tuple[str, ...]:
-    raw = os.environ.get(LOGGERS_ENV)
-    if raw is None or not raw.strip():
-        return DEFAULT_LOGGERS
-    return tuple(name.strip() for name in raw.split(",") if name.strip())
+    return setting(LOGGERS_ENV) or DEFAULT_LOGGERS
 
 
 def _snake(text: str) -> str:
@@ -166,6 +162,9 @@ def _after_configure(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any
     return result
 
 
+_PATCHES = (Patch(logging.config, "dictConfig", _after_configure), Patch(logging.config, "fileConfig", _after_configure))
+
+
 class LoggingAuditInstrumentor(BaseInstrumentor):
     """Attaches :class:`AuditLogHandler` to the configured loggers."""
 
@@ -177,12 +176,12 @@ class LoggingAuditInstrumentor(BaseInstrumentor):
             _attach()
         except Exception as exc:  # noqa: BLE001
             containment.record("logging bridge attach", exc)
-        wrapt.wrap_function_wrapper(logging.config, "dictConfig", _after_configure)
-        wrapt.wrap_function_wrapper(logging.config, "fileConfig", _after_configure)
+        for patch in _PATCHES:
+            patch.install()
 
     def _uninstrument(self, **kwargs: Any) -> None:
-        unwrap(logging.config, "dictConfig")
-        unwrap(logging.config, "fileConfig")
+        for patch in _PATCHES:
+            patch.remove()
         for name in list(_attached):
             logging.getLogger(name).removeHandler(_handler)
         _attached.clear()

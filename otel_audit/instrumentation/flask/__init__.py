@@ -19,7 +19,7 @@ from otel_audit.errors import AuditUnavailable, containment
 from otel_audit.event import Actor, AuditEvent, HttpInfo, Source
 from otel_audit.instrumentation._http import (FULL_RANK, HttpExchange, LazyHeaders, header_items, issued_token,
                                               payload_rank)
-from otel_audit.instrumentation._patch import MethodHook
+from otel_audit.instrumentation._patch import Patch
 from otel_audit.recording import note_signal
 
 _PAYLOAD_LIMIT = 64 * 1024
@@ -227,7 +227,7 @@ _LOGIN_RECEIVERS = {"user_logged_in": _login_signal("login"), "user_logged_out":
 class FlaskAuditInstrumentor(BaseInstrumentor):
     """Audits every Flask request and Flask-Login login/logout."""
 
-    _hooks: list[MethodHook] = []
+    _hooks: list[Patch] = []
 
     def instrumentation_dependencies(self) -> Collection[str]:
         return ("flask >= 2.2",)
@@ -235,8 +235,8 @@ class FlaskAuditInstrumentor(BaseInstrumentor):
     def _instrument(self, **kwargs: Any) -> None:
         # ``flask.Flask`` as it is now (contrib tracing may have swapped in its subclass); the
         # hooks remember that class and are removed from it.
-        hooks = [MethodHook(flask.Flask, "full_dispatch_request", _full_dispatch_request),
-                 MethodHook(flask.Flask, "dispatch_request", _dispatch_request)]
+        hooks = [Patch(flask.Flask, "full_dispatch_request", _full_dispatch_request),
+                 Patch(flask.Flask, "dispatch_request", _dispatch_request)]
         for hook in hooks:
             hook.install()
         FlaskAuditInstrumentor._hooks = hooks

@@ -32,8 +32,8 @@ from sqlalchemy.pool import Pool
 from otel_audit.errors import containment
 from otel_audit.event import AuditEvent, Change, DbInfo, Source, Target
 from otel_audit.instrumentation._request import scope_and_actor
-from otel_audit.instrumentation._sql import classify, record_statement
-from otel_audit.instrumentation.dbapi import _plain, mark_owned
+from otel_audit.instrumentation._sql import parse_statement, record_statement
+from otel_audit.instrumentation.dbapi import mark_owned, plain_value
 from otel_audit.context import current_scope
 from otel_audit.recording import before_write, end_transaction, record_change
 
@@ -67,7 +67,7 @@ _databases: dict[int, tuple[Any, Any, tuple[str | None, str | None]]] = {}
 
 def _statement(conn: Any, statement: str, parameters: Any, executemany: bool, row_count: int | None,
                error: BaseException | None) -> None:
-    classified = classify(statement)
+    classified = parse_statement(statement)
     if classified is None:
         return
     system, database = _database(conn)
@@ -79,7 +79,7 @@ def _statement(conn: Any, statement: str, parameters: Any, executemany: bool, ro
         system=system,
         namespace=database,
         query_text=statement,
-        parameters=_plain(parameters),
+        parameters=plain_value(parameters),
         row_count=row_count,
         origin="sqlalchemy",
         error=error,
@@ -103,7 +103,7 @@ def _before_cursor_execute(conn: Any, cursor: Any, statement: str, parameters: A
     if current_scope() is None:
         return
     try:
-        classified = classify(statement)
+        classified = parse_statement(statement)
     except Exception as exc:  # noqa: BLE001
         containment.record("sqlalchemy before statement", exc)
         return
@@ -145,9 +145,9 @@ def _changes(state: Any, new: bool) -> tuple[list[str], dict[str, Any]]:
             continue
         fields.append(key)
         if is_column:
-            change = {"new": _plain(history.added[0]) if history.added else None}
+            change = {"new": plain_value(history.added[0]) if history.added else None}
             if history.deleted:  # unknown when the attribute was expired and never loaded
-                change["old"] = _plain(history.deleted[0])
+                change["old"] = plain_value(history.deleted[0])
             values[key] = change
     return fields, values
 

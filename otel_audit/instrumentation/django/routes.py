@@ -4,8 +4,9 @@ same concatenation of ``include()`` prefixes) and admin-site requests as categor
 
 from __future__ import annotations
 
-import os
 from typing import Any, Iterable, Iterator
+
+from otel_audit.config import set_environment_default
 
 ANY_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 
@@ -15,7 +16,7 @@ class UnknownPattern(Exception):
 
 
 def setup(settings_module: Any) -> None:
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", settings_module.__name__)
+    set_environment_default("DJANGO_SETTINGS_MODULE", settings_module.__name__)
     import django
 
     django.setup()
