@@ -19,7 +19,7 @@ from typing import Any, ClassVar
 from .pack import LoadedRules, rule_name
 from .pipelines import DATADOG_SOURCE, pipeline
 
-#: Windows Datadog accepts for ``evaluation_window`` (seconds).
+#: Windows Datadog accepts for ``evaluationWindow``, ``keepAlive`` and ``maxSignalDuration`` (seconds).
 EVALUATION_WINDOWS = (0, 60, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400)
 KEEP_ALIVE = 3600
 MAX_SIGNAL_DURATION = 86400
@@ -115,7 +115,8 @@ def security_rule(loaded: LoadedRules, rule: Any) -> dict[str, Any]:
     body: dict[str, Any] = {"name": f"otel-audit: {rule.title}", "message": (rule.description or rule.title).strip(),
                             "isEnabled": True, "type": "log_detection", "tags": tags}
     if not isinstance(rule, SigmaCorrelationRule):
-        body["queries"] = [{"name": "a", "query": search_query(rule), "aggregation": "count", "groupByFields": []}]
+        body["queries"] = [{"name": "a", "query": search_query(rule), "aggregation": "count", "dataSource": "logs",
+                            "groupByFields": []}]
         body["cases"] = [{"name": rule.title, "status": STATUS.get(level, "medium"), "condition": "a > 0"}]
         body["options"] = {"evaluationWindow": 0, "keepAlive": 0, "maxSignalDuration": 0}
         return body
@@ -123,7 +124,8 @@ def security_rule(loaded: LoadedRules, rule: Any) -> dict[str, Any]:
     queries, conditions = [], []
     for index, base in enumerate(_base_queries(loaded, rule)):
         name = chr(ord("a") + index)
-        query: dict[str, Any] = {"name": name, "query": base["query"], "groupByFields": group_by, "aggregation": "count"}
+        query: dict[str, Any] = {"name": name, "query": base["query"], "dataSource": "logs", "groupByFields": group_by,
+                                 "aggregation": "count"}
         if rule.type == SigmaCorrelationType.VALUE_COUNT:
             query.update(aggregation="cardinality", distinctFields=[f"@{rule.condition.fieldref}"])
         queries.append(query)

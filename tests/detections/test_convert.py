@@ -17,6 +17,7 @@ pytest.importorskip("sigma")
 hcl2 = pytest.importorskip("hcl2")
 
 from otel_audit.detections.convert import queries  # noqa: E402
+from otel_audit.detections.datadog import EVALUATION_WINDOWS  # noqa: E402
 from otel_audit.detections.pack import load_rules, rule_name  # noqa: E402
 
 TUNED = """
@@ -87,6 +88,8 @@ def test_datadog_terraform_parses_as_hcl_and_matches_the_json(capsys) -> None:
         queries_ = resource["query"]
         assert [q["query"].strip('"').replace('\\"', '"') for q in queries_] == [q["query"] for q in body["queries"]]
         assert all(q["query"].startswith("source:otel_audit (") for q in body["queries"])
+        assert all(q["dataSource"] == "logs" for q in body["queries"])
+        assert set(body["options"].values()) - {"threshold"} <= set(EVALUATION_WINDOWS)  # values Datadog accepts
         names = {q["name"] for q in body["queries"]}
         assert set(body["cases"][0]["condition"].replace("&&", " ").split()) & names == names
     spray = next(b for b in api if b["name"].endswith("Password spraying from one address"))
