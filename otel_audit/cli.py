@@ -1,6 +1,6 @@
 """``otel-audit`` command line: ``demo``, ``records``, and the subcommands each area registers
 (``policy …`` from :mod:`otel_audit.policy.cli`, ``verify``/``status`` from
-:mod:`otel_audit.delivery.cli`)."""
+:mod:`otel_audit.delivery.cli`, ``detections …`` from :mod:`otel_audit.detections.cli`)."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ _COMMAND_PROVIDERS = (
     ("otel_audit.delivery.cli", "add_delivery_commands"),
     ("otel_audit.coverage", "add_coverage_command"),
     ("otel_audit.compliance.report", "add_compliance_command"),
+    ("otel_audit.detections.cli", "add_detections_commands"),
 )
 
 

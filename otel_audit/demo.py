@@ -226,7 +226,7 @@ def run_demo(sink: str | None = None, as_json: bool = False, app: str = "flask")
         print(f"otel-audit demo: the example app is not at {example.directory}; run the demo from a checkout of the repo", file=sys.stderr)
         return 2
     workdir = Path(tempfile.mkdtemp(prefix="otel-audit-demo-"))
-    sink_path = Path(sink) if sink else workdir / "audit.jsonl"
+    sink_path = Path(sink).resolve() if sink else workdir / "audit.jsonl"  # the app runs in workdir
     with serve_example(app, sink_path, workdir) as base_url:
         port = base_url.rsplit(":", 1)[1]
         print(f"otel-audit demo: starting examples/{app}_app under opentelemetry-instrument on 127.0.0.1:{port}")

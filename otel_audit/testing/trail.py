@@ -363,6 +363,35 @@ class AuditTrail:
             raise AuditAssertionError(f"{len(problems)} of {len(records)} audit records do not meet the schema:\n"
                                       f"{shown}{more}")
 
+    # -- detections (docs/detections.md; needs the detections extra) --------------------------
+
+    def detections(self, rules: Iterable[str | Path] = (), include_pack: bool = True) -> list[Any]:
+        """The alerts the rule pack (plus your ``rules`` files) raises on every captured record,
+        lifecycle records included: what ``otel-audit detections test`` would print."""
+        from otel_audit.detections.evaluate import evaluate
+        from otel_audit.detections.pack import load_rules
+        from otel_audit.detections.trail import from_dicts
+
+        return evaluate(lambda: load_rules(list(rules), include_pack=include_pack), from_dicts(self.all_records))
+
+    def assert_detects(self, rule: str, rules: Iterable[str | Path] = (), include_pack: bool = True) -> Any:
+        """The rule (its name, id, or name without ``otel_audit_``) fired on this test's records;
+        returns its first alert."""
+        alerts = self.detections(rules, include_pack)
+        found = [a for a in alerts if rule in (a.rule, a.rule_id, a.rule.removeprefix("otel_audit_"))]
+        if not found:
+            fired = ", ".join(sorted({a.rule for a in alerts})) or "none"
+            raise AuditAssertionError(f"detection {rule!r} did not fire on {len(self.all_records)} records "
+                                      f"(rules that fired: {fired}); events: {', '.join(self.event_names[-12:])}")
+        return found[0]
+
+    def assert_no_detections(self, rules: Iterable[str | Path] = (), include_pack: bool = True) -> None:
+        """No rule fired: a benign session stays quiet."""
+        alerts = self.detections(rules, include_pack)
+        if alerts:
+            listed = "\n".join(f"  - {a.rule} group={a.group} events={len(a.event_ids)}" for a in alerts)
+            raise AuditAssertionError(f"{len(alerts)} detection(s) fired on a session expected to be benign:\n{listed}")
+
     def __repr__(self) -> str:
         return f"<AuditTrail policy={self.policy_source or 'default'} records={len(self.exporter.records())}>"
 
