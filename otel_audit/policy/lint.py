@@ -114,7 +114,7 @@ def _matched_rules(policy: Any, app: Any) -> set[int]:
     from otel_audit.coverage import ACTORS, TABLE_OPERATIONS, route_event, table_event
     from otel_audit.policy.compiled import facts_of
 
-    from otel_audit.instrumentation._http import outcome_for_status
+    from otel_audit.outcome import outcome_for_status
 
     events = []
     for route in app.routes:
