@@ -22,7 +22,7 @@ from typing import Any, Mapping
 
 from otel_audit.errors import ConfigError, containment
 from otel_audit.redaction.detectors import NEED_CHARS, SHAPE_TABLE, Detector
-from otel_audit.redaction.keys import PROTECTED, URL_PARAM_NAMES, builtin_key_rule, normalise
+from otel_audit.redaction.keys import PROTECTED, URL_PARAM_NAMES, builtin_key_rule, is_secret_name, normalise
 from otel_audit.redaction.settings import RedactionSettings
 from otel_audit.redaction.sql import sanitize_sql
 from otel_audit.redaction.validators import payment_card
@@ -870,13 +870,9 @@ def _native_scanner(entries: list[_PlanEntry], requires: list[tuple[tuple[int, .
             list(entry[4]), entry[5], members,
         ))  # fmt: skip
     try:
-        return _NativeScanner(specs, _is_secret_name, NEED_CHARS, MAX_REJECTIONS)
+        return _NativeScanner(specs, is_secret_name, NEED_CHARS, MAX_REJECTIONS)
     except ValueError:  # a pattern PCRE2 does not take: scan in Python
         return None
-
-
-def _is_secret_name(name: str) -> bool:
-    return builtin_key_rule(name) is not None
 
 
 def _outside_markers(text: str, spans: list[tuple[int, int, Detector]]) -> list[tuple[int, int, Detector]]:
