@@ -67,7 +67,8 @@ def _add_hash(subparsers: argparse._SubParsersAction) -> None:
     def run(args: argparse.Namespace) -> int:
         import os
 
-        from otel_audit.redaction.engine import KEY_ENV, pseudonymise
+        from otel_audit.config import HMAC_KEY_ENV as KEY_ENV
+        from otel_audit.redaction.pseudonyms import pseudonymise
 
         key = os.environ.get(KEY_ENV, "")
         if len(key) < 16:

@@ -12,9 +12,9 @@ See docs/redaction.md.
 from __future__ import annotations
 
 from otel_audit.redaction.detectors import BUILTIN_DETECTORS, Detector
-from otel_audit.redaction.engine import RedactionResult, Redactor
 from otel_audit.redaction.settings import RedactionConfigError, RedactionSettings, validate_config
 from otel_audit.redaction.sql import sanitize_sql
+from otel_audit.redaction.walk import RedactionResult, Redactor
 
 __all__ = [
     "BUILTIN_DETECTORS",

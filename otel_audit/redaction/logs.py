@@ -36,7 +36,7 @@ def secrets_redactor(environ: Any = None) -> Any:
     ``hmac`` pseudonym when ``OTEL_AUDIT_HMAC_KEY`` is set, else are masked (no per-process key
     is announced for app logs)."""
     from otel_audit.redaction.detectors import BUILTIN_DETECTORS
-    from otel_audit.redaction.engine import Redactor
+    from otel_audit.redaction.walk import Redactor
     from otel_audit.redaction.scan import DEFAULT_SCAN
 
     actions = {d.name: ("mask" if d.name in DEFAULT_SCAN else "off") for d in BUILTIN_DETECTORS}

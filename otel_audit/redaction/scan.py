@@ -13,7 +13,7 @@ from functools import lru_cache
 from typing import Any, Iterable
 
 from otel_audit.redaction.detectors import BUILTIN_DETECTORS
-from otel_audit.redaction.engine import REDACTION_MARKER
+from otel_audit.redaction.actions import REDACTION_MARKER
 
 #: What must never leave the process in clear: every ``secret`` detector, plus card numbers (PCI DSS).
 DEFAULT_SCAN = tuple(d.name for d in BUILTIN_DETECTORS if d.kind == "secret") + ("credit_card",)
@@ -24,7 +24,7 @@ _MARKER = re.compile(r"\[REDACTED:([^\]\s]{1,64})\]")
 
 @lru_cache(maxsize=16)
 def _scanner(names: tuple[str, ...]) -> Any:
-    from otel_audit.redaction.engine import Redactor
+    from otel_audit.redaction.walk import Redactor
 
     known = [d.name for d in BUILTIN_DETECTORS]
     for name in names:
