@@ -220,6 +220,9 @@ BUILTIN_DETECTORS: tuple[Detector, ...] = (
 )  # fmt: skip
 
 DETECTOR_NAMES = frozenset(d.name for d in BUILTIN_DETECTORS)
+#: What must never leave the process in clear: every ``secret`` detector, plus card numbers (PCI
+#: DSS). The ``secrets`` redaction of application logs and ``assert_no_secrets`` judge by these.
+SECRET_CLASS: tuple[str, ...] = tuple(d.name for d in BUILTIN_DETECTORS if d.kind == "secret") + ("credit_card",)
 
 
 def custom_detector(name: str, pattern: str, validator: str | None, action: str) -> Detector:

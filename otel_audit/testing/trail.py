@@ -292,7 +292,7 @@ class AuditTrail:
         password the test typed, the token it sent). The failure names record, field and detector
         but never shows the secret itself."""
         __tracebackhide__ = True
-        from otel_audit.redaction.scan import DEFAULT_SCAN, find_secrets
+        from otel_audit.redaction.leak_finder import DEFAULT_SCAN, find_secrets
 
         literals = []
         for secret in secrets:
