@@ -403,7 +403,7 @@ def env_table_markdown() -> str:
             return f"`{','.join(var.default)}`"
         return f"`{var.default}`"
 
-    from otel_audit.policy.loader import ENV_OVERRIDES  # the policy's knobs, declared beside the policy
+    from otel_audit.policy.merge import ENV_OVERRIDES  # the policy's knobs, declared beside the policy
 
     lines = ["| variable | default | meaning |", "| --- | --- | --- |"]
     lines += [f"| `{var.name}` | {shown(var)} | {var.description} |" for var in ENV_VARS]

@@ -18,7 +18,8 @@ from typing import Any, Iterable, Sequence
 from otel_audit.catalogue import ACTIONS
 from otel_audit.policy.compiled import IMPLIED_HTTP_ACTIONS
 from otel_audit.policy.globs import compile_globs, normalise_route
-from otel_audit.policy.loader import load_model, pack_names
+from otel_audit.policy.loader import load_model
+from otel_audit.policy.source import pack_names
 from otel_audit.policy.model import Match, PolicyModel, Rule
 
 _GLOB_CHARS = frozenset("*?{")

@@ -98,7 +98,7 @@ def policy_source_for(request: Any) -> str | None:
 
 
 def _resolve_source(value: str, bases: Iterable[Path], where: str) -> str:
-    from otel_audit.policy.loader import looks_inline
+    from otel_audit.policy.source import looks_inline
 
     if value.startswith("pack:") or looks_inline(value):
         return value
