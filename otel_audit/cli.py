@@ -66,8 +66,9 @@ def _add_hash(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("values", nargs="+", metavar="VALUE")
 
     def run(args: argparse.Namespace) -> int:
+        from otel_audit.config import HMAC_KEY_ENV as KEY_ENV
         from otel_audit.config import raw_setting
-        from otel_audit.redaction.engine import KEY_ENV, pseudonymise
+        from otel_audit.redaction.pseudonyms import pseudonymise
 
         key = raw_setting(KEY_ENV)
         if len(key) < 16:

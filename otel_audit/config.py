@@ -403,7 +403,7 @@ def env_table_markdown() -> str:
             return f"`{','.join(var.default)}`"
         return f"`{var.default}`"
 
-    from otel_audit.policy.loader import ENV_OVERRIDES  # the policy's knobs, declared beside the policy
+    from otel_audit.policy.merge import ENV_OVERRIDES  # the policy's knobs, declared beside the policy
 
     lines = ["| variable | default | meaning |", "| --- | --- | --- |"]
     lines += [f"| `{var.name}` | {shown(var)} | {var.description} |" for var in ENV_VARS]
@@ -585,3 +585,48 @@ def set_environment_default(name: str, value: str) -> str:
 def environment_without(prefix: str) -> dict[str, str]:
     """A copy of the environment without the variables starting with ``prefix``, for a child process."""
     return {name: value for name, value in os.environ.items() if not name.startswith(prefix)}
+
+
+# --- read by policy/ and redaction/ ---------------------------------------------------------------------
+# The variables those packages read, read here: policy/ and redaction/ never touch ``os.environ``.
+
+#: ``false`` scans every text in Python even when the native scan loop is built (for comparisons).
+NATIVE_SCAN_ENV = "OTEL_AUDIT_NATIVE_SCAN"
+HMAC_KEY_ENV = "OTEL_AUDIT_HMAC_KEY"
+HMAC_KEY_ID_ENV = "OTEL_AUDIT_HMAC_KEY_ID"
+POLICY_FAIL_MODE_ENV = "OTEL_AUDIT_POLICY_FAIL_MODE"
+
+
+def process_environ() -> Mapping[str, str]:
+    """The process environment, for readers that take an ``environ`` mapping and default to the
+    process's own (the policy's ``OTEL_AUDIT_POLICY_*`` overrides)."""
+    return os.environ
+
+
+def native_scan_enabled(environ: Mapping[str, str] | None = None) -> bool:
+    """Whether ``OTEL_AUDIT_NATIVE_SCAN`` leaves the native scan loop on (anything but false/0/no/off)."""
+    env = os.environ if environ is None else environ
+    return env.get(NATIVE_SCAN_ENV, "").strip().lower() not in ("false", "0", "no", "off")
+
+
+def hmac_key_setting(environ: Mapping[str, str] | None = None) -> tuple[str | None, str | None]:
+    """``OTEL_AUDIT_HMAC_KEY`` and ``OTEL_AUDIT_HMAC_KEY_ID`` (unset or empty: None). A key shorter
+    than 16 characters is a :class:`ConfigError` that hides the value."""
+    env = os.environ if environ is None else environ
+    key = env.get(HMAC_KEY_ENV) or None
+    if key is not None and len(key) < 16:
+        raise ConfigError(f"{HMAC_KEY_ENV}: <hidden> is invalid: expected at least 16 characters")
+    return key, env.get(HMAC_KEY_ID_ENV) or None
+
+
+def usable_hmac_key(environ: Mapping[str, str] | None = None) -> str | None:
+    """``OTEL_AUDIT_HMAC_KEY`` when it is long enough to be a key (16 characters), else None."""
+    env = os.environ if environ is None else environ
+    key = env.get(HMAC_KEY_ENV)
+    return key if key and len(key) >= 16 else None
+
+
+def policy_fail_mode_closed(environ: Mapping[str, str] | None = None) -> bool:
+    """Whether ``OTEL_AUDIT_POLICY_FAIL_MODE`` says ``closed``."""
+    env = os.environ if environ is None else environ
+    return env.get(POLICY_FAIL_MODE_ENV, "").strip().lower() == "closed"

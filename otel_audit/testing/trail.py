@@ -98,7 +98,7 @@ def policy_source_for(request: Any) -> str | None:
 
 
 def _resolve_source(value: str, bases: Iterable[Path], where: str) -> str:
-    from otel_audit.policy.loader import looks_inline
+    from otel_audit.policy.source import looks_inline
 
     if value.startswith("pack:") or looks_inline(value):
         return value
@@ -284,7 +284,7 @@ class AuditTrail:
         password the test typed, the token it sent). The failure names record, field and detector
         but never shows the secret itself."""
         __tracebackhide__ = True
-        from otel_audit.redaction.scan import DEFAULT_SCAN, find_secrets
+        from otel_audit.redaction.leak_finder import DEFAULT_SCAN, find_secrets
 
         literals = []
         for secret in secrets:

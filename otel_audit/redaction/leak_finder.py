@@ -1,8 +1,9 @@
-"""Find secrets in text with the redaction engine itself (regex proposes, validator decides).
+"""The tests' secret finder: secrets left in a text, found with the redaction engine itself
+(regex proposes, validator decides).
 
-For tests and tools, not the hot path: ``otel_audit.testing``'s ``assert_no_secrets`` scans every
-captured record with it, so "no secret left the process" is judged by exactly the detectors and
-rules that redact. It runs a :class:`~otel_audit.redaction.Redactor` whose chosen detectors all
+For tests and tools, not the hot path (the engine's own scan is ``text_scan.py``):
+``otel_audit.testing``'s ``assert_no_secrets`` scans every captured record with it, so "no
+secret left the process" is judged by exactly the detectors and rules that redact. It runs a :class:`~otel_audit.redaction.Redactor` whose chosen detectors all
 ``mask``, and reports what it replaced; nothing here changes what the runtime's redactor does.
 """
 
@@ -12,11 +13,11 @@ import re
 from functools import lru_cache
 from typing import Any, Iterable
 
-from otel_audit.redaction.detectors import BUILTIN_DETECTORS
-from otel_audit.redaction.engine import REDACTION_MARKER
+from otel_audit.redaction.actions import REDACTION_MARKER
+from otel_audit.redaction.detectors import BUILTIN_DETECTORS, SECRET_CLASS
 
-#: What must never leave the process in clear: every ``secret`` detector, plus card numbers (PCI DSS).
-DEFAULT_SCAN = tuple(d.name for d in BUILTIN_DETECTORS if d.kind == "secret") + ("credit_card",)
+#: What must never leave the process in clear (:data:`~otel_audit.redaction.detectors.SECRET_CLASS`).
+DEFAULT_SCAN = SECRET_CLASS
 
 #: What the redactor writes in place of a masked value.
 _MARKER = re.compile(r"\[REDACTED:([^\]\s]{1,64})\]")
@@ -24,7 +25,7 @@ _MARKER = re.compile(r"\[REDACTED:([^\]\s]{1,64})\]")
 
 @lru_cache(maxsize=16)
 def _scanner(names: tuple[str, ...]) -> Any:
-    from otel_audit.redaction.engine import Redactor
+    from otel_audit.redaction.walk import Redactor
 
     known = [d.name for d in BUILTIN_DETECTORS]
     for name in names:
@@ -58,39 +59,39 @@ def find_secrets(text: str, detectors: Iterable[str] | None = None) -> list[tupl
     protected.append(text[position:])
     origin.extend(range(position, len(text)))
     origin.append(len(text))
-    plain = "".join(protected)
-    redacted = _scanner(names).redact_text(plain)
-    if redacted == plain:
+    guarded = "".join(protected)
+    redacted = _scanner(names).redact_text(guarded)
+    if redacted == guarded:
         return []
     found = []
-    for label, start, end in _replaced_spans(plain, redacted):
-        if plain[start:end].strip(_PLACEHOLDER) == "" and end > start:
+    for label, start, end in _replaced_spans(guarded, redacted):
+        if guarded[start:end].strip(_PLACEHOLDER) == "" and end > start:
             continue  # only an earlier marker was re-judged
         found.append((label, origin[start], origin[end] if end < len(origin) else len(text)))
     return found
 
 
-def _replaced_spans(plain: str, redacted: str) -> list[tuple[str, int, int]]:
-    """Where each ``[REDACTED:label]`` of ``redacted`` sits in ``plain``: the literal text between
+def _replaced_spans(guarded: str, redacted: str) -> list[tuple[str, int, int]]:
+    """Where each ``[REDACTED:label]`` of ``redacted`` sits in ``guarded``: the literal text between
     markers is unchanged, so each marker spans up to the next literal."""
     parts = _MARKER.split(redacted)
     literals, labels = parts[0::2], parts[1::2]
     if not labels:
-        return [("redacted", 0, len(plain))]  # restructured without a marker
-    if not plain.startswith(literals[0]) or not plain.endswith(literals[-1]):
-        return [(labels[0], 0, len(plain))]
+        return [("redacted", 0, len(guarded))]  # restructured without a marker
+    if not guarded.startswith(literals[0]) or not guarded.endswith(literals[-1]):
+        return [(labels[0], 0, len(guarded))]
     spans = []
     position = len(literals[0])
     for index, label in enumerate(labels):
         following = literals[index + 1]
         if index == len(labels) - 1:
-            end = len(plain) - len(following)
+            end = len(guarded) - len(following)
         elif following:
-            end = plain.find(following, position)
+            end = guarded.find(following, position)
         else:
             end = position
         if end < position:
-            return [(labels[0], 0, len(plain))]
+            return [(labels[0], 0, len(guarded))]
         spans.append((label, position, max(end, position)))
         position = end + len(following)
     return spans
