@@ -33,9 +33,9 @@ SCOPE_NAME = "otel_audit"
 def _make_exporter(config: AuditConfig) -> tuple[Any, str]:
     """(exporter, human description of where records go)."""
     if config.wants_otlp():
-        from otel_audit.config import OtlpTransport
+        from otel_audit.config import otlp_transport
 
-        transport = OtlpTransport.resolve()
+        transport = otlp_transport()
         transport.check()
         if transport.protocol == "grpc":
             from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter
@@ -314,9 +314,9 @@ def _warn_transport_mismatch(config: AuditConfig, injected: bool) -> None:
     """Once per process, quiet or not: gRPC by a distro's default to an OTLP/HTTP endpoint sends nothing."""
     if injected or not config.wants_otlp():
         return
-    from otel_audit.config import OtlpTransport
+    from otel_audit.config import otlp_transport
 
-    warning = OtlpTransport.resolve().mismatch_warning()
+    warning = otlp_transport().mismatch_warning()
     if warning:
         print(f"otel-audit: WARNING: {warning}", file=sys.stderr)
 

@@ -41,9 +41,9 @@ def destination_key(config: Any) -> str:
 def destination_info(config: Any) -> dict[str, str]:
     """What ``otel-audit status`` shows for a destination: exporter, and for OTLP its protocol and endpoint."""
     if config.wants_otlp():
-        from otel_audit.config import OtlpTransport
+        from otel_audit.config import otlp_transport
 
-        return OtlpTransport.resolve().as_dict()
+        return otlp_transport().as_dict()
     if config.exporter == "console":
         return {"exporter": "console"}
     return {"exporter": "sink", "path": str(Path(config.sink_path).expanduser().resolve())}

@@ -47,7 +47,7 @@ def _duration(value: str) -> float:
 
 
 def _status(args: argparse.Namespace) -> int:
-    from otel_audit.config import AuditConfig, OtlpTransport
+    from otel_audit.config import AuditConfig, otlp_transport
     from otel_audit.delivery import destination_info
     from otel_audit.delivery.status import format_status, spool_status
     from otel_audit.errors import ConfigError
@@ -60,7 +60,7 @@ def _status(args: argparse.Namespace) -> int:
     status = spool_status(Path(args.spool_dir) if args.spool_dir else config.spool_dir)
     # What a process started now under opentelemetry-instrument would resolve (the distro's default included).
     if config.wants_otlp():
-        transport = OtlpTransport.resolve(launcher=True)
+        transport = otlp_transport(launcher=True)
         try:
             transport.check()
         except ConfigError as exc:

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from otel_audit.config import OtlpTransport
+from otel_audit.transport import OtlpTransport
 from otel_audit.errors import ConfigError
 from tests.support.otlp_receiver import OtlpReceiver
 from tests.support.procs import REPO, Server, base_env, free_port, launcher

@@ -11,7 +11,6 @@ row's ``post_`` signal, so one autocommit save is one record."""
 
 from __future__ import annotations
 
-import re
 from typing import Any, Mapping
 
 from django.conf import settings
@@ -20,12 +19,11 @@ from otel_audit.errors import containment
 from otel_audit.event import AuditEvent, Change, Source, Target
 from otel_audit.instrumentation._request import scope_and_actor
 from otel_audit.instrumentation.django.request import current_django_exchange
+from otel_audit.redaction.keys import is_secret_name
 from otel_audit.recording import discard_change, hold, record_change, release
 
 #: Models whose rows are framework bookkeeping, not user data (kept as data; lower-case labels).
 IGNORED_MODELS = frozenset({"sessions.session", "migrations.migration", "contenttypes.contenttype"})
-#: Fields whose values never go into ``changes`` (the name is still listed as changed).
-SECRET_FIELD = re.compile(r"pass(word|wd)?|secret|token|api_?key|otp", re.I)
 
 _SNAPSHOT = "_otel_audit_loaded"
 _PENDING = "_otel_audit_pending"
@@ -65,12 +63,13 @@ _secret_fields: dict[str, bool] = {}
 
 
 def _is_secret(name: str) -> bool:
-    """Whether a field's values stay out of ``values`` (:data:`SECRET_FIELD`); once per name."""
+    """Whether a field's values stay out of ``values``: the one secret-name rule (``redaction.keys``),
+    asked once per name."""
     secret = _secret_fields.get(name)
     if secret is None:
         if len(_secret_fields) >= 4096:
             _secret_fields.clear()
-        secret = _secret_fields[name] = SECRET_FIELD.search(name) is not None
+        secret = _secret_fields[name] = is_secret_name(name)
     return secret
 
 
