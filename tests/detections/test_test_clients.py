@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from otel_audit.testing.attacks import Login, Request, StoryClient
-from tests.adapters.test_django import django_example  # noqa: F401 - the configured example project
+from tests.instrumentation.test_django import django_example  # noqa: F401 - the configured example project
 
 pytest.importorskip("sigma")
 pytest.importorskip("django")

@@ -3,7 +3,7 @@ sqlite3 DB-API adapter together, with contrib's Flask tracing active in the same
 
 from __future__ import annotations
 
-from tests.adapters.apps import from_otlp, one, one_record_per_request, where
+from tests.instrumentation.apps import from_otlp, one, one_record_per_request, where
 from tests.support.otlp_receiver import OtlpReceiver
 from tests.support.procs import REPO, Server, base_env, free_port, launcher
 

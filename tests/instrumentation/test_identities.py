@@ -11,9 +11,9 @@ import sys
 import httpx
 
 from otel_audit.instrumentation.dbapi import Sqlite3AuditInstrumentor
-from tests.adapters.apps import from_otlp, from_sink, one, where
-from tests.adapters.conftest import _started
-from tests.adapters.test_one_record_per_action import blog  # noqa: F401 - the tutorial-shaped blog app
+from tests.instrumentation.apps import from_otlp, from_sink, one, where
+from tests.instrumentation.conftest import _started
+from tests.instrumentation.test_one_record_per_action import blog  # noqa: F401 - the tutorial-shaped blog app
 from tests.support.otlp_receiver import OtlpReceiver
 from tests.support.procs import REPO, Server, base_env, free_port, launcher
 
@@ -79,7 +79,7 @@ def test_fastapi_template_identities_in_process(tmp_path, monkeypatch, instrumen
 
     monkeypatch.setenv("OTEL_AUDIT_HMAC_KEY", HMAC_KEY)
     instrument(StarletteAuditInstrumentor(), SQLAlchemyAuditInstrumentor(), Sqlite3AuditInstrumentor())
-    from tests.adapters.apps import fresh_import
+    from tests.instrumentation.apps import fresh_import
 
     for audit in _started(tmp_path, monkeypatch):
         monkeypatch.setenv("OTEL_AUDIT_HMAC_KEY", HMAC_KEY)

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from tests.adapters.apps import one_record_per_request, from_otlp, from_sink, one, where
+from tests.instrumentation.apps import one_record_per_request, from_otlp, from_sink, one, where
 from tests.support.otlp_receiver import OtlpReceiver
 from tests.support.procs import REPO, Server, base_env, free_port, launcher
 

@@ -15,8 +15,8 @@ from examples.flask_blog import create_app, init_db
 from otel_audit.instrumentation.dbapi import Sqlite3AuditInstrumentor
 from otel_audit.instrumentation.flask import FlaskAuditInstrumentor
 from otel_audit.instrumentation.sqlalchemy import SQLAlchemyAuditInstrumentor
-from tests.adapters.apps import from_sink, one, one_record_per_request, where
-from tests.adapters.conftest import _started
+from tests.instrumentation.apps import from_sink, one, one_record_per_request, where
+from tests.instrumentation.conftest import _started
 
 #: The brief's example rule, as written there.
 BRIEF_POLICY = """
@@ -146,7 +146,7 @@ def test_outside_requests_one_record_per_transaction_and_per_statement_in_autoco
 
 
 def test_sqlalchemy_session_outside_a_request_is_one_record_per_commit(audit, instrument, tmp_path):
-    from tests.adapters.test_sql import Base, Post
+    from tests.instrumentation.test_sql import Base, Post
 
     instrument(Sqlite3AuditInstrumentor(), SQLAlchemyAuditInstrumentor())
     engine = sa.create_engine(f"sqlite:///{tmp_path / 'orm.db'}")
@@ -189,7 +189,7 @@ rules:
 
 def test_changes_past_the_cap_are_counted_and_flagged(audit, instrument, tmp_path):
     from otel_audit.context import MAX_CHANGES
-    from tests.adapters.test_sql import Base, Post
+    from tests.instrumentation.test_sql import Base, Post
 
     instrument(SQLAlchemyAuditInstrumentor())
     engine = sa.create_engine(f"sqlite:///{tmp_path / 'many.db'}")

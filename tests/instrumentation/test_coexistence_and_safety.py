@@ -18,7 +18,7 @@ from otel_audit.instrumentation.starlette import StarletteAuditInstrumentor
 from otel_audit.instrumentation.dbapi import Sqlite3AuditInstrumentor
 from otel_audit.instrumentation.flask import FlaskAuditInstrumentor
 from otel_audit.instrumentation.sqlalchemy import SQLAlchemyAuditInstrumentor
-from tests.adapters.apps import fresh_import
+from tests.instrumentation.apps import fresh_import
 from tests.support.otlp_receiver import OtlpReceiver
 from tests.support.procs import REPO, Server, base_env, free_port, launcher
 
@@ -180,8 +180,8 @@ def test_orm_changes_keep_their_id_under_contrib_sqlite3_tracing(audit, spans, a
     import sqlalchemy as sa
     from sqlalchemy.orm import Session
 
-    from tests.adapters.apps import from_sink, one
-    from tests.adapters.test_sql import Base, Post
+    from tests.instrumentation.apps import from_sink, one
+    from tests.instrumentation.test_sql import Base, Post
 
     provider, exporter = spans
     contained = containment.counts["sqlalchemy pool connect"]

@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 from otel_audit.instrumentation.starlette import StarletteAuditInstrumentor
 from otel_audit.instrumentation.dbapi import Sqlite3AuditInstrumentor
 from otel_audit.instrumentation.sqlalchemy import SQLAlchemyAuditInstrumentor
-from tests.adapters.apps import one_record_per_request, from_otlp, from_sink, fresh_import, one, where
+from tests.instrumentation.apps import one_record_per_request, from_otlp, from_sink, fresh_import, one, where
 from tests.support.otlp_receiver import OtlpReceiver
 from tests.support.procs import REPO, Server, base_env, free_port, launcher
 

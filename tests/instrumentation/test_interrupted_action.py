@@ -11,7 +11,7 @@ import sys
 
 import requests
 
-from tests.adapters.apps import from_sink, one
+from tests.instrumentation.apps import from_sink, one
 from tests.support.procs import REPO, Server, base_env, free_port, launcher
 
 

@@ -3,8 +3,8 @@ and one per ORM save or delete in autocommit - its statement and its row change 
 
 from __future__ import annotations
 
-from tests.adapters.apps import from_sink
-from tests.adapters.test_django import django_example  # noqa: F401 - the configured example project
+from tests.instrumentation.apps import from_sink
+from tests.instrumentation.test_django import django_example  # noqa: F401 - the configured example project
 
 
 def test_autocommit_saves_and_an_atomic_block_outside_requests(audit, instrument, django_example):  # noqa: F811
