@@ -84,3 +84,15 @@ def audit_trail(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPat
         yield trail
     finally:
         trail.stop()
+
+
+@pytest.fixture
+def attacks() -> Any:
+    """The simulated-attack stories (:mod:`otel_audit.testing.attacks`): drive your app's client
+    through ``brute_force``, ``spray``, ``escalate_privilege``, ``mass_delete`` … and check with
+    ``audit_trail.assert_detects(rule)``; ``benign_session`` must leave ``assert_no_detections()``."""
+    try:
+        from otel_audit.testing import attacks as stories
+    except Exception as exc:
+        pytest.fail(f"attacks: otel-audit cannot be imported ({type(exc).__name__}: {exc})", pytrace=False)
+    return stories

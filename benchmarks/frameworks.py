@@ -275,7 +275,7 @@ def flask_app(mode: str, workdir: Path) -> Callable[[str, str], int]:
 
 def fastapi_app(mode: str, workdir: Path) -> Callable[[str, str], int]:
     if mode in ("audit", "adapters"):
-        from otel_audit.instrumentation.asgi import StarletteAuditInstrumentor
+        from otel_audit.instrumentation.starlette import StarletteAuditInstrumentor
         from otel_audit.instrumentation.dbapi import PsycopgAuditInstrumentor, Sqlite3AuditInstrumentor
         from otel_audit.instrumentation.sqlalchemy import SQLAlchemyAuditInstrumentor
 

@@ -1,6 +1,6 @@
 """``otel-audit`` command line: ``demo``, ``records``, and the subcommands each area registers
 (``policy …`` from :mod:`otel_audit.policy.cli`, ``verify``/``status`` from
-:mod:`otel_audit.delivery.cli`)."""
+:mod:`otel_audit.delivery.cli`, ``detections …`` from :mod:`otel_audit.detections.cli`)."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ _COMMAND_PROVIDERS = (
     ("otel_audit.delivery.cli", "add_delivery_commands"),
     ("otel_audit.coverage", "add_coverage_command"),
     ("otel_audit.compliance.report", "add_compliance_command"),
+    ("otel_audit.detections.cli", "add_detections_commands"),
 )
 
 
@@ -65,11 +66,11 @@ def _add_hash(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("values", nargs="+", metavar="VALUE")
 
     def run(args: argparse.Namespace) -> int:
-        import os
+        from otel_audit.config import HMAC_KEY_ENV as KEY_ENV
+        from otel_audit.config import raw_setting
+        from otel_audit.redaction.pseudonyms import pseudonymise
 
-        from otel_audit.redaction.engine import KEY_ENV, pseudonymise
-
-        key = os.environ.get(KEY_ENV, "")
+        key = raw_setting(KEY_ENV)
         if len(key) < 16:
             print(f"otel-audit hash: {KEY_ENV} is {'unset' if not key else 'shorter than 16 characters'}: the "
                   "records were pseudonymised with their process's key, so set the same key to search them",

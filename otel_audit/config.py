@@ -403,7 +403,7 @@ def env_table_markdown() -> str:
             return f"`{','.join(var.default)}`"
         return f"`{var.default}`"
 
-    from otel_audit.policy.loader import ENV_OVERRIDES  # the policy's knobs, declared beside the policy
+    from otel_audit.policy.merge import ENV_OVERRIDES  # the policy's knobs, declared beside the policy
 
     lines = ["| variable | default | meaning |", "| --- | --- | --- |"]
     lines += [f"| `{var.name}` | {shown(var)} | {var.description} |" for var in ENV_VARS]
@@ -413,3 +413,119 @@ def env_table_markdown() -> str:
 
 if __name__ == "__main__":  # python -m otel_audit.config > table.md
     print(env_table_markdown())
+
+
+# --- OTLP transport (otel_audit/transport.py resolves it; the variables are read here) -------------------
+
+
+def _initial_environ() -> Mapping[str, str] | None:
+    """The environment this process was started with (Linux keeps it in ``/proc/self/environ``), or
+    ``None`` where it cannot be read. It tells a value the user exported from one a distro set in-process."""
+    try:
+        raw = Path("/proc/self/environ").read_bytes()
+    except OSError:
+        return None
+    pairs = (item.split(b"=", 1) for item in raw.split(b"\0") if b"=" in item)
+    return {k.decode(errors="replace"): v.decode(errors="replace") for k, v in pairs}
+
+
+def otlp_transport(launcher: bool = False) -> Any:
+    """The OTLP protocol and endpoint this process (or, ``launcher``, one started by
+    ``opentelemetry-instrument`` now) resolves from the standard variables."""
+    from otel_audit.transport import OtlpTransport
+
+    return OtlpTransport.resolve(os.environ, _initial_environ(), launcher=launcher)
+
+
+# --- read by instrumentation/ -----------------------------------------------------------------------------
+
+
+def setting(name: str, environ: Mapping[str, str] | None = None) -> Any:
+    """One ``OTEL_AUDIT_*`` variable, parsed as its :class:`EnvVar` says: its default when unset or
+    invalid (start-up checks the whole configuration and says what is wrong). For the places that need
+    one value before or without a runtime (the logging bridge's logger names, the actor resolver)."""
+    env = os.environ if environ is None else environ
+    var = next(v for v in ENV_VARS if v.name == name)
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return var.default
+    try:
+        return var.parse(raw)
+    except ValueError:
+        return var.default
+
+
+def raw_setting(name: str) -> str:
+    """A variable exactly as set (``""`` when unset), for messages that say what is wrong with it."""
+    return os.environ.get(name, "")
+
+
+# --- written by the test harness, the demo and route discovery: the one place the environment changes -----
+
+
+def set_environment(changes: Mapping[str, str | None]) -> dict[str, str | None]:
+    """Set (a str) or unset (None) each variable; returns what they were, for :func:`set_environment`
+    to put back."""
+    previous: dict[str, str | None] = {}
+    for name, value in changes.items():
+        previous[name] = os.environ.get(name)
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+    return previous
+
+
+def set_environment_default(name: str, value: str) -> str:
+    """``os.environ.setdefault``: a framework reads ``name`` itself (Django's settings module)."""
+    return os.environ.setdefault(name, value)
+
+
+def environment_without(prefix: str) -> dict[str, str]:
+    """A copy of the environment without the variables starting with ``prefix``, for a child process."""
+    return {name: value for name, value in os.environ.items() if not name.startswith(prefix)}
+
+
+# --- read by policy/ and redaction/ ---------------------------------------------------------------------
+# The variables those packages read, read here: policy/ and redaction/ never touch ``os.environ``.
+
+#: ``false`` scans every text in Python even when the native scan loop is built (for comparisons).
+NATIVE_SCAN_ENV = "OTEL_AUDIT_NATIVE_SCAN"
+HMAC_KEY_ENV = "OTEL_AUDIT_HMAC_KEY"
+HMAC_KEY_ID_ENV = "OTEL_AUDIT_HMAC_KEY_ID"
+POLICY_FAIL_MODE_ENV = "OTEL_AUDIT_POLICY_FAIL_MODE"
+
+
+def process_environ() -> Mapping[str, str]:
+    """The process environment, for readers that take an ``environ`` mapping and default to the
+    process's own (the policy's ``OTEL_AUDIT_POLICY_*`` overrides)."""
+    return os.environ
+
+
+def native_scan_enabled(environ: Mapping[str, str] | None = None) -> bool:
+    """Whether ``OTEL_AUDIT_NATIVE_SCAN`` leaves the native scan loop on (anything but false/0/no/off)."""
+    env = os.environ if environ is None else environ
+    return env.get(NATIVE_SCAN_ENV, "").strip().lower() not in ("false", "0", "no", "off")
+
+
+def hmac_key_setting(environ: Mapping[str, str] | None = None) -> tuple[str | None, str | None]:
+    """``OTEL_AUDIT_HMAC_KEY`` and ``OTEL_AUDIT_HMAC_KEY_ID`` (unset or empty: None). A key shorter
+    than 16 characters is a :class:`ConfigError` that hides the value."""
+    env = os.environ if environ is None else environ
+    key = env.get(HMAC_KEY_ENV) or None
+    if key is not None and len(key) < 16:
+        raise ConfigError(f"{HMAC_KEY_ENV}: <hidden> is invalid: expected at least 16 characters")
+    return key, env.get(HMAC_KEY_ID_ENV) or None
+
+
+def usable_hmac_key(environ: Mapping[str, str] | None = None) -> str | None:
+    """``OTEL_AUDIT_HMAC_KEY`` when it is long enough to be a key (16 characters), else None."""
+    env = os.environ if environ is None else environ
+    key = env.get(HMAC_KEY_ENV)
+    return key if key and len(key) >= 16 else None
+
+
+def policy_fail_mode_closed(environ: Mapping[str, str] | None = None) -> bool:
+    """Whether ``OTEL_AUDIT_POLICY_FAIL_MODE`` says ``closed``."""
+    env = os.environ if environ is None else environ
+    return env.get(POLICY_FAIL_MODE_ENV, "").strip().lower() == "closed"

@@ -5,7 +5,7 @@ and every table of its SQLAlchemy or Django models (or, for raw SQL, of its data
 synthetic :class:`AuditEvent` the adapter would produce for it, once per kind of actor (an admin, a
 signed-in user, an anonymous caller), and the compiled policy's own ``explain`` says which rule
 decides and at what level - no matching is re-implemented here. What a framework routes is read by
-the discovery module next to its adapter (``instrumentation/*_routes.py``, ``*_tables.py``). The
+the discovery module in its adapter package (``instrumentation/<framework>/routes.py``, ``tables.py``). The
 policy's ``critical:`` section marks what must be covered by an explicit rule at a level other than
 ``none``, for every actor; the command exits 1 when something critical is not, and 2 when the app
 cannot be seen whole (an unknown route object, a route count the framework disagrees with).
@@ -21,6 +21,7 @@ import sys
 from dataclasses import asdict, dataclass, field
 from typing import Any, Iterable, Sequence
 
+from otel_audit.config import raw_setting
 from otel_audit.event import Actor, AuditEvent, DbInfo, HttpInfo, Target
 
 #: Row changes checked per table: (db operation, action of an ORM adapter, action of a SQL adapter).
@@ -113,14 +114,15 @@ def framework_of(obj: Any) -> str | None:
 def inventory(spec: str, app_dir: str | None = None, extra_modules: Iterable[str] = (),
               database: str | None = None) -> AppInventory:
     """Routes and tables of the app, each read by its framework's discovery module."""
-    from otel_audit.instrumentation import dbapi_tables, sqlalchemy_tables
+    from otel_audit.instrumentation.dbapi import tables as dbapi_tables
+    from otel_audit.instrumentation.sqlalchemy import tables as sqlalchemy_tables
 
     target, kind = load_target(spec, app_dir)
     for name in extra_modules:
         importlib.import_module(name)
     configured = None
     if kind == "flask":
-        from otel_audit.instrumentation import flask_routes
+        from otel_audit.instrumentation.flask import routes as flask_routes
 
         found = AppInventory("flask", flask_routes.routes(target))
         configured = flask_routes.configured_database(target)
@@ -152,7 +154,7 @@ def inventory(spec: str, app_dir: str | None = None, extra_modules: Iterable[str
 
 def _starlette_inventory(app: Any) -> AppInventory:
     """Routes by walking the app; a FastAPI app's OpenAPI schema must list nothing the walk missed."""
-    from otel_audit.instrumentation import starlette_routes
+    from otel_audit.instrumentation.starlette import routes as starlette_routes
 
     try:
         routes, notes = starlette_routes.routes(app)
@@ -169,7 +171,7 @@ def _starlette_inventory(app: Any) -> AppInventory:
 
 
 def _django_inventory(settings_module: Any) -> AppInventory:
-    from otel_audit.instrumentation import django_routes
+    from otel_audit.instrumentation.django import routes as django_routes
 
     django_routes.setup(settings_module)
     try:
@@ -391,7 +393,7 @@ def report_text(app: str, framework: str, policy: Any, rows: list[Row], notes: S
 def run(args: argparse.Namespace) -> int:
     from otel_audit.policy import PolicyError, load_policy
 
-    source = args.policy or os.environ.get("OTEL_AUDIT_POLICY") or None
+    source = args.policy or raw_setting("OTEL_AUDIT_POLICY") or None
     try:
         policy = load_policy(source, environ={})
     except PolicyError as exc:

@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
+from otel_audit.config import environment_without
+
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE = REPO / "examples" / "flask_app"
 
@@ -167,7 +169,7 @@ def serve_example(name: str, sink: Path, workdir: Path, policy: str | None = Non
     ``policy``: instead of the example's own policy (a file, inline YAML or ``pack:NAME``)."""
     example = EXAMPLES[name]
     port = _free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+    env = environment_without("OTEL_")
     env.update(
         {
             "OTEL_SERVICE_NAME": example.service,
@@ -224,7 +226,7 @@ def run_demo(sink: str | None = None, as_json: bool = False, app: str = "flask")
         print(f"otel-audit demo: the example app is not at {example.directory}; run the demo from a checkout of the repo", file=sys.stderr)
         return 2
     workdir = Path(tempfile.mkdtemp(prefix="otel-audit-demo-"))
-    sink_path = Path(sink) if sink else workdir / "audit.jsonl"
+    sink_path = Path(sink).resolve() if sink else workdir / "audit.jsonl"  # the app runs in workdir
     with serve_example(app, sink_path, workdir) as base_url:
         port = base_url.rsplit(":", 1)[1]
         print(f"otel-audit demo: starting examples/{app}_app under opentelemetry-instrument on 127.0.0.1:{port}")

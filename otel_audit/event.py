@@ -126,6 +126,7 @@ class Change:
     error: str | None = None  # error.type of a statement that failed
     origin: str = ""  # the adapter that saw it
     orm: bool = False
+    account: bool = False  # the adapter knows the row is the app's user model (Django's AUTH_USER_MODEL)
     statements: int = 1  # statement-level entries merged into this one
 
 

@@ -62,7 +62,7 @@ class IdentityRules:
         """Name a data change to a user row as the account or privilege action it is; True if renamed."""
         if change.category != "data_modification" or change.action not in _ACCOUNT_ACTIONS:
             return False
-        if not (self.is_user_table(change.table) or self.is_user_table(change.type)):
+        if not (change.account or self.is_user_table(change.table) or self.is_user_table(change.type)):
             return False
         fields = [name.lower() for name in change.fields or ()]
         if change.action == "update_resource":

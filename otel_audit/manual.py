@@ -124,7 +124,7 @@ class audited:  # noqa: N801 - used as a decorator and a context manager, like c
             event.outcome_reason = event.outcome_reason or "exception"
             status = _http_status(exc)
             if status is not None:  # abort(403) / HTTPException(401): the HTTP meaning, not a crash
-                from otel_audit.instrumentation._http import outcome_for_status
+                from otel_audit.outcome import outcome_for_status
 
                 event.outcome, event.outcome_reason = outcome_for_status(status)
                 event.error_type = None if event.outcome == "success" else event.error_type

@@ -33,20 +33,15 @@ SCOPE_NAME = "otel_audit"
 def _make_exporter(config: AuditConfig) -> tuple[Any, str]:
     """(exporter, human description of where records go)."""
     if config.wants_otlp():
-        protocol = (
-            os.environ.get("OTEL_EXPORTER_OTLP_LOGS_PROTOCOL")
-            or os.environ.get("OTEL_EXPORTER_OTLP_PROTOCOL")
-            or "http/protobuf"
-        ).strip()
-        if protocol == "grpc":
+        from otel_audit.config import otlp_transport
+
+        transport = otlp_transport()
+        transport.check()
+        if transport.protocol == "grpc":
             from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter
-        elif protocol in ("http/protobuf", "http"):
-            from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
         else:
-            raise ConfigError(
-                f"OTEL_EXPORTER_OTLP_PROTOCOL: {protocol!r} is invalid: expected grpc or http/protobuf"
-            )
-        return OTLPLogExporter(), f"OTLP ({protocol})"
+            from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
+        return OTLPLogExporter(), transport.describe()
     if config.exporter == "console":
         from opentelemetry.sdk._logs.export import ConsoleLogRecordExporter
 
@@ -315,6 +310,17 @@ _runtime: AuditRuntime | None = None
 _lock = threading.RLock()
 
 
+def _warn_transport_mismatch(config: AuditConfig, injected: bool) -> None:
+    """Once per process, quiet or not: gRPC by a distro's default to an OTLP/HTTP endpoint sends nothing."""
+    if injected or not config.wants_otlp():
+        return
+    from otel_audit.config import otlp_transport
+
+    warning = otlp_transport().mismatch_warning()
+    if warning:
+        print(f"otel-audit: WARNING: {warning}", file=sys.stderr)
+
+
 def start(exporter: Any = None) -> AuditRuntime | None:
     """Start auditing for this process (idempotent). Returns None when disabled.
 
@@ -331,6 +337,7 @@ def start(exporter: Any = None) -> AuditRuntime | None:
         _runtime = runtime
         if not config.quiet:
             print(f"otel-audit: auditing on; records go to {runtime.destination}", file=sys.stderr)
+        _warn_transport_mismatch(config, injected=exporter is not None)
         facts = deploy_facts(runtime)
         runtime.lifecycle("start", **facts)
         _record_changes_since_last_start(runtime, facts)

@@ -81,7 +81,7 @@ def _actor(kind: str, policy: Any) -> Actor:
 
 def _route_events(route: Any, policy: Any) -> Iterable[tuple[str, Callable[[], AuditEvent]]]:
     from otel_audit.event import HttpInfo
-    from otel_audit.instrumentation._http import outcome_for_status
+    from otel_audit.outcome import outcome_for_status
 
     for label, kind, status in ROUTE_PROBES:
         def build(kind: str = kind, status: int = status) -> AuditEvent:

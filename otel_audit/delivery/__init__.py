@@ -38,6 +38,17 @@ def destination_key(config: Any) -> str:
     return f"sink:{Path(config.sink_path).expanduser().resolve()}"
 
 
+def destination_info(config: Any) -> dict[str, str]:
+    """What ``otel-audit status`` shows for a destination: exporter, and for OTLP its protocol and endpoint."""
+    if config.wants_otlp():
+        from otel_audit.config import otlp_transport
+
+        return otlp_transport().as_dict()
+    if config.exporter == "console":
+        return {"exporter": "console"}
+    return {"exporter": "sink", "path": str(Path(config.sink_path).expanduser().resolve())}
+
+
 def make_durable_processor(config: Any, exporter_factory: Callable[[], Any], resource: Any, scope_name: str,
                            scope_version: str, first_exporter: Any = None) -> DurableLogRecordProcessor:
     """The processor for otel-audit's own provider, configured from :class:`~otel_audit.config.AuditConfig`."""
@@ -62,6 +73,7 @@ def make_durable_processor(config: Any, exporter_factory: Callable[[], Any], res
         checkpoint_interval_s=config.checkpoint_interval_s,
         checkpoint_records=config.checkpoint_records,
         checkpoint_path=config.checkpoint_path,
+        destination=destination_info(config),
     )
     return DurableLogRecordProcessor(
         lambda: prepared(exporter_factory()),

@@ -47,20 +47,29 @@ def _duration(value: str) -> float:
 
 
 def _status(args: argparse.Namespace) -> int:
+    from otel_audit.config import AuditConfig, otlp_transport
+    from otel_audit.delivery import destination_info
     from otel_audit.delivery.status import format_status, spool_status
+    from otel_audit.errors import ConfigError
 
-    if args.spool_dir:
-        root = Path(args.spool_dir)
-    else:
-        from otel_audit.config import AuditConfig
-        from otel_audit.errors import ConfigError
-
+    try:
+        config = AuditConfig.from_env()
+    except ConfigError as exc:
+        print(f"otel-audit status: {exc}", file=sys.stderr)
+        return 2
+    status = spool_status(Path(args.spool_dir) if args.spool_dir else config.spool_dir)
+    # What a process started now under opentelemetry-instrument would resolve (the distro's default included).
+    if config.wants_otlp():
+        transport = otlp_transport(launcher=True)
         try:
-            root = AuditConfig.from_env().spool_dir
+            transport.check()
         except ConfigError as exc:
             print(f"otel-audit status: {exc}", file=sys.stderr)
             return 2
-    status = spool_status(root)
+        status["destination"] = transport.as_dict()
+        status["warning"] = transport.mismatch_warning()
+    else:
+        status["destination"] = destination_info(config)
     print(json.dumps(status, indent=2) if args.json else format_status(status))
     return 0
 

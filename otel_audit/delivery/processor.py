@@ -88,6 +88,9 @@ class DeliveryOptions:
     checkpoint_interval_s: float = 60.0
     checkpoint_records: int = 10_000
     checkpoint_path: Path | None = None
+    # Where the exporter sends (exporter, protocol, endpoint, each with its source), kept in the spool's
+    # meta.json so ``otel-audit status`` says what each process resolved.
+    destination: dict | None = None
 
     @property
     def segment_bytes(self) -> int:
@@ -219,6 +222,7 @@ class DurableLogRecordProcessor(LogRecordProcessor):
                     "resource": dict(self.resource.attributes),
                     "schema_url": self.resource.schema_url,
                     "scope": {"name": self.scope.name, "version": self.scope.version},
+                    "destination": self.options.destination,
                 }
                 self._spool = ProcessSpool.create(root, meta, self.options.segment_bytes)
                 self._new_parents.extend(spool_mod.take_ended_chains(root))

@@ -94,6 +94,7 @@ def spool_status(root: Path) -> dict[str, Any]:
             "alive": _owner_alive(path),
             "chain_id": meta.get("chain_id"),
             "service": (meta.get("resource") or {}).get("service.name"),
+            "destination": meta.get("destination"),
             "records_pending": pending,
             "bytes_pending": pending_bytes,
             "bytes_on_disk": disk,
@@ -123,10 +124,27 @@ def spool_status(root: Path) -> dict[str, Any]:
     }
 
 
+def describe_destination(destination: dict[str, Any] | None) -> str:
+    """One line: ``OTLP grpc to http://collector:4317 (protocol from …; endpoint from …)``."""
+    if not destination:
+        return "unknown (spooled by an older otel-audit)"
+    if destination.get("exporter") == "otlp":
+        return (f"OTLP {destination['protocol']} to {destination['endpoint']} (protocol from "
+                f"{destination['protocol_from']}; endpoint from {destination['endpoint_from']})")
+    if destination.get("exporter") == "sink":
+        return f"the embedded sink {destination.get('path')}"
+    return str(destination.get("exporter"))
+
+
 def format_status(status: dict[str, Any]) -> str:
+    header = []
+    if status.get("destination"):
+        header.append(f"a process started now under opentelemetry-instrument sends to: {describe_destination(status['destination'])}")
+    if status.get("warning"):
+        header.append(f"WARNING: {status['warning']}")
     if not status["exists"]:
-        return f"spool {status['spool_dir']}: does not exist (nothing spooled yet)"
-    lines = [
+        return "\n".join([*header, f"spool {status['spool_dir']}: does not exist (nothing spooled yet)"])
+    lines = [*header,
         f"spool {status['spool_dir']}: {status['records_pending']} record(s) pending, "
         f"{status['bytes_pending']} bytes pending, {status['bytes_on_disk']} bytes on disk, "
         f"oldest {status['oldest_age_s'] if status['oldest_age_s'] is not None else '-'} s",
@@ -143,4 +161,5 @@ def format_status(status: dict[str, Any]) -> str:
         lines.append(f"  {p['dir']}: pid {p['pid']} {state}, {p['records_pending']} pending, "
                      f"{p['bytes_on_disk']} bytes, oldest {p['oldest_age_s'] if p['oldest_age_s'] is not None else '-'} "
                      f"s{lost}")
+        lines.append(f"    sends to: {describe_destination(p.get('destination'))}")
     return "\n".join(lines)

@@ -3,29 +3,17 @@ two stages of a request (before the view: fail-closed check; after the response:
 
 from __future__ import annotations
 
-import os
 from typing import Any, Callable, Iterator, Mapping
 
 from otel_audit.actors import ActorFacts, ActorResolver
 from otel_audit.attributes import LEVEL_RANK
+from otel_audit.config import setting
 from otel_audit.context import RequestScope, enter_scope, exit_scope
 from otel_audit.errors import AuditUnavailable, ConfigError, containment
 from otel_audit.event import Actor, AuditEvent, HttpInfo, Source
+from otel_audit.outcome import outcome_for_status
 from otel_audit.recording import close_request
 from otel_audit.runtime import admit_request, get_runtime
-
-
-def outcome_for_status(status: int | None) -> tuple[str, str | None]:
-    """2xx/3xx success, 401 failure, 403 denied, other 4xx/5xx failure."""
-    if status is None:
-        return "unknown", None
-    if status < 400:
-        return "success", None
-    if status == 401:
-        return "failure", "unauthenticated"
-    if status == 403:
-        return "denied", "forbidden"
-    return "failure", f"http {status}"
 
 
 def actor_resolver() -> ActorResolver:
@@ -42,7 +30,7 @@ def actor_resolver() -> ActorResolver:
         resolver = _build_resolver(policy, (runtime.config.actor_resolver or "").strip())
         _resolver_for = (runtime, policy, resolver)
         return resolver
-    return _build_resolver(None, os.environ.get(ACTOR_RESOLVER_ENV, "").strip())
+    return _build_resolver(None, (setting(ACTOR_RESOLVER_ENV) or "").strip())
 
 
 def _build_resolver(policy: Any, dotted: str) -> ActorResolver:

@@ -77,7 +77,7 @@ def _unquote(name: str) -> str:
     return ".".join(cleaned)
 
 
-def classify_uncached(sql: str) -> Statement | None:
+def parse_statement_uncached(sql: str) -> Statement | None:
     """Classify one statement; None for statements that are not auditable (transaction control...)."""
     text = _COMMENTS.sub(" ", sql)
     match = _VERB.match(text)
@@ -108,8 +108,8 @@ _CACHE_LIMIT = 2048
 _MISSING = object()
 
 
-def classify(sql: Any) -> Statement | None:
-    """:func:`classify_uncached` with a bounded cache keyed by statement text."""
+def parse_statement(sql: Any) -> Statement | None:
+    """:func:`parse_statement_uncached` with a bounded cache keyed by statement text."""
     if type(sql) is str:
         cached = _CACHE.get(sql, _MISSING)
         if cached is not _MISSING:
@@ -123,7 +123,7 @@ def classify(sql: Any) -> Statement | None:
         return _CACHE[sql]
     except KeyError:
         pass
-    result = classify_uncached(sql)
+    result = parse_statement_uncached(sql)
     if len(_CACHE) >= _CACHE_LIMIT:
         _CACHE.clear()
     _CACHE[sql] = result

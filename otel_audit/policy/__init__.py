@@ -6,6 +6,18 @@
 and ``decide(event) -> Decision | None``. A broken policy raises :class:`PolicyError`; the runtime
 then falls back to :func:`fallback_policy` (or refuses to start when fail-closed). docs/policy.md
 is the reference.
+
+The room: loading (``source`` finds and reads the document, ``schema_messages`` says schema
+errors, ``normalise`` turns one document into a partial policy, ``merge`` resolves ``extends:``
+and the ``OTEL_AUDIT_POLICY_*`` overrides, ``loader`` puts them together into a ``PolicyModel``),
+deciding (``compiled``, ``classify``, ``globs``, ``required``) and the tools (``explain``, ``lint``,
+``plan``, ``cli``). It keeps no per-request state.
+
+It may import the event model and vocabulary (``event``, ``catalogue``, ``action``, ``actors``,
+``attributes``, ``outcome``, ``pipeline``'s ``Decision``), ``config`` (every environment read),
+``errors`` and ``redaction``; its tools also ``coverage`` (``lint``, ``cli``) and
+``delivery.canonical`` (``plan`` reads a recorded trail). Never ``instrumentation``: no framework
+knowledge here.
 """
 
 from __future__ import annotations
@@ -15,8 +27,10 @@ from typing import Mapping
 
 from otel_audit.policy.compiled import CompiledPolicy, Explanation
 from otel_audit.policy.errors import PolicyError, Problem
-from otel_audit.policy.loader import ENV_OVERRIDES, load_model, schema
+from otel_audit.policy.loader import load_model
+from otel_audit.policy.merge import ENV_OVERRIDES
 from otel_audit.policy.required import MarkIncomplete
+from otel_audit.policy.schema_messages import schema
 
 FALLBACK_ID = "otel-audit-fallback"
 
@@ -57,8 +71,9 @@ def load_or_fallback(source: str | None, fail_mode: str = "open") -> tuple[Compi
     (``OTEL_AUDIT_FAIL_MODE=closed``, ``OTEL_AUDIT_POLICY_FAIL_MODE=closed`` or the broken document's
     own ``failure_mode: closed``) the :class:`PolicyError` is raised instead, to stop start-up.
     """
-    import os
     import sys
+
+    from otel_audit.config import policy_fail_mode_closed
 
     try:
         return load_policy(source), None
@@ -66,7 +81,7 @@ def load_or_fallback(source: str | None, fail_mode: str = "open") -> tuple[Compi
         closed = (
             fail_mode == "closed"
             or exc.failure_mode == "closed"
-            or os.environ.get("OTEL_AUDIT_POLICY_FAIL_MODE", "").strip().lower() == "closed"
+            or policy_fail_mode_closed()
         )
         consequence = (
             "refusing to start: fail mode is closed"

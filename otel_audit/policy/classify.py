@@ -193,7 +193,7 @@ class Classifier:
         if mode == "off":
             return None
         if mode == "hmac":
-            from otel_audit.redaction.engine import pseudonymise
+            from otel_audit.redaction.pseudonyms import pseudonymise
 
             return pseudonymise(name)
         return name

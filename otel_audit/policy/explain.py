@@ -46,7 +46,7 @@ def event_from_dict(spec: Any, where: str = "event") -> AuditEvent:
     if "outcome" not in kwargs:  # as the HTTP adapters would derive it
         http = kwargs.get("http")
         if http is not None and http.status_code is not None:
-            from otel_audit.instrumentation._http import outcome_for_status
+            from otel_audit.outcome import outcome_for_status
 
             kwargs["outcome"], kwargs["outcome_reason"] = outcome_for_status(http.status_code)
         else:

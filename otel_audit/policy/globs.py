@@ -54,7 +54,6 @@ def compile_globs(patterns: Iterable[str], ignore_case: bool = False) -> Pattern
 
 
 @lru_cache(maxsize=4096)  # route templates are few; this runs for every request event
-@lru_cache(maxsize=4096)
 def normalise_route(template: str | None) -> str | None:
     """Framework route template -> ``/users/{id}`` form (leading slash added for Django)."""
     if not template:

@@ -18,7 +18,8 @@ from typing import Any, Iterable, Sequence
 from otel_audit.catalogue import ACTIONS
 from otel_audit.policy.compiled import IMPLIED_HTTP_ACTIONS
 from otel_audit.policy.globs import compile_globs, normalise_route
-from otel_audit.policy.loader import load_model, pack_names
+from otel_audit.policy.loader import load_model
+from otel_audit.policy.source import pack_names
 from otel_audit.policy.model import Match, PolicyModel, Rule
 
 _GLOB_CHARS = frozenset("*?{")
@@ -114,7 +115,7 @@ def _matched_rules(policy: Any, app: Any) -> set[int]:
     from otel_audit.coverage import ACTORS, TABLE_OPERATIONS, route_event, table_event
     from otel_audit.policy.compiled import facts_of
 
-    from otel_audit.instrumentation._http import outcome_for_status
+    from otel_audit.outcome import outcome_for_status
 
     events = []
     for route in app.routes:

@@ -1,4 +1,5 @@
-"""Read a policy document (YAML or JSON) and remember where each key and value came from.
+"""Find a policy document (``pack:NAME``, a file, inline text) and read it (YAML or JSON),
+remembering where each key and value came from.
 
 PyYAML's composer gives every node a start mark; we build the Python value and a map from the
 path of each value (``("rules", 3, "level")``) to its line and column in one walk, so schema and
@@ -9,7 +10,11 @@ capped (no "billion laughs"), recursive aliases and duplicate keys are rejected.
 from __future__ import annotations
 
 import json
+import os
+import re
 from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path as FsPath
 from typing import Any
 
 import yaml
@@ -18,6 +23,8 @@ from otel_audit.policy.errors import PolicyError, Problem, format_path, shown
 
 MAX_NODES = 100_000
 MAX_BYTES = 2 * 1024 * 1024
+#: The name an inline ``OTEL_AUDIT_POLICY`` document goes by in messages.
+INLINE_NAME = "<OTEL_AUDIT_POLICY>"
 
 Path = tuple[Any, ...]
 
@@ -156,3 +163,55 @@ def _parse_json(text: str, name: str, base_dir: str | None, yaml_error: Exceptio
     except RecursionError:
         raise PolicyError.single("JSON nested too deeply", name) from None
     return Document(data, name, base_dir=base_dir)
+
+
+# ---------------------------------------------------------------------------------------------
+# Finding the document
+
+
+def pack_names() -> list[str]:
+    packs = resources.files("otel_audit.policy").joinpath("packs")
+    names = ["default"]
+    if packs.is_dir():
+        names += sorted(p.name[: -len(".yaml")] for p in packs.iterdir() if p.name.endswith(".yaml"))
+    return names
+
+
+def read_pack(name: str, referrer: str) -> Document:
+    package = resources.files("otel_audit.policy")
+    resource = package.joinpath("defaults.yaml") if name == "default" else package.joinpath("packs", f"{name}.yaml")
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", name) or not resource.is_file():
+        raise PolicyError.single(f"unknown policy pack {name!r}: available packs are {', '.join(pack_names())}",
+                                 referrer)
+    return parse(resource.read_bytes(), f"pack:{name}")
+
+
+def read_file(path: str, referrer: str) -> Document:
+    try:
+        data = FsPath(path).read_bytes()
+    except FileNotFoundError:
+        raise PolicyError.single(f"policy file {path!r} does not exist", referrer) from None
+    except IsADirectoryError:
+        raise PolicyError.single(f"policy file {path!r} is a directory", referrer) from None
+    except OSError as exc:
+        raise PolicyError.single(f"cannot read policy file {path!r}: {exc.strerror}", referrer) from None
+    return parse(data, path, base_dir=str(FsPath(path).parent))
+
+
+def looks_inline(source: str) -> bool:
+    """Inline YAML/JSON rather than a file name: braces, several lines, or ``key: value``."""
+    stripped = source.strip()
+    return stripped.startswith(("{", "[")) or "\n" in stripped or bool(re.match(r"^[\w$-]+:\s", stripped))
+
+
+def read_source(source: str) -> Document:
+    """``OTEL_AUDIT_POLICY`` value -> document: ``pack:NAME``, an existing file, or inline text."""
+    if source.startswith("pack:"):
+        return read_pack(source[5:], "OTEL_AUDIT_POLICY")
+    if os.path.exists(source):
+        return read_file(source, "OTEL_AUDIT_POLICY")
+    if looks_inline(source):
+        return parse(source, INLINE_NAME)
+    raise PolicyError.single(
+        f"policy file {source!r} does not exist (expected a file path, inline YAML/JSON or pack:NAME)",
+        "OTEL_AUDIT_POLICY")

@@ -18,18 +18,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from otel_audit.redaction import validators as v
-
-#: Header lines whose whole value is a credential, in free text (``Cookie: a=b; c=d``).
-SECRET_HEADERS = r"cookie|set-cookie|authorization|proxy-authorization|x-api-key|x-auth-token|x-csrf-token|x-xsrf-token"
-
-#: URL query parameters that carry signatures or credentials (pre-signed S3/GCS URLs, OAuth).
-SIGNED_URL_PARAMS = (
-    "x-amz-signature", "x-amz-credential", "x-amz-security-token", "awsaccesskeyid", "signature",
-    "sig", "x-goog-signature", "x-goog-credential", "token", "access_token", "refresh_token",
-    "id_token", "api_key", "apikey", "key", "password", "passwd", "pwd", "secret", "client_secret",
-    "code", "auth",
-)  # fmt: skip
-
+from otel_audit.redaction.keys import SECRET_HEADER_NAMES, URL_SECRET_PARAMS
 
 @dataclass(frozen=True)
 class Detector:
@@ -176,12 +165,12 @@ BUILTIN_DETECTORS: tuple[Detector, ...] = (
         "signed_url_param", "secret",
         "signature/credential query parameter (X-Amz-Signature, X-Amz-Credential, X-Amz-Security-Token, "
         "AWSAccessKeyId, Signature, sig, X-Goog-Signature, token, access_token, api_key, password, code, ...)",
-        r"(?i)[?&;](?:" + "|".join(re.escape(p) for p in SIGNED_URL_PARAMS) + r")=(?P<value>[^&#\s\"'<>]{1,4096})",
+        r"(?i)[?&;](?:" + "|".join(re.escape(p) for p in URL_SECRET_PARAMS) + r")=(?P<value>[^&#\s\"'<>]{1,4096})",
         "mask", prefilter=("=",), needs=("=",),
     ),
     Detector(
         "secret_header", "secret", "credential header line in text (`Cookie: ...`, `Authorization: ...`)",
-        r"(?im)^[ \t]{0,8}(?:" + SECRET_HEADERS + r")[ \t]{0,8}:[ \t]{0,8}(?P<value>[^\r\n]{1,8192})",
+        r"(?im)^[ \t]{0,8}(?:" + "|".join(SECRET_HEADER_NAMES) + r")[ \t]{0,8}:[ \t]{0,8}(?P<value>[^\r\n]{1,8192})",
         "mask", prefilter_lower=("cookie", "authorization", "x-api-key", "x-auth-token", "x-csrf", "x-xsrf"), needs=(":",),
     ),
     Detector(
@@ -231,6 +220,9 @@ BUILTIN_DETECTORS: tuple[Detector, ...] = (
 )  # fmt: skip
 
 DETECTOR_NAMES = frozenset(d.name for d in BUILTIN_DETECTORS)
+#: What must never leave the process in clear: every ``secret`` detector, plus card numbers (PCI
+#: DSS). The ``secrets`` redaction of application logs and ``assert_no_secrets`` judge by these.
+SECRET_CLASS: tuple[str, ...] = tuple(d.name for d in BUILTIN_DETECTORS if d.kind == "secret") + ("credit_card",)
 
 
 def custom_detector(name: str, pattern: str, validator: str | None, action: str) -> Detector:

@@ -54,6 +54,21 @@ NOT_SECRET_KEY_NAMES = frozenset({
 #: a country code in a JSON body).
 URL_PARAM_NAMES = frozenset({"sig", "code", "key", "xamzcredential", "awsaccesskeyid", "xgoogcredential"})
 
+#: The secret names the free-text detectors spell out in their regexes (``detectors.py``), as
+#: they are written there: query parameters after ``?``/``&``/``;`` (``signed_url_param``) and
+#: header lines (``secret_header``). Each is a secret name by :func:`is_secret_name` (URL
+#: parameters in URL context); tests/redaction/test_secret_names.py keeps it so.
+URL_SECRET_PARAMS: tuple[str, ...] = (
+    "x-amz-signature", "x-amz-credential", "x-amz-security-token", "awsaccesskeyid", "signature",
+    "sig", "x-goog-signature", "x-goog-credential", "token", "access_token", "refresh_token",
+    "id_token", "api_key", "apikey", "key", "password", "passwd", "pwd", "secret", "client_secret",
+    "code", "auth",
+)  # fmt: skip
+SECRET_HEADER_NAMES: tuple[str, ...] = (
+    "cookie", "set-cookie", "authorization", "proxy-authorization", "x-api-key", "x-auth-token",
+    "x-csrf-token", "x-xsrf-token",
+)  # fmt: skip
+
 #: Bookkeeping the pipeline relies on: never redacted, never dropped (not even in allow-list mode).
 PROTECTED_ATTRIBUTES: tuple[str, ...] = (
     "audit.event_id", "audit.category", "audit.action", "audit.outcome", "audit.outcome.reason",
@@ -116,6 +131,14 @@ def builtin_key_rule(key: str) -> tuple[str, str] | None:
         if part in name:
             return rule
     return None
+
+
+def is_secret_name(name: str, url: bool = False) -> bool:
+    """Whether a field, parameter, header or column name means its value is secret: the one
+    secret-name rule (:func:`builtin_key_rule`; with ``url``, also the names secret only in URLs,
+    :data:`URL_PARAM_NAMES`). For any layer that must keep values of secret fields out of a
+    record (an adapter's model fields, the native scan loop's ``name=`` check)."""
+    return builtin_key_rule(name) is not None or (url and normalise(name) in URL_PARAM_NAMES)
 
 
 @dataclass(frozen=True)

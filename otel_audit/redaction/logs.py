@@ -35,11 +35,10 @@ def secrets_redactor(environ: Any = None) -> Any:
     detector and card numbers), all masking, plus the built-in key rules. Session ids keep their
     ``hmac`` pseudonym when ``OTEL_AUDIT_HMAC_KEY`` is set, else are masked (no per-process key
     is announced for app logs)."""
-    from otel_audit.redaction.detectors import BUILTIN_DETECTORS
-    from otel_audit.redaction.engine import Redactor
-    from otel_audit.redaction.scan import DEFAULT_SCAN
+    from otel_audit.redaction.detectors import BUILTIN_DETECTORS, SECRET_CLASS
+    from otel_audit.redaction.walk import Redactor
 
-    actions = {d.name: ("mask" if d.name in DEFAULT_SCAN else "off") for d in BUILTIN_DETECTORS}
+    actions = {d.name: ("mask" if d.name in SECRET_CLASS else "off") for d in BUILTIN_DETECTORS}
     return Redactor.from_config({"detectors": actions, "hmac": {"missing_key": "mask"}}, environ=environ)
 
 

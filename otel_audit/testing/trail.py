@@ -9,12 +9,12 @@ embedded sink's shape (``event_name``, ``attributes``, ``body``, ``severity_text
 from __future__ import annotations
 
 import json
-import os
 import signal
 import threading
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping, Sequence
 
+from otel_audit.config import raw_setting, set_environment
 from otel_audit._logs_compat import LogExporter, LogExportResult
 from otel_audit.testing.matching import Criteria, describe_record, nearest_report
 
@@ -94,11 +94,11 @@ def policy_source_for(request: Any) -> str | None:
         inipath = request.config.inipath
         bases = [Path(str(inipath)).parent if inipath else Path(str(request.config.rootpath))]
         return _resolve_source(str(ini), bases, "ini option audit_policy")
-    return os.environ.get("OTEL_AUDIT_POLICY") or None
+    return raw_setting("OTEL_AUDIT_POLICY") or None
 
 
 def _resolve_source(value: str, bases: Iterable[Path], where: str) -> str:
-    from otel_audit.policy.loader import looks_inline
+    from otel_audit.policy.source import looks_inline
 
     if value.startswith("pack:") or looks_inline(value):
         return value
@@ -181,11 +181,7 @@ class AuditTrail:
         finally:
             runtime.swap_runtime(self._previous_runtime)
             self._previous_runtime = None
-            for name, value in self._saved_env.items():
-                if value is None:
-                    os.environ.pop(name, None)
-                else:
-                    os.environ[name] = value
+            set_environment(self._saved_env)
             self._saved_env.clear()
             if self._sigterm is not None:
                 try:
@@ -200,16 +196,12 @@ class AuditTrail:
         wanted["OTEL_AUDIT_SPOOL_DIR"] = str(self.workdir / "spool")
         wanted["OTEL_AUDIT_SINK_PATH"] = str(self.workdir / "unused-sink.jsonl")
         wanted["OTEL_AUDIT_POLICY"] = self.policy_source
-        if not os.environ.get("OTEL_AUDIT_HMAC_KEY"):
+        if not raw_setting("OTEL_AUDIT_HMAC_KEY"):
             wanted["OTEL_AUDIT_HMAC_KEY"] = TEST_HMAC_KEY
         for name in _CLEARED_ENV:
             wanted[name] = None
-        for name, value in wanted.items():
-            self._saved_env.setdefault(name, os.environ.get(name))
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
+        for name, value in set_environment(wanted).items():
+            self._saved_env.setdefault(name, value)
 
     def _instrument(self) -> None:
         """Instrument the selected otel-audit adapters that are not instrumented already."""
@@ -292,7 +284,7 @@ class AuditTrail:
         password the test typed, the token it sent). The failure names record, field and detector
         but never shows the secret itself."""
         __tracebackhide__ = True
-        from otel_audit.redaction.scan import DEFAULT_SCAN, find_secrets
+        from otel_audit.redaction.leak_finder import DEFAULT_SCAN, find_secrets
 
         literals = []
         for secret in secrets:
@@ -370,6 +362,35 @@ class AuditTrail:
             more = f"\n  ... and {len(problems) - 20} more" if len(problems) > 20 else ""
             raise AuditAssertionError(f"{len(problems)} of {len(records)} audit records do not meet the schema:\n"
                                       f"{shown}{more}")
+
+    # -- detections (docs/detections.md; needs the detections extra) --------------------------
+
+    def detections(self, rules: Iterable[str | Path] = (), include_pack: bool = True) -> list[Any]:
+        """The alerts the rule pack (plus your ``rules`` files) raises on every captured record,
+        lifecycle records included: what ``otel-audit detections test`` would print."""
+        from otel_audit.detections.evaluate import evaluate
+        from otel_audit.detections.pack import load_rules
+        from otel_audit.detections.trail import from_dicts
+
+        return evaluate(lambda: load_rules(list(rules), include_pack=include_pack), from_dicts(self.all_records))
+
+    def assert_detects(self, rule: str, rules: Iterable[str | Path] = (), include_pack: bool = True) -> Any:
+        """The rule (its name, id, or name without ``otel_audit_``) fired on this test's records;
+        returns its first alert."""
+        alerts = self.detections(rules, include_pack)
+        found = [a for a in alerts if rule in (a.rule, a.rule_id, a.rule.removeprefix("otel_audit_"))]
+        if not found:
+            fired = ", ".join(sorted({a.rule for a in alerts})) or "none"
+            raise AuditAssertionError(f"detection {rule!r} did not fire on {len(self.all_records)} records "
+                                      f"(rules that fired: {fired}); events: {', '.join(self.event_names[-12:])}")
+        return found[0]
+
+    def assert_no_detections(self, rules: Iterable[str | Path] = (), include_pack: bool = True) -> None:
+        """No rule fired: a benign session stays quiet."""
+        alerts = self.detections(rules, include_pack)
+        if alerts:
+            listed = "\n".join(f"  - {a.rule} group={a.group} events={len(a.event_ids)}" for a in alerts)
+            raise AuditAssertionError(f"{len(alerts)} detection(s) fired on a session expected to be benign:\n{listed}")
 
     def __repr__(self) -> str:
         return f"<AuditTrail policy={self.policy_source or 'default'} records={len(self.exporter.records())}>"

@@ -1,8 +1,8 @@
 """``otel-audit demo --app django|fastapi``: each example served under the real
 ``opentelemetry-instrument`` launcher (Django by ``manage.py runserver --noreload``, FastAPI by
 uvicorn), its traffic.py driven over HTTP, the trail printed from the embedded sink. (The same
-examples under gunicorn/uvicorn with records over OTLP: tests/adapters/test_django.py and
-tests/adapters/test_fastapi.py; the Flask demo: tests/foundation/test_demo.py.)"""
+examples under gunicorn/uvicorn with records over OTLP: tests/instrumentation/test_django.py and
+tests/instrumentation/test_fastapi.py; the Flask demo: tests/foundation/test_demo.py.)"""
 
 from __future__ import annotations
 

@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from otel_audit.redaction.engine import pseudonymise
+from otel_audit.redaction.pseudonyms import pseudonymise
 from tests.compliance.conftest import (POLICIES, add_maintenance_route, assert_changes_hold_no_values, changes, login,
                                       tags)
 

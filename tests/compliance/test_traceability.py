@@ -10,7 +10,7 @@ import pytest
 
 from otel_audit.compliance import TraceabilityError, load_traceability, parse_traceability, traced_packs
 from otel_audit.policy import load_policy
-from otel_audit.policy.loader import pack_names
+from otel_audit.policy.source import pack_names
 from tests.support.procs import REPO
 
 PACKS = ("pci-dss", "soc2", "hipaa", "gdpr")

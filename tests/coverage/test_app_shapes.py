@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.adapters.conftest import PG_DSN
+from tests.instrumentation.conftest import PG_DSN
 from tests.support.procs import REPO, base_env
 
 SHAPES = Path(__file__).parent / "shapes"

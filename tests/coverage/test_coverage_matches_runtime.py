@@ -44,8 +44,7 @@ def test_flask_blueprint_routes_are_recorded_as_coverage_lists_them(audit_trail)
     assert recorded == {(method, route) for method, route, _host in listed}
 
 
-@pytest.mark.xfail(strict=True, reason="the ASGI adapter records http.route without FastAPI include_router "
-                   "prefixes and Mount prefixes (scope['route'].path), and a mounted Starlette app records twice")
+@pytest.mark.audit_policy("pack:all-requests")
 def test_fastapi_included_and_mounted_routes_are_recorded_as_coverage_lists_them(audit_trail) -> None:
     from starlette.testclient import TestClient
 

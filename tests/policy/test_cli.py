@@ -121,7 +121,8 @@ def test_examples_point_editors_at_the_schema(path: Path) -> None:
 def test_validate_says_how_the_policy_redacts_texts(tmp_path, capsys, monkeypatch) -> None:
     """A policy's custom detectors keep the redaction scan in Python (slower): validate says so,
     naming them, so a policy author can tell why."""
-    from otel_audit.redaction import engine
+    from otel_audit.config import NATIVE_SCAN_ENV
+    from otel_audit.redaction.scan_plan import NativeScanner
 
     custom = tmp_path / "custom.yaml"
     custom.write_text(
@@ -129,12 +130,12 @@ def test_validate_says_how_the_policy_redacts_texts(tmp_path, capsys, monkeypatc
     )
     code, out = run(capsys, "policy", "validate", str(custom))
     assert code == 0, out
-    if engine._NativeScanner is None:
+    if NativeScanner is None:
         assert "redaction scan: Python (the native scan loop is not built" in out
         return
     assert "redaction scan: Python (custom detectors: employee_id)" in out
     code, out = run(capsys, "policy", "validate", str(EXAMPLES / "seed-shorthand.yaml"))
     assert "redaction scan: native" in out
-    monkeypatch.setenv(engine.NATIVE_ENV, "false")
+    monkeypatch.setenv(NATIVE_SCAN_ENV, "false")
     code, out = run(capsys, "policy", "validate", str(EXAMPLES / "seed-shorthand.yaml"))
-    assert f"redaction scan: Python ({engine.NATIVE_ENV}=false)" in out
+    assert f"redaction scan: Python ({NATIVE_SCAN_ENV}=false)" in out

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from otel_audit.policy.loader import pack_names
+from otel_audit.policy.source import pack_names
 from tests.support.procs import REPO, base_env
 
 SHAPES = REPO / "tests" / "coverage" / "shapes"

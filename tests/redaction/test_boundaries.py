@@ -11,8 +11,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from otel_audit.redaction import Redactor, engine
-from otel_audit.redaction.engine import _Pass, _Plan
+from otel_audit.redaction import Redactor, walk
+from otel_audit.redaction.scan_plan import ScanPlan
+from otel_audit.redaction.walk import _Pass
 from tests.redaction.strategies import card_numbers
 
 KEY_ENV = {"OTEL_AUDIT_HMAC_KEY": "boundaries-test-key-0123456789"}
@@ -21,7 +22,7 @@ KEY_ENV = {"OTEL_AUDIT_HMAC_KEY": "boundaries-test-key-0123456789"}
 def _both_ways(text: str, policy=None) -> str:
     """The redacted text; where the native loop is built, it and the Python loop must agree."""
     redactor = Redactor.from_config(policy, environ=KEY_ENV)
-    python = redactor._scan_uncached(text, _Pass(), _Plan(redactor._plan.entries))
+    python = redactor._scan_uncached(text, _Pass(), ScanPlan(redactor._plan.entries))
     if redactor._plan.native is not None:
         assert redactor._scan_uncached(text, _Pass(), redactor._plan) == python, text
     return python
@@ -103,7 +104,7 @@ def test_deep_json_is_capped_with_a_summary_and_nothing_leaks(depth: int) -> Non
     leaf = {"note": "card 4111 1111 1111 1111", "password": "hunter2"}
     text = "{" + '"a":{' * depth + '"note":"card 4111 1111 1111 1111","password":"hunter2"' + "}" * (depth + 1)
     result = redactor.redact({"audit.request.body": _nested(depth, leaf), "body": text}, audit_record=False)
-    assert engine.MAX_DEPTH == 32
+    assert walk.MAX_DEPTH == 32
     dumped = json.dumps(result.attributes, default=str)
     assert "hunter2" not in dumped and "4111 1111 1111 1111" not in dumped
     assert "[REDACTED:too_deep]" in json.dumps(result.attributes["audit.request.body"])

@@ -13,9 +13,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from otel_audit.cli import main
-from otel_audit.redaction import RedactionConfigError, Redactor, engine, validate_config
+from otel_audit.redaction import RedactionConfigError, Redactor, text_scan, validate_config
 from otel_audit.redaction.detectors import Detector
-from otel_audit.redaction.engine import _Plan, _scan_plan
+from otel_audit.redaction.scan_plan import NativeScanner, ScanPlan, plan_entries
 from otel_audit.redaction.linear import LinearPattern
 from tests.support.procs import base_env, launcher
 
@@ -87,18 +87,18 @@ def test_custom_detector_finds_what_re_finds_with_unicode_positions() -> None:
 def test_a_native_scan_that_hits_the_match_limit_redacts_the_text_whole() -> None:
     """PCRE2 stops at its match limit: the text is then masked, not rescanned by Python's
     backtracking ``re`` (which would take minutes here and find nothing)."""
-    if engine._NativeScanner is None:
+    if NativeScanner is None:
         pytest.skip("the native scan loop is not built")
     redactor = Redactor.from_config(None, environ={})
     # A secret-kind detector reaches the native loop (custom ones never do): the limit is PCRE2's.
     nested = Detector("nested", "secret", "exponential on purpose", HANG, "mask")
-    redactor._plan = _Plan(_scan_plan((nested,)), native=True)
+    redactor._plan = ScanPlan(plan_entries((nested,)), native=True)
     assert redactor._plan.native is not None
-    before = engine.SCAN_LIMIT_HITS[0]
+    before = text_scan.SCAN_LIMIT_HITS[0]
     result = redactor.redact({"note": "a" * 26 + "!"}, audit_record=False)
     assert result.attributes["note"] == "[REDACTED:scan_limit]"
     assert result.count == 1 and result.fields == ["note"]
-    assert engine.SCAN_LIMIT_HITS[0] == before + 1
+    assert text_scan.SCAN_LIMIT_HITS[0] == before + 1
 
 
 # A small grammar of patterns: atoms, classes, groups, alternation and quantifiers.

@@ -19,7 +19,9 @@ from hypothesis import strategies as st
 from otel_audit.redaction import BUILTIN_DETECTORS, Redactor
 from otel_audit.redaction import detectors
 from otel_audit.redaction.detectors import SHAPE_TABLE
-from otel_audit.redaction.engine import _Anchored, _find, _find_at, _find_keyed, _Group, _Pass, _Plan, _secret_name_before
+from otel_audit.redaction.scan_plan import DetectorGroup, ScanPlan
+from otel_audit.redaction.text_scan import Anchored, find_keyed, find_validated, find_validated_at, secret_name_before
+from otel_audit.redaction.walk import _Pass
 from otel_audit.redaction import validators as v
 from otel_audit.redaction.keys import NOT_SECRET_KEY_NAMES, SECRET_KEY_NAMES, SECRET_KEY_PARTS, builtin_key_rule, normalise
 
@@ -66,7 +68,7 @@ def test_anchored_search_finds_what_a_search_finds(detector) -> None:
     def check(text: str) -> None:
         if detector.anchor_in != "text" and not text.isascii():
             return  # the engine searches non-ASCII text the plain way
-        anchored = _Anchored(detector.compiled, detector.anchors, _haystack(detector, text))
+        anchored = Anchored(detector.compiled, detector.anchors, _haystack(detector, text))
         assert _all_matches(anchored, text) == _all_matches(detector.compiled.search, text)
 
     check()
@@ -88,22 +90,22 @@ LEAD_GROUPS = [
 
 @pytest.mark.parametrize("members", LEAD_GROUPS, ids=["+".join(d.name for d in g) for g in LEAD_GROUPS])
 def test_group_starts_hold_every_match_start(members) -> None:
-    """Card, SSN and IPv4 are one regex tried only at the places _Group.starts lists: every
+    """Card, SSN and IPv4 are one regex tried only at the places DetectorGroup.starts lists: every
     place a plain search finds a match is listed, and the validated findings are the same."""
-    group = _Group(r"\d", members)
+    group = DetectorGroup(r"\d", members)
     assert group.anchored
 
     @SETTINGS
     @given(text=digit_texts | texts)
     def check(text: str) -> None:
-        plain = _find(group.compiled, group.members, text)
+        plain = find_validated(group.compiled, group.members, text)
         if not text.isascii():
             return  # the engine searches non-ASCII text the plain way
         starts = group.starts(text.encode("ascii").translate(SHAPE_TABLE))
         assert starts == sorted(set(starts))
         every = {start for start, _ in _all_matches(group.compiled.search, text)}
         assert every <= set(starts)
-        assert _find_at(group.compiled, group.members, text, starts) == plain
+        assert find_validated_at(group.compiled, group.members, text, starts) == plain
 
     check()
 
@@ -111,9 +113,9 @@ def test_group_starts_hold_every_match_start(members) -> None:
 def test_group_pass_finds_what_a_plain_search_finds_in_records() -> None:
     """The whole redactor (shape gates, group starts) against the plain group search."""
     redactor = Redactor.from_config(None, environ=KEY_ENV)
-    (group,) = [entry[8] for entry in redactor._plan.entries if isinstance(entry[8], _Group)]
+    (group,) = [entry.anchored for entry in redactor._plan.entries if isinstance(entry.anchored, DetectorGroup)]
     text = "12 4111111111111111 and 1700841026755 200, 078-05-1120 at 10.0.0.1; 4111-1111-1111-1111 9781637656211"
-    spans = _find(group.compiled, group.members, text)
+    spans = find_validated(group.compiled, group.members, text)
     assert [(text[s:e], d.name) for s, e, d in spans] == [
         ("4111111111111111", "credit_card"), ("078-05-1120", "us_ssn"), ("10.0.0.1", "ipv4"),
         ("4111-1111-1111-1111", "credit_card"),
@@ -137,7 +139,7 @@ def _reference_secret_name_before(text: str, operator: int) -> bool:
 @given(text=texts | st.builds(lambda n, t: "a" * n + t, st.integers(30, 60), texts))
 def test_secret_name_read_backwards_matches_the_definition(text: str) -> None:
     for operator in range(len(text) + 1):
-        assert _secret_name_before(text, operator) == _reference_secret_name_before(text, operator)
+        assert secret_name_before(text, operator) == _reference_secret_name_before(text, operator)
 
 
 @SETTINGS
@@ -154,7 +156,7 @@ def test_keyed_pass_finds_what_the_operator_by_operator_scan_finds(text: str) ->
             continue
         expected.append((*match.span("value"), detector))
         position = match.end()
-    assert _find_keyed(detector.compiled, detector, text) == expected
+    assert find_keyed(detector.compiled, detector, text) == expected
 
 
 def test_anchored_detectors_still_find_secrets_in_non_ascii_text() -> None:
@@ -367,7 +369,7 @@ def test_needed_characters_occur_in_every_match(detector) -> None:
 
 def _scan_both_ways(config: dict | None, text: str) -> None:
     redactor = Redactor.from_config(config, environ=KEY_ENV)
-    plain_plan = _Plan(redactor._plan.entries, dispatch=False)
+    plain_plan = ScanPlan(redactor._plan.entries, dispatch=False)
     fast, plain = _Pass(), _Pass()
     assert redactor._scan_uncached(text, fast, redactor._plan) == redactor._scan_uncached(text, plain, plain_plan)
     assert (fast.count, fast.used_hmac, fast.drop_attribute) == (plain.count, plain.used_hmac, plain.drop_attribute)

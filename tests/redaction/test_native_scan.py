@@ -13,13 +13,15 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from benchmarks.corpus.generate import generate
-from otel_audit.redaction import Redactor, engine
-from otel_audit.redaction.engine import MAX_REJECTIONS, _Pass, _Plan
+from otel_audit.redaction import Redactor
+from otel_audit.config import NATIVE_SCAN_ENV
+from otel_audit.redaction.scan_plan import MAX_REJECTIONS, NativeScanner, ScanPlan
+from otel_audit.redaction.walk import _Pass
 from tests.redaction.strategies import card_numbers, emails, ibans, jwts, luhn_invalid_numbers, private_keys
 from tests.redaction.test_fast_paths import DETECTOR_EXAMPLES, FRAGMENTS, KEY_ENV, SETTINGS, digit_texts, need_texts, texts
 
 needs_native = pytest.mark.skipif(
-    engine._NativeScanner is None, reason="the native scanner is not built here (no cargo when the package was installed)"
+    NativeScanner is None, reason="the native scanner is not built here (no cargo when the package was installed)"
 )
 
 #: Policies whose plans differ: the defaults; every detector on with every kind of action; some off.
@@ -37,7 +39,7 @@ def _redactor(policy) -> Redactor:
 
 
 def _assert_same_both_ways(redactor: Redactor, text: str) -> str:
-    python_plan = _Plan(redactor._plan.entries)  # the same entries, scanned in Python
+    python_plan = ScanPlan(redactor._plan.entries)  # the same entries, scanned in Python
     native, python = _Pass(), _Pass()
     native_result = redactor._scan_uncached(text, native, redactor._plan)
     python_result = redactor._scan_uncached(text, python, python_plan)
@@ -51,7 +53,7 @@ def test_native_scanner_is_built_where_cargo_is() -> None:
     benchmark exercise there; a failed build must not pass unnoticed as pure Python."""
     if shutil.which("cargo") is None:
         pytest.skip("cargo is not installed: the package is pure Python here")
-    assert engine._NativeScanner is not None, "cargo is present but otel_audit.redaction._scanner was not built"
+    assert NativeScanner is not None, "cargo is present but otel_audit.redaction._scanner was not built"
     assert Redactor.from_config(None, environ=KEY_ENV)._plan.native is not None
     from otel_audit.redaction import _scanner
 
@@ -124,7 +126,7 @@ def test_custom_detectors_keep_the_plan_in_python() -> None:
 
 
 def test_native_scan_can_be_switched_off(monkeypatch) -> None:
-    monkeypatch.setenv(engine.NATIVE_ENV, "false")
+    monkeypatch.setenv(NATIVE_SCAN_ENV, "false")
     redactor = Redactor.from_config(None, environ=KEY_ENV)
     assert redactor._plan.native is None
     assert redactor.redact_text("login failed, password=hunter2") == "login failed, password=[REDACTED:secret_assignment]"

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from otel_audit.errors import containment
 from otel_audit.redaction import Redactor
-from otel_audit.redaction.engine import MAX_SCAN_LENGTH
+from otel_audit.redaction.walk import MAX_SCAN_LENGTH
 
 ENV = {"OTEL_AUDIT_HMAC_KEY": "safety-test-key-0123456789abcdef"}
 REDACTOR = Redactor.from_config({"detectors": {"phone": "mask"}}, environ=ENV)

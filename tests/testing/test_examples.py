@@ -11,7 +11,7 @@ import pytest
 from tests.support.procs import REPO, base_env
 
 
-@pytest.mark.parametrize("example, passed", [("flask_app", 7), ("fastapi_app", 5)])
+@pytest.mark.parametrize("example, passed", [("flask_app", 12), ("fastapi_app", 5)])
 def test_example_suite_passes(example: str, passed: int, tmp_path) -> None:
     env = base_env()
     env["NOTES_DB"] = str(tmp_path / "notes.db")

@@ -72,7 +72,7 @@ def run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
 
 def test_assert_audited_passes_on_a_classified_failed_login(suite: pytest.Pytester) -> None:
     suite.makepyfile('''
-        from otel_audit.redaction.engine import pseudonymise
+        from otel_audit.redaction.pseudonyms import pseudonymise
 
         def test_login(client, audit_trail):
             client.post("/login", data={"username": "alice", "password": "wrong"})
@@ -86,7 +86,7 @@ def test_assert_audited_passes_on_a_classified_failed_login(suite: pytest.Pytest
 
 def test_assert_audited_failure_shows_the_nearest_records_and_what_mismatched(suite: pytest.Pytester) -> None:
     suite.makepyfile('''
-        from otel_audit.redaction.engine import pseudonymise
+        from otel_audit.redaction.pseudonyms import pseudonymise
 
         def test_login(client, audit_trail):
             client.post("/login", data={"username": "alice", "password": "wrong"})

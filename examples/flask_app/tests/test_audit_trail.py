@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from otel_audit.redaction.engine import pseudonymise  # tried usernames leave as pseudonyms
+from otel_audit.redaction.pseudonyms import pseudonymise  # tried usernames leave as pseudonyms
 from conftest import login
 
 pytestmark = pytest.mark.audit_policy("../policy.yaml")

@@ -1,6 +1,6 @@
 //! The redaction engine's scan loop, natively: the same plan entries, the same regexes (PCRE2,
 //! which reads Python's `re` syntax for these patterns the same way), the same candidate loop as
-//! `engine._find`, with validators and the built-in key rules still decided by Python callbacks.
+//! `text_scan.find_validated`, with validators and the built-in key rules still decided by Python callbacks.
 //!
 //! Only texts where PCRE2 and Python `re` provably agree are scanned here: ASCII without the
 //! separators U+001C..U+001F (Python's `\s` matches them, PCRE2's does not). For any other text,
@@ -35,7 +35,7 @@ struct Entry {
     lower_literals: Vec<Finder<'static>>,
     gate: Option<PyObject>,
     members: Vec<Member>,
-    /// Capture index of `value` (single-member entries only, as in `engine._find`).
+    /// Capture index of `value` (single-member entries only, as in `text_scan.find_validated`).
     value_group: Option<usize>,
     /// Capture indices of `_d0`, `_d1`, ... (entries that scan several detectors in one regex).
     member_groups: Vec<usize>,
@@ -123,7 +123,7 @@ impl Scanner {
     }
 
     /// Spans `(start, end, detector)` ordered by start, the longest first (ties: in the order
-    /// `engine._scan_uncached` collects them); the first member's detector of an entry that
+    /// `text_scan.scan_text` collects them); the first member's detector of an entry that
     /// rejected too many candidates (the whole text is unsafe); or `None` when this text must be
     /// scanned in Python.
     fn scan(&self, py: Python<'_>, text: &Bound<'_, PyString>) -> PyResult<PyObject> {
@@ -184,7 +184,7 @@ impl Scanner {
         Ok(list.into_any().unbind())
     }
 
-    /// `engine._features`: bit `i` for `need_chars[i]`, then "a digit", then "an ASCII capital".
+    /// `scan_plan.text_features`: bit `i` for `need_chars[i]`, then "a digit", then "an ASCII capital".
     fn features(&self, bytes: &[u8]) -> u32 {
         let mut present = [false; 128];
         for byte in bytes {
@@ -206,7 +206,7 @@ impl Scanner {
         bits
     }
 
-    /// `engine._find` for one entry: validated spans appended to `spans`; `Ok(false)` when more
+    /// `text_scan.find_validated` for one entry: validated spans appended to `spans`; `Ok(false)` when more
     /// than `max_rejections` candidates were rejected.
     fn find(&self, py: Python<'_>, index: usize, entry: &Entry, text: &str, spans: &mut Vec<(usize, usize, usize, usize)>) -> Result<bool, Stop> {
         let bytes = text.as_bytes();
@@ -274,7 +274,7 @@ impl Scanner {
         Ok(true)
     }
 
-    /// `engine._secret_name_before`: is the name before the operator at `operator` (after at
+    /// `text_scan.secret_name_before`: is the name before the operator at `operator` (after at
     /// most 5 spaces or tabs and an optional quote, within 48 characters) a secret name?
     fn secret_name_before(&self, py: Python<'_>, bytes: &[u8], operator: usize) -> PyResult<bool> {
         let floor = operator.saturating_sub(48);
