@@ -46,7 +46,7 @@ def _make_exporter(config: AuditConfig) -> tuple[Any, str]:
         from opentelemetry.sdk._logs.export import ConsoleLogRecordExporter
 
         return ConsoleLogRecordExporter(), "the console"
-    from otel_audit.sink import JsonLinesExporter
+    from otel_audit.delivery.sink import JsonLinesExporter
 
     return JsonLinesExporter(config.sink_path), f"the embedded sink {config.sink_path}"
 

@@ -55,7 +55,7 @@ def make_durable_processor(config: Any, exporter_factory: Callable[[], Any], res
     destination = destination_key(config)
     from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
-    from otel_audit.sink import JsonLinesExporter
+    from otel_audit.delivery.sink import JsonLinesExporter
 
     def prepared(exporter: Any) -> Any:
         if isinstance(exporter, JsonLinesExporter):

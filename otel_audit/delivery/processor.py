@@ -753,7 +753,7 @@ class DurableLogRecordProcessor(LogRecordProcessor):
             return
         try:
             if self._digest is None:
-                from otel_audit.sink import JsonLinesExporter
+                from otel_audit.delivery.sink import JsonLinesExporter
 
                 self._digest = JsonLinesExporter(self.options.checkpoint_path)  # type: ignore[arg-type]
             self._digest.export([self._digest.spooled_codec(p, resource, scope) for p in marks])

@@ -1,4 +1,4 @@
-"""The embedded default sink: an append-only JSON-lines file, one log record per line.
+"""The embedded default sink (in delivery/, beside the processor that feeds it): an append-only JSON-lines file, one log record per line.
 
 Used when no logs exporter is configured, so audit records never vanish into a no-op logger
 provider. Each line is written with a single ``write`` on an ``O_APPEND`` descriptor, so several
