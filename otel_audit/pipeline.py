@@ -1,4 +1,4 @@
-"""The one pipeline every audit event goes through: decide -> enrich -> redact -> chain -> emit.
+"""The one pipeline every audit event goes through: decide -> enrich -> redact -> emit.
 
 Like structlog's processor chain, the pipeline is a plain list of small steps. Each step takes the
 event and returns it (possibly changed), or ``None`` to stop (not audited). Adapters never emit
@@ -8,8 +8,9 @@ Later capabilities plug in by replacing a step:
 
 * decide - :mod:`otel_audit.policy` (rules, levels, route classification, required fields)
 * redact - :mod:`otel_audit.redaction` (key rules, detectors, SQL/URL sanitising)
-* chain  - :mod:`otel_audit.delivery` (HMAC hash chain)
-* emit   - the OTel Logs API; durability lives in the log record processor behind it
+* emit   - the OTel Logs API; durability and the hash chain live in the log record processor
+  behind it (:mod:`otel_audit.delivery`: it stamps the chain's identity on each record and seals
+  sequence number, predecessor and MAC in append order)
 """
 
 from __future__ import annotations
@@ -49,7 +50,8 @@ class Policy(Protocol):
 
 @dataclass(slots=True)
 class RecordDraft:
-    """The log record being built; redact and chain steps edit ``attributes`` and ``body``."""
+    """The log record being built; the redact step edits ``attributes`` and ``body`` (the durable
+    processor adds the chain's attributes when it appends the draft)."""
 
     event_name: str
     timestamp: int
@@ -202,21 +204,4 @@ class Redact:
         draft.attributes = result.attributes
         draft.attributes.update(result.summary())
         draft.body = result.body
-        return event
-
-
-class Chain:
-    """Name the hash chain on the draft (id, key id, algorithm) after redaction, before emit.
-
-    Sequence number, predecessor and MAC are sealed by the durable processor's spool writer, in
-    exactly the order records are appended - so chain order is spool order without a lock held
-    across the application's threads (see :mod:`otel_audit.delivery.chain`).
-    """
-
-    def __init__(self, identity: Callable[[], Mapping[str, Any]]) -> None:
-        self.identity = identity
-
-    def __call__(self, event: AuditEvent) -> AuditEvent | None:
-        draft: RecordDraft = event.record
-        draft.attributes.update(self.identity())
         return event

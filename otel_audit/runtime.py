@@ -25,7 +25,7 @@ from otel_audit.config import AuditConfig
 from otel_audit.errors import AuditUnavailable, ConfigError, containment
 from otel_audit.attributes import event_message
 from otel_audit.event import Actor, AuditEvent, DbInfo, HttpInfo
-from otel_audit.pipeline import Chain, Decide, Emit, Enrich, Pipeline, RecordDraft, Redact, severity_for
+from otel_audit.pipeline import Decide, Emit, Enrich, Pipeline, RecordDraft, Redact, severity_for
 
 SCOPE_NAME = "otel_audit"
 
@@ -114,8 +114,7 @@ class AuditRuntime:
         provider.add_log_record_processor(processor)
         logger = processor.logger(SCOPE_NAME, __version__)
         redactor = Redactor.from_config(getattr(policy, "redaction", None))
-        pipeline = Pipeline([Decide(policy), Enrich(policy), MarkIncomplete(policy), Redact(redactor),
-                             Chain(processor.chain_identity), Emit(logger)])
+        pipeline = Pipeline([Decide(policy), Enrich(policy), MarkIncomplete(policy), Redact(redactor), Emit(logger)])
         runtime = cls(config, policy, provider, pipeline, destination)
         runtime.processor = processor
         processor.on_interrupted = runtime._record_interrupted
@@ -171,8 +170,8 @@ class AuditRuntime:
     def _record_interrupted(self, intent: Any, dead: dict[str, Any]) -> None:
         """Adoption hook: a dead process's unresolved intent becomes its own record.
 
-        Its attributes were redacted when the intent was written, so only the chain and emit steps
-        run (redacting twice would pseudonymise pseudonyms). Raises when the record is not durable,
+        Its attributes were redacted when the intent was written, so only the emit step runs
+        (redacting twice would pseudonymise pseudonyms; the processor stamps and seals the chain). Raises when the record is not durable,
         so the processor keeps the dead spool and tries again.
         """
         attrs = dict(intent.attributes)
@@ -204,7 +203,7 @@ class AuditRuntime:
                                    severity_number=severity_number, severity_text=severity_text,
                                    body=event_message(event), attributes=attrs)
         for step in self.pipeline.steps:
-            if isinstance(step, (Chain, Emit)):
+            if isinstance(step, Emit):
                 step(event)
 
     def admit(self) -> None:

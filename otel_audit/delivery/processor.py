@@ -195,10 +195,6 @@ class DurableLogRecordProcessor(LogRecordProcessor):
             self._healthy = False
             containment.record("spool open", exc)
 
-    def chain_identity(self) -> dict[str, str]:
-        """What the pipeline's Chain step stamps on each draft."""
-        return {CHAIN_ID: self.chain.chain_id, CHAIN_KEY_ID: self.key.key_id, CHAIN_ALG: self.key.alg}
-
     # -- the hot path ------------------------------------------------------------------------------
 
     def on_emit(self, log_record: Any) -> None:
@@ -214,14 +210,15 @@ class DurableLogRecordProcessor(LogRecordProcessor):
         severity = rec.severity_number
         self._append(rec.event_name, rec.timestamp, rec.observed_timestamp,
                      severity.value if severity is not None else None, rec.severity_text, rec.trace_id, rec.span_id,
-                     rec.trace_flags, rec.body, rec.attributes or {})
+                     rec.trace_flags, rec.body, dict(rec.attributes or {}))
         self._since_checkpoint += 1
         if self.losses.pending or self._since_checkpoint >= self._checkpoint_every:
             self._after_append()
 
     def append_draft(self, draft: Any) -> None:
         """:meth:`append` for the pipeline's record draft, without building an SDK ``LogRecord``
-        first (its constructor was ~15k instructions of an audit record's cost)."""
+        first (its constructor was ~15k instructions of an audit record's cost). The draft's
+        attributes are the pipeline's own dict: the chain identity is stamped on it in place."""
         severity = draft.severity_number
         self._append(draft.event_name, draft.timestamp, _time_ns(),
                      _SEVERITY_VALUES.get(severity, severity) if severity is not None else None, draft.severity_text,
@@ -270,16 +267,16 @@ class DurableLogRecordProcessor(LogRecordProcessor):
 
     def _append(self, event_name: str | None, timestamp: int | None, observed: int | None, severity: int | None,
                 severity_text: str | None, trace_id: int, span_id: int, trace_flags: Any, body: Any,
-                attrs: Any) -> None:
+                attrs: dict[str, Any]) -> None:
         if self._started_pid != _getpid():
             self._ensure_started()
         self.stats.emitted += 1
-        chain_id, key = self.chain.chain_id, self.key
-        if attrs.get(CHAIN_ID) != chain_id or attrs.get(CHAIN_KEY_ID) != key.key_id or attrs.get(CHAIN_ALG) != key.alg:
-            attrs = dict(attrs)  # not stamped by the pipeline's Chain step (another source, or a fork)
-            attrs[CHAIN_ID] = chain_id
-            attrs[CHAIN_KEY_ID] = key.key_id
-            attrs[CHAIN_ALG] = key.alg
+        # The chain's identity, stamped here and only here (covered by the MAC; this process's
+        # chain, a forked child's own): ``attrs`` is the caller's copy, or the pipeline's draft.
+        key = self.key
+        attrs[CHAIN_ID] = self.chain.chain_id
+        attrs[CHAIN_KEY_ID] = key.key_id
+        attrs[CHAIN_ALG] = key.alg
         canonical, attrs_offset = canonical_parts(
             event_name, timestamp, severity, severity_text,
             f"{trace_id:032x}" if trace_id else "", f"{span_id:016x}" if span_id else "", body, attrs)
