@@ -20,7 +20,7 @@ from typing import Any, Callable, Mapping, Protocol, Sequence
 
 from opentelemetry import trace
 
-from otel_audit._logs_compat import LogRecord, SeverityNumber
+from otel_audit._logs_compat import SeverityNumber
 from otel_audit.attributes import event_attributes, event_message
 from otel_audit.event import AuditEvent
 
@@ -133,31 +133,16 @@ class Enrich:
 
 
 class Emit:
-    """Hand the finished draft to the OTel Logs API (logger scope ``otel_audit``)."""
+    """Hand the finished draft to otel-audit's own logger (scope ``otel_audit``): the durable
+    processor's :class:`~otel_audit.delivery.DurableLogger` takes the draft as it is (no SDK
+    ``LogRecord`` to build)."""
 
     def __init__(self, logger: Any) -> None:
         self.logger = logger
-        # otel-audit's own DurableLogger takes the draft as it is: no SDK LogRecord to build.
-        self.emit_draft = getattr(logger, "emit_draft", None)
+        self.emit_draft = logger.emit_draft
 
     def __call__(self, event: AuditEvent) -> AuditEvent | None:
-        draft: RecordDraft = event.record
-        if self.emit_draft is not None:
-            self.emit_draft(draft)
-            return event
-        self.logger.emit(
-            LogRecord(
-                timestamp=draft.timestamp,
-                trace_id=draft.trace_id,
-                span_id=draft.span_id,
-                trace_flags=trace.TraceFlags(draft.trace_flags),
-                severity_number=draft.severity_number,
-                severity_text=draft.severity_text,
-                body=draft.body,
-                attributes=draft.attributes,
-                event_name=draft.event_name,
-            )
-        )
+        self.emit_draft(event.record)
         return event
 
 
@@ -188,14 +173,10 @@ class Redact:
 
     def __call__(self, event: AuditEvent) -> AuditEvent | None:
         draft: RecordDraft = event.record
-        redact = getattr(self.redactor, "redact", None)
-        if redact is None:  # a minimal redactor with only the attribute interface
-            draft.attributes = self.redactor.redact_attributes(draft.attributes)
-            return event
         # Category and level select allow-list rules; the body is redacted like any value and
         # the summary (count, field names, key id; never values) rides along on every record.
         decision = event.decision
-        result = redact(
+        result = self.redactor.redact(
             draft.attributes,
             draft.body,
             category=event.category,
