@@ -81,10 +81,42 @@ def severity_for(event: AuditEvent) -> tuple[SeverityNumber, str]:
 
 # ---------------------------------------------------------------------------------------------
 # Steps
+#
+# Each step declares what it reads of the event and what it writes to it (class attributes
+# ``reads`` / ``writes``), in three slots: ``facts`` (the fields adapters fill), ``decision``
+# (the policy's :class:`Decision`) and ``record`` (the :class:`RecordDraft`). A step reads only
+# what the event brings or an earlier step wrote: :func:`check_steps` says whether a list does.
+
+FACTS, DECISION, RECORD = "facts", "decision", "record"
+#: What a step that declares nothing is taken to read and write: everything, so it can only run
+#: once a draft exists (``policy/required.py``'s MarkIncomplete, until it declares its own).
+UNDECLARED = ((FACTS, DECISION, RECORD), (RECORD,))
+
+
+def contract(step: Any) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """``(reads, writes)`` of a step: its declaration, or :data:`UNDECLARED`."""
+    reads, writes = getattr(step, "reads", None), getattr(step, "writes", None)
+    if reads is None or writes is None:
+        return UNDECLARED
+    return tuple(reads), tuple(writes)
+
+
+def check_steps(steps: Sequence[Step]) -> None:
+    """``ValueError`` naming the first step that reads what neither the event nor an earlier step provides."""
+    available = {FACTS}
+    for position, step in enumerate(steps):
+        reads, writes = contract(step)
+        missing = [slot for slot in reads if slot not in available]
+        if missing:
+            raise ValueError(f"step {position} ({type(step).__name__}) reads {', '.join(missing)}, "
+                             "which no earlier step writes")
+        available.update(writes)
 
 
 class Decide:
     """Ask the policy whether and at what level to audit; ``none`` or no decision stops the event."""
+
+    reads, writes = (FACTS,), (DECISION,)
 
     def __init__(self, policy: Policy) -> None:
         self.policy = policy
@@ -99,6 +131,8 @@ class Decide:
 
 class Enrich:
     """Turn the event into a record draft: attributes for the level, provenance, trace context."""
+
+    reads, writes = (FACTS, DECISION), (RECORD,)
 
     def __init__(self, policy: Policy) -> None:
         self.provenance = {
@@ -137,6 +171,8 @@ class Emit:
     processor's :class:`~otel_audit.delivery.DurableLogger` takes the draft as it is (no SDK
     ``LogRecord`` to build)."""
 
+    reads, writes = (RECORD,), ()
+
     def __init__(self, logger: Any) -> None:
         self.logger = logger
         self.emit_draft = logger.emit_draft
@@ -167,6 +203,8 @@ class Pipeline:
 
 class Redact:
     """Apply the policy's redaction to the draft before anything leaves the process."""
+
+    reads, writes = (FACTS, DECISION, RECORD), (RECORD,)
 
     def __init__(self, redactor: Any) -> None:
         self.redactor = redactor

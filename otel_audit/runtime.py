@@ -25,7 +25,7 @@ from otel_audit.config import AuditConfig
 from otel_audit.errors import AuditUnavailable, ConfigError, containment
 from otel_audit.attributes import event_message
 from otel_audit.event import Actor, AuditEvent, DbInfo, HttpInfo
-from otel_audit.pipeline import Decide, Emit, Enrich, Pipeline, RecordDraft, Redact, severity_for
+from otel_audit.pipeline import Decide, Emit, Enrich, Pipeline, RecordDraft, Redact, Step, severity_for
 
 SCOPE_NAME = "otel_audit"
 
@@ -74,6 +74,18 @@ def _check_actor_resolver(config: AuditConfig) -> AuditConfig:
     return dataclasses.replace(config, actor_resolver=None)
 
 
+def default_steps(policy: Any, redactor: Any, logger: Any) -> list[Step]:
+    """The pipeline's default steps, in order, built here and nowhere else (like structlog's default
+    processors): decide, enrich, mark incomplete (``policy/required.py``), redact, emit.
+
+    ``policy`` decides and names the rule set, ``redactor`` is the policy's redaction, ``logger``
+    the durable processor's :class:`~otel_audit.delivery.DurableLogger`. What each step reads and
+    writes is declared on it (:func:`otel_audit.pipeline.check_steps`)."""
+    from otel_audit.policy import MarkIncomplete  # the policy imports the pipeline (Decision)
+
+    return [Decide(policy), Enrich(policy), MarkIncomplete(policy), Redact(redactor), Emit(logger)]
+
+
 class AuditRuntime:
     """Everything one process needs to audit: config, policy, provider, pipeline."""
 
@@ -93,7 +105,7 @@ class AuditRuntime:
         destination: :mod:`otel_audit.testing` passes an in-memory one, so a test sees exactly the
         records that would be exported (after policy, redaction, chain and the durable spool)."""
         config = AuditConfig.from_env()
-        from otel_audit.policy import MarkIncomplete, load_or_fallback
+        from otel_audit.policy import load_or_fallback
         from otel_audit.redaction import Redactor
 
         policy, policy_error = load_or_fallback(config.policy, config.fail_mode)
@@ -114,7 +126,7 @@ class AuditRuntime:
         provider.add_log_record_processor(processor)
         logger = processor.logger(SCOPE_NAME, __version__)
         redactor = Redactor.from_config(getattr(policy, "redaction", None))
-        pipeline = Pipeline([Decide(policy), Enrich(policy), MarkIncomplete(policy), Redact(redactor), Emit(logger)])
+        pipeline = Pipeline(default_steps(policy, redactor, logger))
         runtime = cls(config, policy, provider, pipeline, destination)
         runtime.processor = processor
         processor.on_interrupted = runtime._record_interrupted
