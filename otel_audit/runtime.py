@@ -21,7 +21,7 @@ from opentelemetry.sdk.resources import Resource
 
 from otel_audit import __version__
 from otel_audit._logs_compat import LoggerProvider
-from otel_audit.config import AuditConfig
+from otel_audit.config import AuditConfig, fail_closed_requested, is_set
 from otel_audit.errors import AuditUnavailable, ConfigError, containment
 from otel_audit.attributes import event_message
 from otel_audit.event import Actor, AuditEvent, DbInfo, HttpInfo
@@ -447,7 +447,7 @@ def _redact_all_logs(runtime: AuditRuntime, injected: bool = False) -> None:
     ``injected`` (the pytest plugin's exporter): the global provider is the test process's, left
     alone unless the variable asks explicitly."""
     mode = runtime.config.redact_all_logs
-    if mode == "off" or (injected and not os.environ.get("OTEL_AUDIT_REDACT_ALL_LOGS", "").strip()):
+    if mode == "off" or (injected and not is_set("OTEL_AUDIT_REDACT_ALL_LOGS")):
         return
     try:
         from otel_audit.redaction.logs import install_all_logs_redaction, secrets_redactor
@@ -507,7 +507,7 @@ def admit_request() -> None:
         runtime = get_runtime()
     except Exception as exc:  # noqa: BLE001
         containment.record("startup", exc)
-        if os.environ.get("OTEL_AUDIT_FAIL_MODE", "").strip().lower() == "closed":
+        if fail_closed_requested():
             raise AuditUnavailable("audit could not start") from None
         return
     if runtime is not None:
@@ -535,11 +535,19 @@ def flush(timeout_millis: int = 10000) -> bool:
     return bool(runtime.provider.force_flush(timeout_millis))
 
 
-def reset_for_tests() -> None:
-    """Shut down and forget the runtime so the next use reads the environment again."""
+def stop() -> None:
+    """Stop auditing in this process: the ``stop`` record, flush, shut the provider down, and forget
+    the runtime, so the next use starts it again from the environment (an instrumentor's
+    ``uninstrument``; the tests between cases)."""
     global _runtime
     with _lock:
         if _runtime is not None:
             atexit.unregister(_runtime.shutdown)
             _runtime.shutdown()
         _runtime = None
+
+
+def reset_for_tests() -> None:
+    """The tests' name for :func:`stop`: shut down and forget the runtime so the next use reads the
+    environment again."""
+    stop()

@@ -7,12 +7,12 @@ endpoint variables); builds a :class:`~otel_audit.delivery.processor.DurableLogR
 from __future__ import annotations
 
 import hashlib
-import os
 from pathlib import Path
 from typing import Any, Callable
 
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
+from otel_audit.config import OtlpTransport, otlp_endpoint_as_set
 from otel_audit.delivery.chain import ChainKey
 from otel_audit.delivery.options import DeliveryOptions
 from otel_audit.delivery.processor import DurableLogRecordProcessor
@@ -30,8 +30,7 @@ def destination_spool_dir(root: Path, destination: str) -> Path:
 def destination_key(config: Any) -> str:
     """Identifies where records go: ``otlp:<endpoint>``, ``sink:<path>`` or ``console:``."""
     if config.wants_otlp():
-        endpoint = os.environ.get("OTEL_EXPORTER_OTLP_LOGS_ENDPOINT") or os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT") or ""
-        return f"otlp:{endpoint}"
+        return f"otlp:{otlp_endpoint_as_set()}"
     if config.exporter == "console":
         return "console:"
     return f"sink:{Path(config.sink_path).expanduser().resolve()}"
@@ -40,8 +39,6 @@ def destination_key(config: Any) -> str:
 def destination_info(config: Any) -> dict[str, str]:
     """What ``otel-audit status`` shows for a destination: exporter, and for OTLP its protocol and endpoint."""
     if config.wants_otlp():
-        from otel_audit.config import OtlpTransport
-
         return OtlpTransport.resolve().as_dict()
     if config.exporter == "console":
         return {"exporter": "console"}
