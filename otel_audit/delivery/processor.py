@@ -5,21 +5,25 @@ records when its queue is full, ignores export failures and discards its queue a
 
 Flow of one record::
 
-    caller thread   on_emit: canonical bytes (typed JSON) -> bounded queue -> wait until durable
-    writer thread   group commit: seal the chain in queue order, one write (+ fdatasync), wake callers
-    exporter thread read spooled frames -> ReadableLogRecords -> exporter.export -> ack -> delete,
+    caller thread   append: chain identity stamped, canonical bytes (typed JSON) -> sealed and
+                    appended at once (ack ``write``, empty queue) or queued -> wait until durable
+    writer thread   group commit (``commit.py``): seal the chain in queue order, one write
+                    (+ fdatasync), wake callers; background fsync and ``chain.state``
+    exporter thread adopt dead processes' spools (``adoption.py``), then read spooled frames ->
+                    exporter (``sender.py``: sink lines or ReadableLogRecords) -> ack -> delete,
                     retrying failures with exponential backoff and jitter (at-least-once)
 
-``ack`` decides when ``emit`` returns: ``fsync`` (default: on disk, survives power loss),
-``write`` (in the kernel: survives the process being killed) or ``queued`` (in memory: fastest,
-a crash loses the last few milliseconds). Everything is bounded: the queue by count, the spool by
-bytes, with the overflow policy deciding what happens at the limit.
+``ack`` decides when ``emit`` returns: ``write`` (default: in the kernel, survives the process
+being killed), ``fsync`` (on disk: survives power loss) or ``queued`` (in memory: fastest, a crash
+loses the last few milliseconds). Everything is bounded: the queue by count, the spool by bytes,
+with the overflow policy deciding what happens at the limit.
 
 Around that: fail-closed admission (:meth:`DurableLogRecordProcessor.admit`) holds a disk
 reservation (``reserve.py``); a record that is lost anyway keeps its sequence number and goes into
 the loss ledger (``loss.py``), declared in the chain once the spool accepts again; checkpoint
 records are written at an interval and copied, with the chain's other landmarks, to the
-checkpoint file.
+checkpoint file. The processor's options and error are in ``options.py``, its Logs API logger in
+``logger.py``.
 """
 
 from __future__ import annotations
@@ -34,26 +38,25 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
 from otel_audit._logs_compat import LogRecordProcessor, SeverityNumber
-from otel_audit.delivery import frames as frames_mod
 from otel_audit.delivery import intents as intents_mod
 from otel_audit.delivery import spool as spool_mod
 from otel_audit.delivery.adoption import adopt_dead_spools
 from otel_audit.delivery.canonical import CHAIN_ALG, CHAIN_ID, CHAIN_KEY_ID, canonical_parts
 from otel_audit.delivery.chain import ChainKey, ChainState
+from otel_audit.delivery.commit import FAILED, PENDING, SYNCED, WRITTEN, GroupCommit
 from otel_audit.delivery.logger import DurableLogger
 from otel_audit.delivery.loss import LossLedger
 from otel_audit.delivery.options import ACK_MODES, OVERFLOW_POLICIES, DeliveryOptions, RecordNotDurable
 from otel_audit.delivery.positions import evicted_seqs
-from otel_audit.delivery.reserve import Reservation, is_full_disk
+from otel_audit.delivery.reserve import Reservation
 from otel_audit.delivery.sender import BatchSender
-from otel_audit.delivery.spool import ProcessSpool, encode_frame
+from otel_audit.delivery.spool import ProcessSpool
 from otel_audit.delivery.telemetry import DeliveryStats, register_metrics
 from otel_audit.errors import containment
 
 __all__ = ["ACK_MODES", "OVERFLOW_POLICIES", "DeliveryOptions", "DurableLogRecordProcessor", "DurableLogger",
            "RecordNotDurable", "current_processor"]
 
-_PENDING, _WRITTEN, _SYNCED, _FAILED = 0, 1, 2, -1
 _time_ns = time.time_ns
 _SEVERITY_VALUES = {member: member.value for member in SeverityNumber}  # an enum's .value is a descriptor call
 _FRAME_OVERHEAD = 200  # header + trailer, for the size check before sealing
@@ -76,9 +79,10 @@ os.register_at_fork(after_in_child=_after_fork_in_child)
 _getpid = os.getpid
 
 
-class DurableLogRecordProcessor(LogRecordProcessor):
+class DurableLogRecordProcessor(GroupCommit, LogRecordProcessor):
     """See the module docstring. ``exporter_factory`` is called again in a forked child, so the
-    child never shares the parent's connections."""
+    child never shares the parent's connections. The writer side (sealing, the group commit, the
+    background fsync) is :class:`~otel_audit.delivery.commit.GroupCommit`, in its own file."""
 
     def __init__(self, exporter_factory: Callable[[], Any], options: DeliveryOptions, key: ChainKey,
                  resource: Resource, scope: InstrumentationScope, first_exporter: Any = None) -> None:
@@ -280,7 +284,7 @@ class DurableLogRecordProcessor(LogRecordProcessor):
         canonical, attrs_offset = canonical_parts(
             event_name, timestamp, severity, severity_text,
             f"{trace_id:032x}" if trace_id else "", f"{span_id:016x}" if span_id else "", body, attrs)
-        item = [canonical, observed or 0, int(trace_flags or 0), _PENDING, attrs_offset]
+        item = [canonical, observed or 0, int(trace_flags or 0), PENDING, attrs_offset]
         self._admit(item, len(canonical) + _FRAME_OVERHEAD)
 
     def _admit(self, item: list[Any], size: int) -> None:
@@ -307,7 +311,7 @@ class DurableLogRecordProcessor(LogRecordProcessor):
                     self.chain.pending_parents.extend(self._new_parents)
                     self._new_parents = []
                 status = self._commit([item], locked=True)
-                if status == _FAILED:
+                if status == FAILED:
                     raise RecordNotDurable("audit spool write failed")
                 if not self._exporter_awake:
                     self._exporter_awake = True
@@ -319,11 +323,11 @@ class DurableLogRecordProcessor(LogRecordProcessor):
                 self._work.notify()
             if opts.ack == "queued":
                 return
-            wanted = _SYNCED if opts.ack == "fsync" else _WRITTEN
-            while item[3] != _FAILED and item[3] < wanted:
+            wanted = SYNCED if opts.ack == "fsync" else WRITTEN
+            while item[3] != FAILED and item[3] < wanted:
                 if not self._done.wait(1.0) and not (self._writer and self._writer.is_alive()):
-                    item[3] = _FAILED  # the writer thread is gone: do not wait forever
-            if item[3] == _FAILED:
+                    item[3] = FAILED  # the writer thread is gone: do not wait forever
+            if item[3] == FAILED:
                 raise RecordNotDurable("audit spool write failed")
 
     def note_intent(self, event_id: str, time_unix_nano: int, attributes: dict[str, Any]) -> None:
@@ -339,7 +343,7 @@ class DurableLogRecordProcessor(LogRecordProcessor):
     def _append_marker(self, payload: bytes) -> None:
         if self._started_pid != _getpid():
             self._ensure_started()
-        self._admit([payload, 0, 0, _PENDING, -1], len(payload) + _FRAME_OVERHEAD)
+        self._admit([payload, 0, 0, PENDING, -1], len(payload) + _FRAME_OVERHEAD)
 
     def _refuse(self, reason: str) -> None:
         self.stats.drop(reason)
@@ -420,118 +424,6 @@ class DurableLogRecordProcessor(LogRecordProcessor):
             containment.record("spool reserve", exc)
             return
         self._reservation.ensure()
-
-    def _write_frames(self, spool: ProcessSpool, data: bytes, records: int) -> None:
-        """``spool.append``; on a full disk, release the reservation and write into its space."""
-        try:
-            spool.append(data, records)
-        except OSError as exc:
-            reservation = self._reservation
-            if not is_full_disk(exc) or reservation is None or not reservation.release():
-                raise
-            spool.append(data, records)
-
-    # -- writer thread: group commit ---------------------------------------------------------------
-
-    def _writer_loop(self) -> None:
-        sync_every = 0.2
-        last_sync = time.monotonic()
-        while True:
-            with self._lock:
-                while not self._queue and not self._stop.is_set():
-                    if self._unsynced and time.monotonic() - last_sync >= sync_every:
-                        break
-                    self._work.wait(sync_every)
-                if not self._queue and self._stop.is_set():
-                    break
-                batch, self._queue, self._queued_bytes = self._queue, [], 0
-                self._done.notify_all()  # queue room for back-pressured callers
-                if self._new_parents:
-                    self.chain.pending_parents.extend(self._new_parents)
-                    self._new_parents = []
-            if not batch:
-                self._periodic_sync()
-                last_sync = time.monotonic()
-                continue
-            status = self._commit(batch)
-            if status == _SYNCED:
-                last_sync = time.monotonic()
-            with self._lock:
-                for item in batch:
-                    item[3] = status
-                self._done.notify_all()
-            self._wake_exporter.set()
-        self._periodic_sync()
-
-    def _periodic_sync(self) -> None:
-        spool = self._spool
-        if spool is None:
-            return
-        if self._unsynced:
-            try:
-                spool.sync()
-                self._unsynced = False
-            except OSError:
-                pass
-        with self._lock:
-            chain_id, seq, prev = self.chain.chain_id, self.chain.seq, self.chain.prev
-        if seq != self._state_seq:
-            try:
-                spool.write_state(chain_id, seq, prev)
-                self._state_seq = seq
-            except OSError:
-                pass
-
-    def _commit(self, batch: list[list[Any]], locked: bool = False) -> int:
-        """Seal ``batch`` into the chain and append it; ``locked``: the caller holds ``self._lock``."""
-        spool = self._spool
-        if spool is None:
-            self.stats.drop("spool_unavailable", len(batch))
-            self.losses.note("spool_unavailable", len(batch))
-            return _FAILED
-        chain = self.chain
-        if self.losses.unsealed:  # records refused before sealing keep their numbers: a gap to declare
-            chain.seq += self.losses.take_unsealed(chain.seq + 1)
-        snapshot = chain.snapshot()
-        frames = []
-        key = self.key
-        records = len(batch)
-        for canonical, observed, flags, _status, attrs_offset in batch:
-            if attrs_offset < 0:  # an intent/resolve frame: spooled as it is, not a record, not chained
-                frames.append(encode_frame(canonical))
-                records -= 1
-                continue
-            seq, prev, mac, parents, forked_from = chain.seal(key, canonical)
-            frames.append(encode_frame(frames_mod.payload(canonical, attrs_offset, observed, flags, seq, prev, mac,
-                                                          parents, forked_from)))
-            chain.advance(seq, mac, parents is not None)
-        try:
-            self._write_frames(spool, frames[0] if len(frames) == 1 else b"".join(frames), records)
-            status = _WRITTEN
-            if self.options.ack == "fsync":
-                spool.sync()
-                status = _SYNCED
-            else:
-                self._unsynced = True
-            # chain.state is written by the writer thread at each background sync, not per record:
-            # a pwrite per record would be a second GIL hand-off on the caller's path. Adoption
-            # reads the true end from the spool's last frame (_last_sealed_seq).
-        except Exception as exc:  # noqa: BLE001 - disk full, permissions, I/O error
-            # The sealed records keep their sequence numbers (a gap the records_lost record will
-            # declare); prev stays the last durable MAC, and parents and the fork link not named
-            # yet are named by the next durable record.
-            self.losses.note("spool_write_failed", len(batch), range(snapshot[0] + 1, chain.seq + 1))
-            chain.restore((chain.seq, snapshot[1], snapshot[2]))
-            if locked:
-                self._healthy = False
-            else:
-                with self._lock:
-                    self._healthy = False
-            containment.record("spool write", exc)
-            self.stats.drop("spool_write_failed", len(batch))
-            return _FAILED
-        self.stats.spooled += records
-        return status
 
     # -- exporter thread ------------------------------------------------------------------------
 
