@@ -5,8 +5,10 @@ What this room is for: one state machine, :class:`~otel_audit.delivery.processor
 chain sealed in append order; loss declarations and checkpoints), with what it is built from
 beside it, and the read side of its files (``otel-audit verify`` / ``status``). See docs/delivery.md.
 
-* ``processor.py``  the state machine: the caller's append, the writer thread's group commit, the
-                    exporter thread's loop; fork, flush and shutdown
+* ``processor.py``  the state machine: the caller's append, admission and overflow, the exporter
+                    thread's loop; fork, flush and shutdown
+* ``commit.py``     its group commit (sealing in queue order, one write per batch, background
+                    fsync), mixed into the processor: same state, its own file
 * ``logger.py``     ``DurableLogger``, the Logs API logger whose ``emit`` appends to the processor
 * ``sink.py``       the embedded JSON-lines sink (the exporter when no OTLP endpoint is configured)
 * ``sender.py``     the exporter thread's step: one batch to the exporter, retried until acknowledged
