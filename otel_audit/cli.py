@@ -46,7 +46,7 @@ def _add_records(subparsers: argparse._SubParsersAction) -> None:
 
     def run(args: argparse.Namespace) -> int:
         from otel_audit.demo import print_records
-        from otel_audit.sink import read_sink
+        from otel_audit.delivery.sink import read_sink
 
         try:
             records = list(read_sink(args.path))

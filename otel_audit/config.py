@@ -529,3 +529,39 @@ def policy_fail_mode_closed(environ: Mapping[str, str] | None = None) -> bool:
     """Whether ``OTEL_AUDIT_POLICY_FAIL_MODE`` says ``closed``."""
     env = os.environ if environ is None else environ
     return env.get(POLICY_FAIL_MODE_ENV, "").strip().lower() == "closed"
+
+
+# --- read by delivery/ and runtime ------------------------------------------------------------------
+# Environment reads of the processor's wiring and the runtime that are not an ``AuditConfig`` field:
+# raw looks at a variable, where parsing the whole configuration would be wrong (it may be what failed).
+
+
+def is_set(name: str, environ: Mapping[str, str] | None = None) -> bool:
+    """Whether ``name`` is set to something other than blanks: an explicit choice, not the default."""
+    env = os.environ if environ is None else environ
+    return bool((env.get(name) or "").strip())
+
+
+def fail_closed_requested(environ: Mapping[str, str] | None = None) -> bool:
+    """``OTEL_AUDIT_FAIL_MODE=closed`` as written, without parsing the rest: when start-up itself
+    failed (a bad variable, a broken policy), the before-view admission still refuses under fail-closed."""
+    env = os.environ if environ is None else environ
+    return (env.get("OTEL_AUDIT_FAIL_MODE") or "").strip().lower() == "closed"
+
+
+def otlp_endpoint_as_set(environ: Mapping[str, str] | None = None) -> str:
+    """``OTEL_EXPORTER_OTLP_LOGS_ENDPOINT``, else ``OTEL_EXPORTER_OTLP_ENDPOINT``, else ``""``, as written
+    (no ``/v1/logs`` appended, unlike :class:`OtlpTransport`): the spool's destination key, so a dead
+    process's records are sent where that process sent them (``delivery/configure.py``)."""
+    env = os.environ if environ is None else environ
+    return env.get("OTEL_EXPORTER_OTLP_LOGS_ENDPOINT") or env.get("OTEL_EXPORTER_OTLP_ENDPOINT") or ""
+
+
+def chain_key_as_set(environ: Mapping[str, str] | None = None) -> tuple[str, str] | None:
+    """``(key id, secret)`` from ``OTEL_AUDIT_CHAIN_KEY`` (and ``_KEY_ID``, default ``default``), as
+    written, for ``otel-audit verify`` (which checks a trail, not this process's configuration); None unset."""
+    env = os.environ if environ is None else environ
+    secret = env.get("OTEL_AUDIT_CHAIN_KEY")
+    if not secret:
+        return None
+    return env.get("OTEL_AUDIT_CHAIN_KEY_ID") or "default", secret

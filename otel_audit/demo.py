@@ -205,7 +205,7 @@ def serve_example(name: str, sink: Path, workdir: Path, policy: str | None = Non
 
 def read_trail(sink: Path, timeout: float = 10.0) -> list[dict[str, Any]]:
     """The sink's records, once the ``stop`` lifecycle record is there (or ``timeout`` passed)."""
-    from otel_audit.sink import read_sink
+    from otel_audit.delivery.sink import read_sink
 
     deadline = time.monotonic() + timeout
     records: list[dict[str, Any]] = []

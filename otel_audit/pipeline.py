@@ -1,4 +1,4 @@
-"""The one pipeline every audit event goes through: decide -> enrich -> redact -> chain -> emit.
+"""The one pipeline every audit event goes through: decide -> enrich -> redact -> emit.
 
 Like structlog's processor chain, the pipeline is a plain list of small steps. Each step takes the
 event and returns it (possibly changed), or ``None`` to stop (not audited). Adapters never emit
@@ -8,8 +8,9 @@ Later capabilities plug in by replacing a step:
 
 * decide - :mod:`otel_audit.policy` (rules, levels, route classification, required fields)
 * redact - :mod:`otel_audit.redaction` (key rules, detectors, SQL/URL sanitising)
-* chain  - :mod:`otel_audit.delivery` (HMAC hash chain)
-* emit   - the OTel Logs API; durability lives in the log record processor behind it
+* emit   - the OTel Logs API; durability and the hash chain live in the log record processor
+  behind it (:mod:`otel_audit.delivery`: it stamps the chain's identity on each record and seals
+  sequence number, predecessor and MAC in append order)
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import Any, Callable, Mapping, Protocol, Sequence
 
 from opentelemetry import trace
 
-from otel_audit._logs_compat import LogRecord, SeverityNumber
+from otel_audit._logs_compat import SeverityNumber
 from otel_audit.attributes import event_attributes, event_message
 from otel_audit.event import AuditEvent
 
@@ -49,7 +50,8 @@ class Policy(Protocol):
 
 @dataclass(slots=True)
 class RecordDraft:
-    """The log record being built; redact and chain steps edit ``attributes`` and ``body``."""
+    """The log record being built; the redact step edits ``attributes`` and ``body`` (the durable
+    processor adds the chain's attributes when it appends the draft)."""
 
     event_name: str
     timestamp: int
@@ -79,10 +81,42 @@ def severity_for(event: AuditEvent) -> tuple[SeverityNumber, str]:
 
 # ---------------------------------------------------------------------------------------------
 # Steps
+#
+# Each step declares what it reads of the event and what it writes to it (class attributes
+# ``reads`` / ``writes``), in three slots: ``facts`` (the fields adapters fill), ``decision``
+# (the policy's :class:`Decision`) and ``record`` (the :class:`RecordDraft`). A step reads only
+# what the event brings or an earlier step wrote: :func:`check_steps` says whether a list does.
+
+FACTS, DECISION, RECORD = "facts", "decision", "record"
+#: What a step that declares nothing is taken to read and write: everything, so it can only run
+#: once a draft exists (``policy/required.py``'s MarkIncomplete, until it declares its own).
+UNDECLARED = ((FACTS, DECISION, RECORD), (RECORD,))
+
+
+def contract(step: Any) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """``(reads, writes)`` of a step: its declaration, or :data:`UNDECLARED`."""
+    reads, writes = getattr(step, "reads", None), getattr(step, "writes", None)
+    if reads is None or writes is None:
+        return UNDECLARED
+    return tuple(reads), tuple(writes)
+
+
+def check_steps(steps: Sequence[Step]) -> None:
+    """``ValueError`` naming the first step that reads what neither the event nor an earlier step provides."""
+    available = {FACTS}
+    for position, step in enumerate(steps):
+        reads, writes = contract(step)
+        missing = [slot for slot in reads if slot not in available]
+        if missing:
+            raise ValueError(f"step {position} ({type(step).__name__}) reads {', '.join(missing)}, "
+                             "which no earlier step writes")
+        available.update(writes)
 
 
 class Decide:
     """Ask the policy whether and at what level to audit; ``none`` or no decision stops the event."""
+
+    reads, writes = (FACTS,), (DECISION,)
 
     def __init__(self, policy: Policy) -> None:
         self.policy = policy
@@ -97,6 +131,8 @@ class Decide:
 
 class Enrich:
     """Turn the event into a record draft: attributes for the level, provenance, trace context."""
+
+    reads, writes = (FACTS, DECISION), (RECORD,)
 
     def __init__(self, policy: Policy) -> None:
         self.provenance = {
@@ -131,31 +167,18 @@ class Enrich:
 
 
 class Emit:
-    """Hand the finished draft to the OTel Logs API (logger scope ``otel_audit``)."""
+    """Hand the finished draft to otel-audit's own logger (scope ``otel_audit``): the durable
+    processor's :class:`~otel_audit.delivery.DurableLogger` takes the draft as it is (no SDK
+    ``LogRecord`` to build)."""
+
+    reads, writes = (RECORD,), ()
 
     def __init__(self, logger: Any) -> None:
         self.logger = logger
-        # otel-audit's own DurableLogger takes the draft as it is: no SDK LogRecord to build.
-        self.emit_draft = getattr(logger, "emit_draft", None)
+        self.emit_draft = logger.emit_draft
 
     def __call__(self, event: AuditEvent) -> AuditEvent | None:
-        draft: RecordDraft = event.record
-        if self.emit_draft is not None:
-            self.emit_draft(draft)
-            return event
-        self.logger.emit(
-            LogRecord(
-                timestamp=draft.timestamp,
-                trace_id=draft.trace_id,
-                span_id=draft.span_id,
-                trace_flags=trace.TraceFlags(draft.trace_flags),
-                severity_number=draft.severity_number,
-                severity_text=draft.severity_text,
-                body=draft.body,
-                attributes=draft.attributes,
-                event_name=draft.event_name,
-            )
-        )
+        self.emit_draft(event.record)
         return event
 
 
@@ -181,19 +204,17 @@ class Pipeline:
 class Redact:
     """Apply the policy's redaction to the draft before anything leaves the process."""
 
+    reads, writes = (FACTS, DECISION, RECORD), (RECORD,)
+
     def __init__(self, redactor: Any) -> None:
         self.redactor = redactor
 
     def __call__(self, event: AuditEvent) -> AuditEvent | None:
         draft: RecordDraft = event.record
-        redact = getattr(self.redactor, "redact", None)
-        if redact is None:  # a minimal redactor with only the attribute interface
-            draft.attributes = self.redactor.redact_attributes(draft.attributes)
-            return event
         # Category and level select allow-list rules; the body is redacted like any value and
         # the summary (count, field names, key id; never values) rides along on every record.
         decision = event.decision
-        result = redact(
+        result = self.redactor.redact(
             draft.attributes,
             draft.body,
             category=event.category,
@@ -202,21 +223,4 @@ class Redact:
         draft.attributes = result.attributes
         draft.attributes.update(result.summary())
         draft.body = result.body
-        return event
-
-
-class Chain:
-    """Name the hash chain on the draft (id, key id, algorithm) after redaction, before emit.
-
-    Sequence number, predecessor and MAC are sealed by the durable processor's spool writer, in
-    exactly the order records are appended - so chain order is spool order without a lock held
-    across the application's threads (see :mod:`otel_audit.delivery.chain`).
-    """
-
-    def __init__(self, identity: Callable[[], Mapping[str, Any]]) -> None:
-        self.identity = identity
-
-    def __call__(self, event: AuditEvent) -> AuditEvent | None:
-        draft: RecordDraft = event.record
-        draft.attributes.update(self.identity())
         return event

@@ -21,11 +21,11 @@ from opentelemetry.sdk.resources import Resource
 
 from otel_audit import __version__
 from otel_audit._logs_compat import LoggerProvider
-from otel_audit.config import AuditConfig
+from otel_audit.config import AuditConfig, fail_closed_requested, is_set
 from otel_audit.errors import AuditUnavailable, ConfigError, containment
 from otel_audit.attributes import event_message
 from otel_audit.event import Actor, AuditEvent, DbInfo, HttpInfo
-from otel_audit.pipeline import Chain, Decide, Emit, Enrich, Pipeline, RecordDraft, Redact, severity_for
+from otel_audit.pipeline import Decide, Emit, Enrich, Pipeline, RecordDraft, Redact, Step, severity_for
 
 SCOPE_NAME = "otel_audit"
 
@@ -46,7 +46,7 @@ def _make_exporter(config: AuditConfig) -> tuple[Any, str]:
         from opentelemetry.sdk._logs.export import ConsoleLogRecordExporter
 
         return ConsoleLogRecordExporter(), "the console"
-    from otel_audit.sink import JsonLinesExporter
+    from otel_audit.delivery.sink import JsonLinesExporter
 
     return JsonLinesExporter(config.sink_path), f"the embedded sink {config.sink_path}"
 
@@ -74,6 +74,18 @@ def _check_actor_resolver(config: AuditConfig) -> AuditConfig:
     return dataclasses.replace(config, actor_resolver=None)
 
 
+def default_steps(policy: Any, redactor: Any, logger: Any) -> list[Step]:
+    """The pipeline's default steps, in order, built here and nowhere else (like structlog's default
+    processors): decide, enrich, mark incomplete (``policy/required.py``), redact, emit.
+
+    ``policy`` decides and names the rule set, ``redactor`` is the policy's redaction, ``logger``
+    the durable processor's :class:`~otel_audit.delivery.DurableLogger`. What each step reads and
+    writes is declared on it (:func:`otel_audit.pipeline.check_steps`)."""
+    from otel_audit.policy import MarkIncomplete  # the policy imports the pipeline (Decision)
+
+    return [Decide(policy), Enrich(policy), MarkIncomplete(policy), Redact(redactor), Emit(logger)]
+
+
 class AuditRuntime:
     """Everything one process needs to audit: config, policy, provider, pipeline."""
 
@@ -93,7 +105,7 @@ class AuditRuntime:
         destination: :mod:`otel_audit.testing` passes an in-memory one, so a test sees exactly the
         records that would be exported (after policy, redaction, chain and the durable spool)."""
         config = AuditConfig.from_env()
-        from otel_audit.policy import MarkIncomplete, load_or_fallback
+        from otel_audit.policy import load_or_fallback
         from otel_audit.redaction import Redactor
 
         policy, policy_error = load_or_fallback(config.policy, config.fail_mode)
@@ -114,8 +126,7 @@ class AuditRuntime:
         provider.add_log_record_processor(processor)
         logger = processor.logger(SCOPE_NAME, __version__)
         redactor = Redactor.from_config(getattr(policy, "redaction", None))
-        pipeline = Pipeline([Decide(policy), Enrich(policy), MarkIncomplete(policy), Redact(redactor),
-                             Chain(processor.chain_identity), Emit(logger)])
+        pipeline = Pipeline(default_steps(policy, redactor, logger))
         runtime = cls(config, policy, provider, pipeline, destination)
         runtime.processor = processor
         processor.on_interrupted = runtime._record_interrupted
@@ -171,8 +182,8 @@ class AuditRuntime:
     def _record_interrupted(self, intent: Any, dead: dict[str, Any]) -> None:
         """Adoption hook: a dead process's unresolved intent becomes its own record.
 
-        Its attributes were redacted when the intent was written, so only the chain and emit steps
-        run (redacting twice would pseudonymise pseudonyms). Raises when the record is not durable,
+        Its attributes were redacted when the intent was written, so only the emit step runs
+        (redacting twice would pseudonymise pseudonyms; the processor stamps and seals the chain). Raises when the record is not durable,
         so the processor keeps the dead spool and tries again.
         """
         attrs = dict(intent.attributes)
@@ -204,7 +215,7 @@ class AuditRuntime:
                                    severity_number=severity_number, severity_text=severity_text,
                                    body=event_message(event), attributes=attrs)
         for step in self.pipeline.steps:
-            if isinstance(step, (Chain, Emit)):
+            if isinstance(step, Emit):
                 step(event)
 
     def admit(self) -> None:
@@ -436,7 +447,7 @@ def _redact_all_logs(runtime: AuditRuntime, injected: bool = False) -> None:
     ``injected`` (the pytest plugin's exporter): the global provider is the test process's, left
     alone unless the variable asks explicitly."""
     mode = runtime.config.redact_all_logs
-    if mode == "off" or (injected and not os.environ.get("OTEL_AUDIT_REDACT_ALL_LOGS", "").strip()):
+    if mode == "off" or (injected and not is_set("OTEL_AUDIT_REDACT_ALL_LOGS")):
         return
     try:
         from otel_audit.redaction.logs import install_all_logs_redaction, secrets_redactor
@@ -496,7 +507,7 @@ def admit_request() -> None:
         runtime = get_runtime()
     except Exception as exc:  # noqa: BLE001
         containment.record("startup", exc)
-        if os.environ.get("OTEL_AUDIT_FAIL_MODE", "").strip().lower() == "closed":
+        if fail_closed_requested():
             raise AuditUnavailable("audit could not start") from None
         return
     if runtime is not None:
@@ -524,11 +535,19 @@ def flush(timeout_millis: int = 10000) -> bool:
     return bool(runtime.provider.force_flush(timeout_millis))
 
 
-def reset_for_tests() -> None:
-    """Shut down and forget the runtime so the next use reads the environment again."""
+def stop() -> None:
+    """Stop auditing in this process: the ``stop`` record, flush, shut the provider down, and forget
+    the runtime, so the next use starts it again from the environment (an instrumentor's
+    ``uninstrument``; the tests between cases)."""
     global _runtime
     with _lock:
         if _runtime is not None:
             atexit.unregister(_runtime.shutdown)
             _runtime.shutdown()
         _runtime = None
+
+
+def reset_for_tests() -> None:
+    """The tests' name for :func:`stop`: shut down and forget the runtime so the next use reads the
+    environment again."""
+    stop()

@@ -1,85 +1,44 @@
-"""Lossless delivery and tamper evidence: durable spool, retrying exporter loop, fail-closed
-admission, HMAC hash chain and ``otel-audit verify`` / ``status``. See docs/delivery.md."""
+"""Lossless delivery and tamper evidence: otel-audit's records from the Emit step to the exporter.
+
+What this room is for: one state machine, :class:`~otel_audit.delivery.processor.DurableLogRecordProcessor`
+(spool first, export later, delete only what was acknowledged; fail-closed admission; the hash
+chain sealed in append order; loss declarations and checkpoints), with what it is built from
+beside it, and the read side of its files (``otel-audit verify`` / ``status``). See docs/delivery.md.
+
+* ``processor.py``  the state machine: the caller's append, admission and overflow, the exporter
+                    thread's loop; fork, flush and shutdown
+* ``commit.py``     its group commit (sealing in queue order, one write per batch, background
+                    fsync), mixed into the processor: same state, its own file
+* ``logger.py``     ``DurableLogger``, the Logs API logger whose ``emit`` appends to the processor
+* ``sink.py``       the embedded JSON-lines sink (the exporter when no OTLP endpoint is configured)
+* ``sender.py``     the exporter thread's step: one batch to the exporter, retried until acknowledged
+* ``adoption.py``   taking over the spools of dead processes (interrupted intents, chain ends, losses)
+* ``options.py``    ``DeliveryOptions`` and ``RecordNotDurable``
+* ``configure.py``  the processor for a configured destination (which spool, options, exporter)
+* ``spool.py``, ``frames.py``, ``positions.py``, ``canonical.py``, ``chain.py``, ``intents.py``,
+  ``loss.py``, ``reserve.py``, ``telemetry.py``: the spool's files, frame payloads, chain math,
+  intents, the loss ledger, the fail-closed reservation, the metrics
+* ``verify.py``, ``status.py``, ``cli.py``: reading spools and trails back (``otel-audit verify``,
+  ``status``)
+
+What it may import: the OpenTelemetry SDK, :mod:`otel_audit._logs_compat`, :mod:`otel_audit.errors`
+and :mod:`otel_audit.config`; nothing of the pipeline, the policy, redaction, the runtime or the
+adapters (the runtime wires the processor's hooks to its pipeline). Within the package the
+processor imports its parts, never the other way round.
+"""
 
 from __future__ import annotations
 
-import hashlib
-import os
-from pathlib import Path
-from typing import Any, Callable
-
-from otel_audit.delivery.chain import ChainKey
-from otel_audit.delivery.processor import (
-    DeliveryOptions,
-    DurableLogRecordProcessor,
-    RecordNotDurable,
-    current_processor,
+from otel_audit.delivery.configure import (
+    destination_info,
+    destination_key,
+    destination_spool_dir,
+    make_durable_processor,
 )
+from otel_audit.delivery.logger import DurableLogger
+from otel_audit.delivery.options import DeliveryOptions, RecordNotDurable
+from otel_audit.delivery.processor import DurableLogRecordProcessor, current_processor
 
-__all__ = ["DeliveryOptions", "destination_spool_dir", "DurableLogRecordProcessor", "RecordNotDurable", "current_processor",
+__all__ = ["DeliveryOptions", "destination_info", "destination_key", "destination_spool_dir",
+           "DurableLogger", "DurableLogRecordProcessor", "RecordNotDurable", "current_processor",
            "make_durable_processor"]
-
-
-def destination_spool_dir(root: Path, destination: str) -> Path:
-    """One spool per destination under the spool root: a dead process's records are always sent
-    where that process would have sent them, never to another app's sink or endpoint."""
-    kind = destination.split(":", 1)[0]
-    digest = hashlib.sha256(destination.encode()).hexdigest()[:12]
-    return Path(root) / f"{kind}-{digest}"
-
-
-def destination_key(config: Any) -> str:
-    """Identifies where records go: ``otlp:<endpoint>``, ``sink:<path>`` or ``console:``."""
-    if config.wants_otlp():
-        endpoint = os.environ.get("OTEL_EXPORTER_OTLP_LOGS_ENDPOINT") or os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT") or ""
-        return f"otlp:{endpoint}"
-    if config.exporter == "console":
-        return "console:"
-    return f"sink:{Path(config.sink_path).expanduser().resolve()}"
-
-
-def destination_info(config: Any) -> dict[str, str]:
-    """What ``otel-audit status`` shows for a destination: exporter, and for OTLP its protocol and endpoint."""
-    if config.wants_otlp():
-        from otel_audit.config import otlp_transport
-
-        return otlp_transport().as_dict()
-    if config.exporter == "console":
-        return {"exporter": "console"}
-    return {"exporter": "sink", "path": str(Path(config.sink_path).expanduser().resolve())}
-
-
-def make_durable_processor(config: Any, exporter_factory: Callable[[], Any], resource: Any, scope_name: str,
-                           scope_version: str, first_exporter: Any = None) -> DurableLogRecordProcessor:
-    """The processor for otel-audit's own provider, configured from :class:`~otel_audit.config.AuditConfig`."""
-    destination = destination_key(config)
-    from opentelemetry.sdk.util.instrumentation import InstrumentationScope
-
-    from otel_audit.sink import JsonLinesExporter
-
-    def prepared(exporter: Any) -> Any:
-        if isinstance(exporter, JsonLinesExporter):
-            exporter.ack_after_flush = True  # the sink file is the destination: fsync before deleting the spool
-        return exporter
-
-    options = DeliveryOptions(
-        spool_dir=destination_spool_dir(config.spool_dir, destination),
-        max_bytes=config.spool_max_bytes,
-        overflow=config.overflow,
-        block_timeout_s=config.block_timeout_ms / 1000,
-        ack=config.spool_ack,
-        shutdown_timeout_s=config.flush_timeout_ms / 1000,
-        reserve_bytes=config.spool_reserve if config.fail_mode == "closed" else 0,
-        checkpoint_interval_s=config.checkpoint_interval_s,
-        checkpoint_records=config.checkpoint_records,
-        checkpoint_path=config.checkpoint_path,
-        destination=destination_info(config),
-    )
-    return DurableLogRecordProcessor(
-        lambda: prepared(exporter_factory()),
-        options,
-        ChainKey.from_config(config.chain_key, config.chain_key_id),
-        resource,
-        InstrumentationScope(scope_name, scope_version),
-        first_exporter=prepared(first_exporter) if first_exporter is not None else None,
-    )

@@ -11,11 +11,11 @@ plain SHA-256 chain, which catches accidental edits and truncation but not a del
 from __future__ import annotations
 
 import hashlib
-import os
 import uuid
 from dataclasses import dataclass, field
 from typing import Mapping
 
+from otel_audit.config import chain_key_as_set
 from otel_audit.delivery.canonical import sealed_bytes
 
 ALG_HMAC = "hmac-sha256"
@@ -110,11 +110,10 @@ class ChainState:
 
 def load_keys_for_verify(environ: Mapping[str, str] | None = None, key_file: str | None = None) -> dict[str, bytes]:
     """Keys by id for verification: OTEL_AUDIT_CHAIN_KEY(_ID) and/or a file of ``KEY_ID:SECRET`` lines."""
-    env = os.environ if environ is None else environ
     keys: dict[str, bytes] = {}
-    secret = env.get("OTEL_AUDIT_CHAIN_KEY")
-    if secret:
-        keys[env.get("OTEL_AUDIT_CHAIN_KEY_ID") or "default"] = secret.encode("utf-8")
+    from_env = chain_key_as_set(environ)
+    if from_env is not None:
+        keys[from_env[0]] = from_env[1].encode("utf-8")
     if key_file:
         with open(key_file, encoding="utf-8") as handle:
             for number, line in enumerate(handle, start=1):

@@ -5,96 +5,61 @@ records when its queue is full, ignores export failures and discards its queue a
 
 Flow of one record::
 
-    caller thread   on_emit: canonical bytes (typed JSON) -> bounded queue -> wait until durable
-    writer thread   group commit: seal the chain in queue order, one write (+ fdatasync), wake callers
-    exporter thread read spooled frames -> ReadableLogRecords -> exporter.export -> ack -> delete,
+    caller thread   append: chain identity stamped, canonical bytes (typed JSON) -> sealed and
+                    appended at once (ack ``write``, empty queue) or queued -> wait until durable
+    writer thread   group commit (``commit.py``): seal the chain in queue order, one write
+                    (+ fdatasync), wake callers; background fsync and ``chain.state``
+    exporter thread adopt dead processes' spools (``adoption.py``), then read spooled frames ->
+                    exporter (``sender.py``: sink lines or ReadableLogRecords) -> ack -> delete,
                     retrying failures with exponential backoff and jitter (at-least-once)
 
-``ack`` decides when ``emit`` returns: ``fsync`` (default: on disk, survives power loss),
-``write`` (in the kernel: survives the process being killed) or ``queued`` (in memory: fastest,
-a crash loses the last few milliseconds). Everything is bounded: the queue by count, the spool by
-bytes, with the overflow policy deciding what happens at the limit.
+``ack`` decides when ``emit`` returns: ``write`` (default: in the kernel, survives the process
+being killed), ``fsync`` (on disk: survives power loss) or ``queued`` (in memory: fastest, a crash
+loses the last few milliseconds). Everything is bounded: the queue by count, the spool by bytes,
+with the overflow policy deciding what happens at the limit.
 
 Around that: fail-closed admission (:meth:`DurableLogRecordProcessor.admit`) holds a disk
 reservation (``reserve.py``); a record that is lost anyway keeps its sequence number and goes into
 the loss ledger (``loss.py``), declared in the chain once the spool accepts again; checkpoint
 records are written at an interval and copied, with the chain's other landmarks, to the
-checkpoint file.
+checkpoint file. The processor's options and error are in ``options.py``, its Logs API logger in
+``logger.py``.
 """
 
 from __future__ import annotations
 
 import os
-import random
 import threading
 import time
 import weakref
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Callable
 
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
-from otel_audit._logs_compat import LogExportResult, Logger, LogRecord, LogRecordProcessor, SeverityNumber
-from otel_audit.delivery import frames as frames_mod
+from otel_audit._logs_compat import LogRecordProcessor, SeverityNumber
 from otel_audit.delivery import intents as intents_mod
 from otel_audit.delivery import spool as spool_mod
+from otel_audit.delivery.adoption import adopt_dead_spools
 from otel_audit.delivery.canonical import CHAIN_ALG, CHAIN_ID, CHAIN_KEY_ID, canonical_parts
 from otel_audit.delivery.chain import ChainKey, ChainState
-from otel_audit.delivery.loss import LossLedger, read_loss_file
-from otel_audit.delivery.reserve import Reservation, is_full_disk
-from otel_audit.delivery.spool import ProcessSpool, encode_frame
+from otel_audit.delivery.commit import FAILED, PENDING, SYNCED, WRITTEN, GroupCommit
+from otel_audit.delivery.logger import DurableLogger
+from otel_audit.delivery.loss import LossLedger
+from otel_audit.delivery.options import ACK_MODES, OVERFLOW_POLICIES, DeliveryOptions, RecordNotDurable
+from otel_audit.delivery.positions import evicted_seqs
+from otel_audit.delivery.reserve import Reservation
+from otel_audit.delivery.sender import BatchSender
+from otel_audit.delivery.spool import ProcessSpool
 from otel_audit.delivery.telemetry import DeliveryStats, register_metrics
-from otel_audit.errors import OtelAuditError, containment
+from otel_audit.errors import containment
 
-OVERFLOW_POLICIES = ("block", "fail_closed", "drop_oldest", "drop_newest")
-ACK_MODES = ("fsync", "write", "queued")
+__all__ = ["ACK_MODES", "OVERFLOW_POLICIES", "DeliveryOptions", "DurableLogRecordProcessor", "DurableLogger",
+           "RecordNotDurable", "current_processor"]
 
-_PENDING, _WRITTEN, _SYNCED, _FAILED = 0, 1, 2, -1
 _time_ns = time.time_ns
 _SEVERITY_VALUES = {member: member.value for member in SeverityNumber}  # an enum's .value is a descriptor call
 _FRAME_OVERHEAD = 200  # header + trailer, for the size check before sealing
-_LANDMARK_PREFIX = b'["otel-audit/chain/1","audit.audit_system.'
-_LANDMARKS = (b'start"', b'checkpoint"', b'stop"', b'records_lost"')
-
-
-class RecordNotDurable(OtelAuditError):
-    """The record could not be made durable (spool unavailable, full, or timed out). Counted as dropped."""
-
-
-@dataclass(frozen=True)
-class DeliveryOptions:
-    spool_dir: Path
-    max_bytes: int = 1 << 30
-    overflow: str = "block"
-    block_timeout_s: float = 5.0
-    ack: str = "write"
-    max_queue: int = 10_000
-    batch_records: int = 512
-    batch_bytes: int = 4 << 20
-    backoff_initial_s: float = 0.25
-    backoff_max_s: float = 30.0
-    shutdown_timeout_s: float = 5.0
-    orphan_scan_s: float = 10.0
-    # After waking, and after any batch that was not full, let the next batch build up this long
-    # (fewer, larger exports; far fewer GIL hand-offs with the application's threads).
-    export_linger_s: float = 0.05
-    # Fail-closed: bytes held in a ballast file so an admitted request's record has room
-    # (delivery/reserve.py); 0 (fail-open) holds nothing and costs nothing.
-    reserve_bytes: int = 0
-    # Signed checkpoints (audit_system.checkpoint): every this many seconds and records (0: never),
-    # also copied to ``checkpoint_path`` when set (a second destination the log store cannot cut).
-    checkpoint_interval_s: float = 60.0
-    checkpoint_records: int = 10_000
-    checkpoint_path: Path | None = None
-    # Where the exporter sends (exporter, protocol, endpoint, each with its source), kept in the spool's
-    # meta.json so ``otel-audit status`` says what each process resolved.
-    destination: dict | None = None
-
-    @property
-    def segment_bytes(self) -> int:
-        return max(4096, min(self.max_bytes // 8, 8 << 20))
 
 
 _live: "weakref.WeakSet[DurableLogRecordProcessor]" = weakref.WeakSet()
@@ -114,9 +79,10 @@ os.register_at_fork(after_in_child=_after_fork_in_child)
 _getpid = os.getpid
 
 
-class DurableLogRecordProcessor(LogRecordProcessor):
+class DurableLogRecordProcessor(GroupCommit, LogRecordProcessor):
     """See the module docstring. ``exporter_factory`` is called again in a forked child, so the
-    child never shares the parent's connections."""
+    child never shares the parent's connections. The writer side (sealing, the group commit, the
+    background fsync) is :class:`~otel_audit.delivery.commit.GroupCommit`, in its own file."""
 
     def __init__(self, exporter_factory: Callable[[], Any], options: DeliveryOptions, key: ChainKey,
                  resource: Resource, scope: InstrumentationScope, first_exporter: Any = None) -> None:
@@ -163,17 +129,14 @@ class DurableLogRecordProcessor(LogRecordProcessor):
         self._wake_exporter = threading.Event()
         self._writer: threading.Thread | None = None
         self._exporter_thread: threading.Thread | None = None
-        self._exporter: Any = None
+        self._sender: BatchSender | None = None  # this process's exporter, created when it starts
         self._unsynced = False
         self._state_seq = 0
-        self._export_busy = False
         self._exporter_awake = False  # appends skip waking an exporter thread that is already working
-        self._intents = intents_mod.OpenIntents()  # the exporter's open intents of its own spool
         self._size_hint = 0  # size of the last record admitted
         self._reservation: Reservation | None = None
         self._since_checkpoint = 0
         self._next_checkpoint = 0.0
-        self._digest: Any = None
 
     def _reset_after_fork(self) -> None:
         """In a forked child (gunicorn worker): own nothing of the parent's, start fresh lazily."""
@@ -195,7 +158,8 @@ class DurableLogRecordProcessor(LogRecordProcessor):
             self._started_pid = os.getpid()
             first = self._first_exporter
             self._first_exporter = None
-            self._exporter = first[1] if first is not None and first[0] == os.getpid() else self.exporter_factory()
+            exporter = first[1] if first is not None and first[0] == os.getpid() else self.exporter_factory()
+            self._sender = BatchSender(exporter, self.options, self.stats, self._stop, self._spool_room)
             self._try_open_spool_locked()
             self._next_checkpoint = time.monotonic() + (self.options.checkpoint_interval_s or float("inf"))
             self._writer = threading.Thread(target=self._writer_loop, name="otel-audit-spool-writer", daemon=True)
@@ -235,10 +199,6 @@ class DurableLogRecordProcessor(LogRecordProcessor):
             self._healthy = False
             containment.record("spool open", exc)
 
-    def chain_identity(self) -> dict[str, str]:
-        """What the pipeline's Chain step stamps on each draft."""
-        return {CHAIN_ID: self.chain.chain_id, CHAIN_KEY_ID: self.key.key_id, CHAIN_ALG: self.key.alg}
-
     # -- the hot path ------------------------------------------------------------------------------
 
     def on_emit(self, log_record: Any) -> None:
@@ -254,14 +214,15 @@ class DurableLogRecordProcessor(LogRecordProcessor):
         severity = rec.severity_number
         self._append(rec.event_name, rec.timestamp, rec.observed_timestamp,
                      severity.value if severity is not None else None, rec.severity_text, rec.trace_id, rec.span_id,
-                     rec.trace_flags, rec.body, rec.attributes or {})
+                     rec.trace_flags, rec.body, dict(rec.attributes or {}))
         self._since_checkpoint += 1
         if self.losses.pending or self._since_checkpoint >= self._checkpoint_every:
             self._after_append()
 
     def append_draft(self, draft: Any) -> None:
         """:meth:`append` for the pipeline's record draft, without building an SDK ``LogRecord``
-        first (its constructor was ~15k instructions of an audit record's cost)."""
+        first (its constructor was ~15k instructions of an audit record's cost). The draft's
+        attributes are the pipeline's own dict: the chain identity is stamped on it in place."""
         severity = draft.severity_number
         self._append(draft.event_name, draft.timestamp, _time_ns(),
                      _SEVERITY_VALUES.get(severity, severity) if severity is not None else None, draft.severity_text,
@@ -310,20 +271,20 @@ class DurableLogRecordProcessor(LogRecordProcessor):
 
     def _append(self, event_name: str | None, timestamp: int | None, observed: int | None, severity: int | None,
                 severity_text: str | None, trace_id: int, span_id: int, trace_flags: Any, body: Any,
-                attrs: Any) -> None:
+                attrs: dict[str, Any]) -> None:
         if self._started_pid != _getpid():
             self._ensure_started()
         self.stats.emitted += 1
-        chain_id, key = self.chain.chain_id, self.key
-        if attrs.get(CHAIN_ID) != chain_id or attrs.get(CHAIN_KEY_ID) != key.key_id or attrs.get(CHAIN_ALG) != key.alg:
-            attrs = dict(attrs)  # not stamped by the pipeline's Chain step (another source, or a fork)
-            attrs[CHAIN_ID] = chain_id
-            attrs[CHAIN_KEY_ID] = key.key_id
-            attrs[CHAIN_ALG] = key.alg
+        # The chain's identity, stamped here and only here (covered by the MAC; this process's
+        # chain, a forked child's own): ``attrs`` is the caller's copy, or the pipeline's draft.
+        key = self.key
+        attrs[CHAIN_ID] = self.chain.chain_id
+        attrs[CHAIN_KEY_ID] = key.key_id
+        attrs[CHAIN_ALG] = key.alg
         canonical, attrs_offset = canonical_parts(
             event_name, timestamp, severity, severity_text,
             f"{trace_id:032x}" if trace_id else "", f"{span_id:016x}" if span_id else "", body, attrs)
-        item = [canonical, observed or 0, int(trace_flags or 0), _PENDING, attrs_offset]
+        item = [canonical, observed or 0, int(trace_flags or 0), PENDING, attrs_offset]
         self._admit(item, len(canonical) + _FRAME_OVERHEAD)
 
     def _admit(self, item: list[Any], size: int) -> None:
@@ -350,7 +311,7 @@ class DurableLogRecordProcessor(LogRecordProcessor):
                     self.chain.pending_parents.extend(self._new_parents)
                     self._new_parents = []
                 status = self._commit([item], locked=True)
-                if status == _FAILED:
+                if status == FAILED:
                     raise RecordNotDurable("audit spool write failed")
                 if not self._exporter_awake:
                     self._exporter_awake = True
@@ -362,11 +323,11 @@ class DurableLogRecordProcessor(LogRecordProcessor):
                 self._work.notify()
             if opts.ack == "queued":
                 return
-            wanted = _SYNCED if opts.ack == "fsync" else _WRITTEN
-            while item[3] != _FAILED and item[3] < wanted:
+            wanted = SYNCED if opts.ack == "fsync" else WRITTEN
+            while item[3] != FAILED and item[3] < wanted:
                 if not self._done.wait(1.0) and not (self._writer and self._writer.is_alive()):
-                    item[3] = _FAILED  # the writer thread is gone: do not wait forever
-            if item[3] == _FAILED:
+                    item[3] = FAILED  # the writer thread is gone: do not wait forever
+            if item[3] == FAILED:
                 raise RecordNotDurable("audit spool write failed")
 
     def note_intent(self, event_id: str, time_unix_nano: int, attributes: dict[str, Any]) -> None:
@@ -382,7 +343,7 @@ class DurableLogRecordProcessor(LogRecordProcessor):
     def _append_marker(self, payload: bytes) -> None:
         if self._started_pid != _getpid():
             self._ensure_started()
-        self._admit([payload, 0, 0, _PENDING, -1], len(payload) + _FRAME_OVERHEAD)
+        self._admit([payload, 0, 0, PENDING, -1], len(payload) + _FRAME_OVERHEAD)
 
     def _refuse(self, reason: str) -> None:
         self.stats.drop(reason)
@@ -398,7 +359,7 @@ class DurableLogRecordProcessor(LogRecordProcessor):
         policy = self.options.overflow
         if policy == "drop_oldest" and self._spool is not None:
             while self._over_limit(size):
-                seqs = _segment_seqs(self._spool)
+                seqs = evicted_seqs(self._spool)
                 lost, freed = self._spool.evict_oldest()
                 if not freed:
                     break
@@ -464,118 +425,6 @@ class DurableLogRecordProcessor(LogRecordProcessor):
             return
         self._reservation.ensure()
 
-    def _write_frames(self, spool: ProcessSpool, data: bytes, records: int) -> None:
-        """``spool.append``; on a full disk, release the reservation and write into its space."""
-        try:
-            spool.append(data, records)
-        except OSError as exc:
-            reservation = self._reservation
-            if not is_full_disk(exc) or reservation is None or not reservation.release():
-                raise
-            spool.append(data, records)
-
-    # -- writer thread: group commit ---------------------------------------------------------------
-
-    def _writer_loop(self) -> None:
-        sync_every = 0.2
-        last_sync = time.monotonic()
-        while True:
-            with self._lock:
-                while not self._queue and not self._stop.is_set():
-                    if self._unsynced and time.monotonic() - last_sync >= sync_every:
-                        break
-                    self._work.wait(sync_every)
-                if not self._queue and self._stop.is_set():
-                    break
-                batch, self._queue, self._queued_bytes = self._queue, [], 0
-                self._done.notify_all()  # queue room for back-pressured callers
-                if self._new_parents:
-                    self.chain.pending_parents.extend(self._new_parents)
-                    self._new_parents = []
-            if not batch:
-                self._periodic_sync()
-                last_sync = time.monotonic()
-                continue
-            status = self._commit(batch)
-            if status == _SYNCED:
-                last_sync = time.monotonic()
-            with self._lock:
-                for item in batch:
-                    item[3] = status
-                self._done.notify_all()
-            self._wake_exporter.set()
-        self._periodic_sync()
-
-    def _periodic_sync(self) -> None:
-        spool = self._spool
-        if spool is None:
-            return
-        if self._unsynced:
-            try:
-                spool.sync()
-                self._unsynced = False
-            except OSError:
-                pass
-        with self._lock:
-            chain_id, seq, prev = self.chain.chain_id, self.chain.seq, self.chain.prev
-        if seq != self._state_seq:
-            try:
-                spool.write_state(chain_id, seq, prev)
-                self._state_seq = seq
-            except OSError:
-                pass
-
-    def _commit(self, batch: list[list[Any]], locked: bool = False) -> int:
-        """Seal ``batch`` into the chain and append it; ``locked``: the caller holds ``self._lock``."""
-        spool = self._spool
-        if spool is None:
-            self.stats.drop("spool_unavailable", len(batch))
-            self.losses.note("spool_unavailable", len(batch))
-            return _FAILED
-        chain = self.chain
-        if self.losses.unsealed:  # records refused before sealing keep their numbers: a gap to declare
-            chain.seq += self.losses.take_unsealed(chain.seq + 1)
-        snapshot = chain.snapshot()
-        frames = []
-        key = self.key
-        records = len(batch)
-        for canonical, observed, flags, _status, attrs_offset in batch:
-            if attrs_offset < 0:  # an intent/resolve frame: spooled as it is, not a record, not chained
-                frames.append(encode_frame(canonical))
-                records -= 1
-                continue
-            seq, prev, mac, parents, forked_from = chain.seal(key, canonical)
-            frames.append(encode_frame(frames_mod.payload(canonical, attrs_offset, observed, flags, seq, prev, mac,
-                                                          parents, forked_from)))
-            chain.advance(seq, mac, parents is not None)
-        try:
-            self._write_frames(spool, frames[0] if len(frames) == 1 else b"".join(frames), records)
-            status = _WRITTEN
-            if self.options.ack == "fsync":
-                spool.sync()
-                status = _SYNCED
-            else:
-                self._unsynced = True
-            # chain.state is written by the writer thread at each background sync, not per record:
-            # a pwrite per record would be a second GIL hand-off on the caller's path. Adoption
-            # reads the true end from the spool's last frame (_last_sealed_seq).
-        except Exception as exc:  # noqa: BLE001 - disk full, permissions, I/O error
-            # The sealed records keep their sequence numbers (a gap the records_lost record will
-            # declare); prev stays the last durable MAC, and parents and the fork link not named
-            # yet are named by the next durable record.
-            self.losses.note("spool_write_failed", len(batch), range(snapshot[0] + 1, chain.seq + 1))
-            chain.restore((chain.seq, snapshot[1], snapshot[2]))
-            if locked:
-                self._healthy = False
-            else:
-                with self._lock:
-                    self._healthy = False
-            containment.record("spool write", exc)
-            self.stats.drop("spool_write_failed", len(batch))
-            return _FAILED
-        self.stats.spooled += records
-        return status
-
     # -- exporter thread ------------------------------------------------------------------------
 
     def _exporter_loop(self) -> None:
@@ -605,68 +454,18 @@ class DurableLogRecordProcessor(LogRecordProcessor):
                 self._stop.wait(1.0)
 
     def _adopt_orphans(self) -> None:
-        root = self.options.spool_dir
         own = self._spool.path if self._spool is not None else None
-        taken = {s.path for s in self._adopted}
-        for path in spool_mod.spool_dirs(root):
-            if path == own or path in taken:
-                continue
-            orphan = ProcessSpool.try_adopt(path, self.options.segment_bytes)
-            if orphan is None:
-                continue
-            (path / "reserve").unlink(missing_ok=True)  # a dead process's ballast: give the space back
-            if not self._report_interrupted(orphan):
-                orphan.close(remove=False)  # retried at the next scan, before any of it is sent
-                continue
-            state = orphan.read_state()
-            chain_id = state.get("chain_id") or orphan.meta.get("chain_id")
-            last_seq = max(int(state.get("seq") or 0), _last_sealed_seq(orphan))
-            if chain_id and last_seq > 0:
+        skip = {s.path for s in self._adopted} | ({own} if own is not None else set())
+        for adopted in adopt_dead_spools(self.options.spool_dir, skip, self.options.segment_bytes, self.scope.name,
+                                         self.on_interrupted):
+            if adopted.parent is not None:
                 with self._lock:
-                    self._new_parents.append(f"{chain_id}:{last_seq}")
-            lost = read_loss_file(path)
-            if chain_id and lost.get("pending") and int(lost.get("total") or 0) > int(lost.get("declared") or 0):
-                self.losses.adopt(chain_id, lost["pending"])  # it died before it could declare them
-            orphan.resource_obj = Resource(orphan.meta.get("resource") or {}, orphan.meta.get("schema_url"))
-            scope = orphan.meta.get("scope") or {}
-            orphan.scope_obj = InstrumentationScope(scope.get("name") or self.scope.name, scope.get("version"))
-            self._adopted.append(orphan)
+                    self._new_parents.append(adopted.parent)
+            if adopted.lost_pending:
+                self.losses.adopt(adopted.chain_id, adopted.lost_pending)
+            self._adopted.append(adopted.spool)
         if self.losses.pending and self._healthy:
             self._declare_losses()
-
-    def _report_interrupted(self, orphan: ProcessSpool) -> bool:
-        """Report the dead process's unresolved intents as records; False: not all could be.
-
-        Each reported intent then gets a resolve marker in the orphan's spool, so an adopter that
-        dies before the orphan is drained does not make the next one report it again (dying between
-        the record and the marker does: at-least-once, same ``audit.event_id``).
-        """
-        hook = self.on_interrupted
-        if hook is None:
-            return True
-        try:
-            found = intents_mod.unresolved(intents_mod.spooled_frames(orphan))
-        except Exception as exc:  # noqa: BLE001 - an unreadable spool still gets its records sent
-            containment.record("intent adoption", exc)
-            return True
-        reported, complete = [], True
-        for intent in found:
-            try:
-                hook(intent, orphan.meta)
-            except RecordNotDurable:
-                complete = False  # our spool cannot take it now: keep the orphan, try again later
-                break
-            except Exception as exc:  # noqa: BLE001 - a bug must not keep the orphan's records back
-                containment.record("intent adoption", exc)
-                continue
-            reported.append(intent.event_id)
-        if reported:
-            try:
-                orphan.append_to_adopted(b"".join(encode_frame(intents_mod.resolve_payload(event_id))
-                                                  for event_id in reported))
-            except OSError as exc:
-                containment.record("intent adoption", exc)  # a later adopter may report them again
-        return complete
 
     def _export_one_batch(self) -> int:
         """Export the next batch (adopted spools first). Returns its size, 0 when nothing was sent."""
@@ -675,7 +474,7 @@ class DurableLogRecordProcessor(LogRecordProcessor):
                 orphan.close(remove=True)
                 self._adopted.remove(orphan)
                 continue
-            sent = self._send(orphan, orphan.resource_obj, orphan.scope_obj)
+            sent = self._sender.send(orphan, orphan.resource_obj, orphan.scope_obj)
             if sent:
                 return sent
             orphan.close(remove=orphan.is_drained())
@@ -683,100 +482,17 @@ class DurableLogRecordProcessor(LogRecordProcessor):
         spool = self._spool
         if spool is None:
             return 0
-        return self._send(spool, self.resource, self.scope)
+        return self._sender.send(spool, self.resource, self.scope)
 
-    def _send(self, spool: ProcessSpool, resource: Resource, scope: InstrumentationScope) -> int:
-        """Export one batch of ``spool`` (retrying until it succeeds or we stop); its size, or 0."""
-        opts = self.options
-        start = (spool.ack_segment, spool.ack_offset)
-        payloads, position = spool.read_batch(opts.batch_records, opts.batch_bytes)
-        if not payloads:
-            if position != start:
-                spool.ack(position, 0, self._intents.hold() if spool.own else None)
-            return 0
-        frames_read = len(payloads)
-        # Intent and resolve frames are not exported; the own spool's open ones hold the ack file.
-        payloads = self._intents.sift(payloads, start) if spool.own else intents_mod.drop_markers(payloads)
-        hold = self._held_position(spool, position) if spool.own else None
-        if opts.checkpoint_path is not None:
-            self._copy_to_digest(payloads, resource, scope)
-        # An exporter may take payloads in its own wire form (the sink: JSON lines spliced from the
-        # spooled bytes); the standard ones get SDK records.
-        decode = getattr(self._exporter, "spooled_codec", None) or frames_mod.decode_record
-        records = []
-        for payload in payloads:
-            try:
-                records.append(decode(payload, resource, scope))
-            except Exception as exc:  # noqa: BLE001 - cannot happen with an intact frame; count it
-                containment.record("spool decode", exc)
-                self.stats.drop("undecodable")
-        attempt = 0
-        self._export_busy = True
-        try:
-            while True:
-                if self._export(records):
-                    self.stats.exported += len(records)
-                    spool.ack(position, len(payloads), hold)
-                    with self._lock:
-                        self._space.notify_all()
-                    return frames_read
-                self.stats.failed += 1
-                self.stats.retried += len(records)
-                delay = min(opts.backoff_max_s, opts.backoff_initial_s * (2 ** attempt))
-                attempt = min(attempt + 1, 30)
-                if self._stop.wait(delay * random.uniform(0.5, 1.5)):
-                    return frames_read  # stopping: the batch stays spooled for the next process
-        finally:
-            self._export_busy = False
-
-    def _held_position(self, spool: ProcessSpool, position: tuple[int, int]) -> tuple[int, int] | None:
-        """Where the ack file must stop for open intents, holding at most a quarter of the spool limit.
-
-        An intent whose request never ends (its record failed, an adapter bug) would otherwise keep
-        every later segment until the process ends, and fill the spool."""
-        hold = self._intents.hold()
-        while hold is not None:
-            held = sum(seg.size for seg in list(spool.segments) if hold[0] <= seg.number < position[0])
-            if held <= self.options.max_bytes // 4:
-                break
-            self._intents.release_oldest()
-            containment.record("intent hold", intents_mod.HoldReleased())
-            hold = self._intents.hold()
-        return hold
-
-    def _copy_to_digest(self, payloads: list[bytes], resource: Resource, scope: InstrumentationScope) -> None:
-        """Copy the chain's landmarks (start, checkpoints, stop, loss declarations) to the checkpoint
-        file, before the batch is exported: whoever controls the log store cannot cut what it proves."""
-        skip = len(_LANDMARK_PREFIX)
-        marks = [p for p in payloads if p.startswith(_LANDMARK_PREFIX) and p[skip:].startswith(_LANDMARKS)]
-        if not marks:
-            return
-        try:
-            if self._digest is None:
-                from otel_audit.sink import JsonLinesExporter
-
-                self._digest = JsonLinesExporter(self.options.checkpoint_path)  # type: ignore[arg-type]
-            self._digest.export([self._digest.spooled_codec(p, resource, scope) for p in marks])
-            self._digest.force_flush()
-        except Exception as exc:  # noqa: BLE001 - the main destination still gets them
-            containment.record("checkpoint copy", exc)
-
-    def _export(self, records: list[Any]) -> bool:
-        if not records:
-            return True
-        try:
-            result = self._exporter.export(records)
-        except Exception as exc:  # noqa: BLE001 - an exporter exception is a failed attempt
-            containment.record("export", exc)
-            return False
-        if result != LogExportResult.SUCCESS:
-            return False
-        flush = getattr(self._exporter, "force_flush", None)
-        if getattr(self._exporter, "ack_after_flush", False) and flush is not None:
-            return bool(flush())
-        return True
+    def _spool_room(self) -> None:
+        """A batch was acknowledged and deleted: wake callers waiting for spool room (``block``)."""
+        with self._lock:
+            self._space.notify_all()
 
     # -- status / flush / shutdown --------------------------------------------------------------------
+
+    def _export_busy(self) -> bool:
+        return self._sender is not None and self._sender.busy
 
     def spool_status(self) -> dict[str, Any]:
         spool = self._spool
@@ -832,11 +548,10 @@ class DurableLogRecordProcessor(LogRecordProcessor):
         for thread in (self._writer, self._exporter_thread):
             if thread is not None and thread is not threading.current_thread():
                 thread.join(timeout=2.0)
+        sender = self._sender
         try:
-            if self._exporter is not None:
-                self._exporter.shutdown()
-            if self._digest is not None:
-                self._digest.shutdown()
+            if sender is not None:
+                sender.shutdown()
         except Exception as exc:  # noqa: BLE001
             containment.record("exporter shutdown", exc)
         if self._reservation is not None:
@@ -847,7 +562,7 @@ class DurableLogRecordProcessor(LogRecordProcessor):
             # An intent still open (a request running at exit) keeps the spool for the next
             # process, which reports it as interrupted; undeclared losses keep the directory (and its
             # ``lost`` file) for status and the next process.
-            drained = (spool.is_drained() and not self._export_busy and not self._intents.open
+            drained = (spool.is_drained() and not self._export_busy() and not (sender is not None and sender.intents.open)
                        and not self.losses.undeclared())
             if drained:
                 try:
@@ -856,70 +571,5 @@ class DurableLogRecordProcessor(LogRecordProcessor):
                     drained = False  # keep the directory: its chain.state still names the end
             spool.close(remove=drained)
         for orphan in self._adopted:
-            orphan.close(remove=orphan.is_drained() and not self._export_busy)
+            orphan.close(remove=orphan.is_drained() and not self._export_busy())
         self._adopted = []
-
-
-class DurableLogger(Logger):
-    """The Logs API logger of otel-audit's own records: ``emit`` appends straight to the spool.
-
-    The SDK's Logger would copy every record into a ReadWriteLogRecord and re-validate each
-    attribute (BoundedAttributes) - a third of an audit record's cost - for attributes the pipeline
-    built from typed fields and already redacted; the spool canonicalises them anyway.
-    """
-
-    def __init__(self, processor: DurableLogRecordProcessor, name: str, version: str | None = None) -> None:
-        super().__init__(name, version)
-        self._append = processor.append
-        self._append_draft = processor.append_draft
-
-    def emit(self, record: Any = None, **fields: Any) -> None:  # noqa: D102 - the Logs API's emit
-        self._append(record if record is not None else LogRecord(**fields))
-
-    def emit_draft(self, draft: Any) -> None:
-        """The pipeline's Emit step hands its draft here directly (see ``append_draft``)."""
-        self._append_draft(draft)
-
-    def enabled(self, *args: Any, **kwargs: Any) -> bool:
-        return True
-
-
-def _segment_seqs(spool: ProcessSpool) -> range | None:
-    """Sequence numbers in the segment ``drop_oldest`` is about to evict (first..last intact frame)."""
-    candidates = spool.segments[:-1] if spool.own else spool.segments
-    if not candidates:
-        return None
-    try:
-        data = candidates[0].path.read_bytes()
-    except OSError:
-        return None
-    first = last = None
-    for payload, _end in spool_mod.iter_frames(data):
-        first = first or payload
-        last = payload
-    if first is None or last is None:
-        return None
-    return range(int(frames_mod.trailer(first)[2]), int(frames_mod.trailer(last)[2]) + 1)
-
-
-def _last_sealed_seq(spool: ProcessSpool) -> int:
-    """The chain position of the last intact frame in a (dead process's) spool, 0 if none.
-
-    chain.state lags by up to one background sync; the frames themselves are the truth. The
-    newest segment is never deleted while its process lives, so the last frame is still there.
-    """
-    for segment in reversed(list(spool.segments)):
-        try:
-            data = segment.path.read_bytes()
-        except OSError:
-            continue
-        last = None
-        for payload, _end in spool_mod.iter_frames(data):
-            if not intents_mod.is_marker(payload):  # intent/resolve frames are not chained
-                last = payload
-        if last is not None:
-            try:
-                return int(frames_mod.trailer(last)[2])
-            except (ValueError, IndexError, TypeError):
-                return 0
-    return 0

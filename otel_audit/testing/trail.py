@@ -58,7 +58,7 @@ class CaptureExporter(LogExporter):
         self._records: list[dict[str, Any]] = []
 
     def export(self, batch: Sequence[Any]) -> LogExportResult:
-        from otel_audit.sink import record_to_dict
+        from otel_audit.delivery.sink import record_to_dict
 
         converted = [record_to_dict(record) for record in batch]
         with self._lock:

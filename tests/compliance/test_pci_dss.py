@@ -246,7 +246,7 @@ def test_10_2_1_6_start_and_stop_of_auditing_under_the_launcher(tmp_path):
 def test_10_2_1_6_a_rejected_policy_is_recorded(tmp_path, monkeypatch):
     """A broken policy does not pause auditing silently: the rejection is a record of its own."""
     from otel_audit import runtime
-    from otel_audit.sink import read_sink
+    from otel_audit.delivery.sink import read_sink
 
     broken = tmp_path / "broken.yaml"
     broken.write_text("extends: pack:pci-dss\nrules:\n  - match: {category: nonsense}\n")

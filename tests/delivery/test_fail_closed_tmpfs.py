@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from otel_audit.sink import read_sink
+from otel_audit.delivery.sink import read_sink
 from tests.support.procs import REPO, Server, base_env, free_port, launcher
 
 RESERVE = 64 << 10

@@ -17,7 +17,7 @@ from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from otel_audit.delivery import frames
 from otel_audit.delivery.canonical import SEALED_KEYS, canonical_bytes, canonical_parts
 from otel_audit.delivery.verify import verify_files
-from otel_audit.sink import JsonLinesExporter, encode_line
+from otel_audit.delivery.sink import JsonLinesExporter, encode_line
 
 RESOURCE = Resource({"service.name": "shop", "deployment.environment": "test", "n": 3})
 SCOPE = InstrumentationScope("otel_audit", "0.1.0")

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from otel_audit.sink import read_sink
+from otel_audit.delivery.sink import read_sink
 from tests.support.otlp_receiver import OtlpReceiver
 from tests.support.procs import REPO, Server, base_env, free_port, launcher
 

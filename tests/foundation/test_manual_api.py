@@ -11,7 +11,7 @@ import otel_audit
 from otel_audit import runtime
 from otel_audit.errors import containment
 from otel_audit.event import Target
-from otel_audit.sink import read_sink
+from otel_audit.delivery.sink import read_sink
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ from typing import Any, Callable, Iterator
 import pytest
 
 from otel_audit import runtime
-from otel_audit.sink import read_sink
+from otel_audit.delivery.sink import read_sink
 
 
 class Audit:

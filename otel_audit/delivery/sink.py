@@ -3,6 +3,8 @@
 Used when no logs exporter is configured, so audit records never vanish into a no-op logger
 provider. Each line is written with a single ``write`` on an ``O_APPEND`` descriptor, so several
 processes (gunicorn workers) can share one file without interleaving. The file is created 0600.
+It lives in ``delivery/`` beside the processor that feeds it (the processor's exporter thread
+hands it lines spliced from the spooled bytes, ``spooled_codec``); of delivery/ it imports only ``frames``.
 """
 
 from __future__ import annotations
