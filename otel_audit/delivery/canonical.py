@@ -136,7 +136,7 @@ def _attributes_json(attrs: Mapping[str, Any]) -> bytes | None:
     bits, non-string keys). The last is an exception; the others are ruled out by the type check.
     """
     if type(attrs) is not dict or not _SCALARS.issuperset(map(type, attrs.values())):
-        if not (type(attrs) is dict and all(map(_plain, attrs.values()))):
+        if not (type(attrs) is dict and all(map(_is_plain_json, attrs.values()))):
             return None
     try:
         out = _orjson_dumps(attrs, option=_SORT_KEYS)
@@ -147,15 +147,15 @@ def _attributes_json(attrs: Mapping[str, Any]) -> bytes | None:
     return out
 
 
-def _plain(value: Any) -> bool:
+def _is_plain_json(value: Any) -> bool:
     """True when orjson and the canonical encoder agree on ``value`` (a container is checked deeply)."""
     kind = type(value)
     if kind in _SCALARS:
         return True
     if kind is list or kind is tuple:
-        return all(map(_plain, value))
+        return all(map(_is_plain_json, value))
     if kind is dict:
-        return all(type(key) is str for key in value) and all(map(_plain, value.values()))
+        return all(type(key) is str for key in value) and all(map(_is_plain_json, value.values()))
     if kind is float:
         return _orjson_dumps(value) == float.__repr__(value).encode("ascii")
     return False

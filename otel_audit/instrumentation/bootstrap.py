@@ -33,4 +33,4 @@ class AuditCoreInstrumentor(BaseInstrumentor):
             os._exit(78)  # EX_CONFIG
 
     def _uninstrument(self, **kwargs: Any) -> None:
-        runtime.reset_for_tests()
+        runtime.stop()

@@ -9,11 +9,15 @@ from __future__ import annotations
 
 from typing import Any
 
+from otel_audit.pipeline import FACTS, RECORD
+
 from otel_audit.event import AuditEvent
 
 
 class MarkIncomplete:
     """Pipeline step: check the draft's attributes against ``required_fields`` for the category."""
+
+    reads, writes = (FACTS, RECORD), (RECORD,)
 
     def __init__(self, policy: Any) -> None:
         self.policy = policy

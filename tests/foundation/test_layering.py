@@ -1,7 +1,7 @@
 """The house rules of docs/ARCHITECTURE.md, checked over the source (``ast``), so a shortcut that
 breaks them fails here and not in a reviewer's head: frameworks are imported only by their adapter
-package; ``policy/`` and ``redaction/`` never import an adapter; the environment is read only in
-``config.py``; no module grows past ~600 lines."""
+package; ``policy/`` and ``redaction/`` never import an adapter; ``delivery/`` imports none of the
+rooms that use it; the environment is read only in ``config.py``; no module grows past ~600 lines."""
 
 from __future__ import annotations
 
@@ -66,6 +66,19 @@ def test_policy_and_redaction_import_no_adapter(room: str) -> None:
     wrong = [f"otel_audit/{name}:{line} imports {module}"
              for name, tree, _text in _parsed() if name.startswith(room + "/")
              for line, module in _imports(tree) if module.startswith("otel_audit.instrumentation")]
+    assert wrong == []
+
+
+#: delivery/ is below the pipeline: it never imports what calls it.
+DELIVERY_MAY_NOT_IMPORT = ("otel_audit.pipeline", "otel_audit.policy", "otel_audit.redaction", "otel_audit.runtime",
+                           "otel_audit.instrumentation", "otel_audit.recording", "otel_audit.action",
+                           "otel_audit.context")
+
+
+def test_delivery_imports_none_of_the_rooms_that_use_it() -> None:
+    wrong = [f"otel_audit/{name}:{line} imports {module}"
+             for name, tree, _text in _parsed() if name.startswith("delivery/")
+             for line, module in _imports(tree) if module.startswith(DELIVERY_MAY_NOT_IMPORT)]
     assert wrong == []
 
 
