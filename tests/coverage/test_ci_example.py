@@ -17,5 +17,5 @@ def test_ci_script_passes_on_the_flask_example(tmp_path) -> None:
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
     assert "5/5 cases passed" in result.stdout
     assert "OK: every critical route and table is covered by an explicit rule" in result.stdout
-    assert "7 passed" in result.stdout
+    assert "12 passed" in result.stdout
     assert (tmp_path / "audit-coverage.json").exists() and not (REPO / "audit-coverage.json").exists()
