@@ -70,3 +70,30 @@ def test_deletes_keep_djangos_fast_path_and_are_still_recorded(audit, instrument
     single, bulk = records
     assert single.get("audit.target.type") == "notes.note" and single.get("audit.target.id") == note_id
     assert bulk.get("audit.changes") == [{"action": "delete_resource", "type": "notes_note", "rows": 2}]
+
+
+def test_values_of_secret_named_fields_never_reach_the_change(audit, instrument, django_example):  # noqa: F811
+    """A model's secret-named field (the one rule, ``redaction.keys.is_secret_name``) is listed as
+    changed, its values never kept — not even at ``full`` level, where other fields keep old and new."""
+    from django.contrib.auth import get_user_model
+    from django.db import connections
+
+    from otel_audit.instrumentation.dbapi import Sqlite3AuditInstrumentor
+    from otel_audit.instrumentation.django import DjangoAuditInstrumentor, models as django_models
+    from otel_audit.recording import hold, release
+
+    connections.close_all()
+    instrument(DjangoAuditInstrumentor(), Sqlite3AuditInstrumentor())
+    from notes.models import Note
+
+    note = Note.objects.create(owner=get_user_model().objects.get(username="alice"), title="integration")
+    # An integration row as many apps have one: a name and an API token, saved together (in autocommit:
+    # held open like a save, then its record written).
+    hold()
+    django_models._model_change("data_modification", "update_resource", note,
+                                {"title": ("integration", "billing"), "api_token": ("tok-old", "tok-new")}, "UPDATE")
+    release(False)
+    connections.close_all()
+    (change,) = [c for e in audit.events for c in e.changes if c.fields == ("title", "api_token")]
+    assert change.values == {"title": {"old": "integration", "new": "billing"}, "api_token": {}}
+    assert "tok-" not in str([e.changes for e in audit.events])
