@@ -54,7 +54,9 @@ def load(records: list[TrailRecord], fields: Iterable[str] = ()) -> sqlite3.Conn
         columns.setdefault(name.lower(), name)
     columns.pop("timestamp", None)
     names = list(columns.values())
-    db = sqlite3.connect(":memory:")
+    # The class, not ``sqlite3.connect``: an app's test suite under the sqlite3 adapter must not audit
+    # the evaluation of its own trail (its rows would become the next transaction's changes).
+    db = sqlite3.Connection(":memory:")
     quoted = ", ".join(f"`{n}`" for n in names)
     db.execute(f"CREATE TABLE logs (timestamp TEXT, {quoted})")
     placeholders = ", ".join("?" for _ in range(len(names) + 1))

@@ -67,14 +67,37 @@ class Statement(NamedTuple):
     table: str | None
 
 
+_CLOSING = {'"': '"', "`": "`", "[": "]"}
+
+
 def _unquote(name: str) -> str:
-    parts = [part.strip() for part in re.split(r"\s*\.\s*(?=(?:[^\"]*\"[^\"]*\")*[^\"]*$)", name)]
-    cleaned = []
-    for part in parts:
-        if part[:1] in ('"', "`", "[") and len(part) > 1:
-            part = part[1:-1].replace('""', '"')
-        cleaned.append(part)
-    return ".".join(cleaned)
+    """``schema."Table"`` / ```a.b``` / ``[dbo].[t]`` -> the dotted name as written, quotes removed; a dot
+    inside any quoted part belongs to the name (```client.address``` is one column)."""
+    parts: list[str] = []
+    current: list[str] = []
+    closing = None
+    index = 0
+    while index < len(name):
+        char = name[index]
+        if closing is not None:
+            if char == closing:
+                if closing == '"' and name[index + 1:index + 2] == '"':  # "" inside "...": a literal quote
+                    current.append('"')
+                    index += 2
+                    continue
+                closing = None
+            else:
+                current.append(char)
+        elif char in _CLOSING:
+            closing = _CLOSING[char]
+        elif char == ".":
+            parts.append("".join(current).strip())
+            current = []
+        else:
+            current.append(char)
+        index += 1
+    parts.append("".join(current).strip())
+    return ".".join(parts)
 
 
 def parse_statement_uncached(sql: str) -> Statement | None:

@@ -39,3 +39,9 @@ def test_django_test_client_benign_session_fires_nothing(django_client, audit_tr
     audit_trail.assert_audited(event="audit.authentication.login", actor="bob")
     audit_trail.assert_audited(event="audit.data_modification.delete_resource")
     audit_trail.assert_no_detections()
+    # Evaluating the trail (SQLite, in this process, under the sqlite3 adapter) is not audited itself:
+    # no transaction was opened for its ``logs`` table (it would fold into the app's next one).
+    from otel_audit.context import current_scope
+
+    scope = current_scope()
+    assert scope is None or not any(change.table == "logs" for change in scope.changes)

@@ -70,9 +70,17 @@ def django_example(tmp_path_factory):
     os.environ["DJANGO_SETTINGS_MODULE"] = "notesite.settings"
     sys.path.insert(0, str(DJANGO_APP))
     import django
+    from django.conf import settings
     from django.core.management import call_command
+    from django.db import connections
 
     django.setup()
+    # Django reads its settings once per process: a later module's fresh database (this fixture is
+    # module-scoped, and other test modules import it) must be pointed at explicitly, or it would
+    # share the first module's rows (a user promoted there is no longer promotable here).
+    connections.close_all()
+    for databases in (settings.DATABASES, connections.databases):
+        databases["default"]["NAME"] = str(db)
     call_command("migrate", verbosity=0)
     yield db
     for key, value in saved.items():  # later tests' subprocesses must not inherit this project

@@ -324,3 +324,14 @@ def test_sqlite3_executescript_records_each_statement(statement_audit, instrumen
     assert insert.db.query_text == "INSERT INTO users (note) VALUES ('a; not a split');"
     (failed,) = statement_audit.find("data_modification", "delete_resource")
     assert failed.outcome == "failure" and failed.error_type == "sqlite3.OperationalError"
+
+
+@pytest.mark.parametrize(("sql", "operation", "columns"), [
+    ("INSERT INTO logs (`client.address`, `audit.outcome`) VALUES (?, ?)", "INSERT", ("client.address", "audit.outcome")),
+    ('UPDATE "app"."users" SET "is_staff" = 1, [dbo.flag] = NULL WHERE id = ?', "UPDATE", ("is_staff", "dbo.flag")),
+    ('INSERT INTO t ("say ""hi""", plain) VALUES (?, ?)', "INSERT", ('say "hi"', "plain")),
+])
+def test_written_columns_keep_dots_and_quotes_inside_quoted_names(sql, operation, columns) -> None:
+    from otel_audit.instrumentation._sql import columns_of
+
+    assert tuple(name for name, _value in columns_of(sql, operation)) == columns
