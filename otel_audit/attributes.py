@@ -16,7 +16,7 @@ from typing import Any
 
 from otel_audit.catalogue import ocsf_for
 from otel_audit.context import change_entry
-from otel_audit.event import AuditEvent
+from otel_audit.event import Actor, AuditEvent, Target
 
 LEVELS = ("none", "metadata", "request", "full")
 LEVEL_RANK = {name: rank for rank, name in enumerate(LEVELS)}
@@ -31,6 +31,29 @@ def _headers(attrs: dict[str, Any], prefix: str, headers: dict[str, str] | None)
     # Semconv: http.request.header.<lower-case name> as a list of values.
     for name, value in (headers or {}).items():
         attrs[f"{prefix}{name.lower()}"] = [value] if isinstance(value, str) else list(value)
+
+
+#: Actions outside account_management whose target is an account (account_management's all are).
+ACCOUNT_ACTIONS = frozenset({"grant_role", "revoke_role"})
+
+
+def target_is_actor(actor: Actor, target: Target) -> bool | None:
+    """Whether the account acted on is the actor's own, so a rule can match a self-grant without
+    comparing two fields (which Datadog and Loki cannot). None when either side names nothing:
+    two missing ids are not the same account. Adapters name the account by its id (Django's pk,
+    an ORM key) or, where the route addresses users by login name (``/admin/users/<username>``),
+    by that name: the actor's name is compared with both."""
+    actor_id, actor_name = _text(actor.id), _text(actor.name)
+    target_id, target_name = _text(target.id), _text(target.name)
+    if (actor_id is None and actor_name is None) or (target_id is None and target_name is None):
+        return None
+    if actor_id is not None and target_id == actor_id:
+        return True
+    return actor_name is not None and actor_name in (target_id, target_name)
+
+
+def _text(value: Any) -> str | None:
+    return None if value is None or value == "" else str(value)  # 0 is an id; None and "" are none
 
 
 def event_attributes(event: AuditEvent, level: str) -> dict[str, Any]:
@@ -78,6 +101,9 @@ def event_attributes(event: AuditEvent, level: str) -> dict[str, Any]:
             attrs["audit.target.id"] = value
         if (value := event.target.name) or (value is not None and value != "" and value != ()):
             attrs["audit.target.name"] = value
+        if event.category == "account_management" or event.action in ACCOUNT_ACTIONS:
+            if (mine := target_is_actor(actor, event.target)) is not None:
+                attrs["audit.target.is_actor"] = mine
     http = event.http
     if http is not None:
         if (value := http.method) or (value is not None and value != "" and value != ()):
