@@ -130,7 +130,8 @@ class Decide:
 
 
 class Enrich:
-    """Turn the event into a record draft: attributes for the level, provenance, trace context."""
+    """Turn the event into a record draft: attributes for the level, provenance, the local time
+    (for the policy's ``local_time`` categories), trace context."""
 
     reads, writes = (FACTS, DECISION), (RECORD,)
 
@@ -140,12 +141,16 @@ class Enrich:
             "audit.policy.version": policy.version,
             "audit.policy.hash": policy.hash,
         }
+        self.local_time = getattr(policy, "local_time", None)  # a policy without one stamps no local time
 
     def __call__(self, event: AuditEvent) -> AuditEvent | None:
         decision: Decision = event.decision
         attrs = event_attributes(event, decision.level)
         attrs["audit.rule"] = decision.rule
         attrs.update(self.provenance)
+        local_time = self.local_time
+        if local_time is not None and event.category in local_time.categories:
+            attrs.update(local_time.attributes(event.time_unix_nano))
         if decision.extra_attributes:
             attrs.update(decision.extra_attributes)
         severity_number, severity_text = severity_for(event)

@@ -16,6 +16,7 @@ from typing import Any, NamedTuple
 
 from otel_audit.actors import DEFAULT_SOURCES, ActorResolver
 from otel_audit.event import CATEGORIES, AuditEvent
+from otel_audit.local_time import LocalTime
 from otel_audit.pipeline import Decision
 from otel_audit.action import is_request_event, resolve
 from otel_audit.policy.classify import Classification, Classifier, path_spellings
@@ -164,7 +165,8 @@ class Explanation:
 
 class CompiledPolicy:
     """The loaded policy. Exposes what the runtime and adapters use: ``id``, ``version``, ``hash``,
-    ``redaction``, ``failure_mode``, ``actor_resolver``, ``required_fields``, ``decide(event)``."""
+    ``redaction``, ``failure_mode``, ``actor_resolver``, ``required_fields``, ``local_time`` (the
+    Enrich step's stamper), ``decide(event)``."""
 
     def __init__(self, model: PolicyModel, cache_size: int = 8192) -> None:
         self.model = model
@@ -175,6 +177,7 @@ class CompiledPolicy:
         self.failure_mode = model.failure_mode
         self.actor_resolver = ActorResolver(model.actors.sources or DEFAULT_SOURCES)
         self.required_fields = dict(model.required_fields)
+        self.local_time = LocalTime(model.local_time.zone, model.local_time.categories)
         #: Whether any fact can be recorded on its own (``granularity: statement`` somewhere).
         self.statement_granularity = model.defaults.granularity == "statement" or any(
             rule.granularity == "statement" for rule in model.rules)

@@ -21,6 +21,7 @@ from otel_audit.policy.model import (
     ActorSettings,
     Critical,
     Defaults,
+    LocalTimeSettings,
     PolicyModel,
     Rule,
 )
@@ -42,6 +43,7 @@ def _finalise(partial: Mapping[str, Any], default_id: str, sources: tuple[str, .
         actors=ActorSettings(**actors),
         rules=rules,
         routes=tuple(partial.get("routes", [])),
+        local_time=LocalTimeSettings(**partial.get("local_time", {})),
         critical=Critical(**partial.get("critical", {})),
         sources=sources,
         notes=tuple(partial.get("notes", ())),

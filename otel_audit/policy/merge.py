@@ -31,7 +31,7 @@ def merge(base: Mapping[str, Any], child: Mapping[str, Any], inherit_identity: b
     for key in ("id", "version", "description", "failure_mode"):
         if key in child:
             out[key] = child[key]
-    for key in ("defaults", "actors"):
+    for key in ("defaults", "actors", "local_time"):
         if key in child or key in base:
             out[key] = {**base.get(key, {}), **child.get(key, {})}
     if "redaction" in child:

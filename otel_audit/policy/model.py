@@ -13,6 +13,9 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any, Mapping
 
+from otel_audit.local_time import DEFAULT_CATEGORIES as DEFAULT_LOCAL_TIME_CATEGORIES
+from otel_audit.local_time import DEFAULT_ZONE
+
 ADMIN = "@admin"  # placeholder in Match.actor_roles for "the policy's admin roles"
 DEFAULT_ADMIN_ROLES = ("admin", "superuser", "administrator", "root")
 DEFAULT_USERNAME_FIELDS = ("username", "email", "login", "user", "user_name")
@@ -110,6 +113,14 @@ class ActorSettings:
 
 
 @dataclass(frozen=True)
+class LocalTimeSettings:
+    """``local_time``: the zone of the records' ``audit.local_time.*`` and the categories carrying them."""
+
+    zone: str = DEFAULT_ZONE
+    categories: tuple[str, ...] = DEFAULT_LOCAL_TIME_CATEGORIES
+
+
+@dataclass(frozen=True)
 class CriticalRoute:
     """A ``critical.routes`` entry: methods (empty: any) and a path glob."""
 
@@ -139,6 +150,7 @@ class PolicyModel:
     actors: ActorSettings
     rules: tuple[Rule, ...]
     routes: tuple[Route, ...]
+    local_time: LocalTimeSettings = field(default_factory=LocalTimeSettings)
     critical: Critical = field(default_factory=Critical)  # CI gate only: not in the hash
     sources: tuple[str, ...] = field(default=(), compare=False)  # documents it was built from
     notes: tuple[str, ...] = field(default=(), compare=False)  # what the loader rewrote (aliases), for validate
@@ -149,6 +161,8 @@ class PolicyModel:
         data.pop("sources", None)
         data.pop("notes", None)
         data.pop("critical", None)
+        if self.local_time == LocalTimeSettings():  # unset: a policy keeps the hash it had before the section existed
+            data.pop("local_time")
         return data
 
     def canonical_json(self) -> str:

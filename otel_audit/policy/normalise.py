@@ -10,6 +10,7 @@ from typing import Any, Callable, Mapping
 
 from otel_audit.catalogue import ACTION_ALIASES
 from otel_audit.event import CATEGORIES
+from otel_audit.local_time import zone_named
 from otel_audit.policy.errors import PolicyError, Problem, format_path, shown
 from otel_audit.policy.globs import GlobError, glob_to_regex
 from otel_audit.policy.model import ADMIN, Condition, CriticalRoute, Match, Route, Rule
@@ -217,6 +218,8 @@ class _Normaliser:
             partial["required_fields"] = {str(k): tuple(v) for k, v in data["required_fields"].items()}
         if "actors" in data:
             partial["actors"] = self.actors(data["actors"])
+        if "local_time" in data:
+            partial["local_time"] = self.local_time(data["local_time"])
         rules = [self.rule(("rules", i), spec, self.match(("rules", i, "match"), spec.get("match") or {}), f"rules[{i}]")
                  for i, spec in enumerate(data.get("rules") or [])]
         rules += [self.shorthand(i, spec) for i, spec in enumerate(data.get("audit_configs") or [])]
@@ -280,6 +283,16 @@ class _Normaliser:
         for key in ("username_fields", "user_tables", "privilege_fields", "credential_fields"):
             if key in spec:
                 out[key] = tuple(spec[key])
+        return out
+
+    def local_time(self, spec: Mapping[str, Any]) -> dict[str, Any]:
+        """``local_time``: a zone that exists here (checked now, not at the first record)."""
+        out: dict[str, Any] = {}
+        if "zone" in spec:
+            self.checked(("local_time", "zone"), lambda: zone_named(spec["zone"]), None)
+            out["zone"] = spec["zone"]
+        if "categories" in spec:
+            out["categories"] = tuple(dict.fromkeys(spec["categories"]))
         return out
 
     def check_redaction(self, section: Any) -> None:

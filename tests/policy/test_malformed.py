@@ -153,6 +153,17 @@ MALFORMED = [
     ('redaction_section',
      'redaction:\n  keys: 5\n',
      "redaction.keys: expected a list; got 'int' (policy.yaml:2:9)"),
+    ('local_time_zone_unknown',
+     'local_time:\n  zone: Europe/Berlinn\n',
+     "local_time.zone: 'Europe/Berlinn' is not a time zone: expected an IANA name such as Europe/Berlin, "
+     "America/New_York or UTC (policy.yaml:2:9)"),
+    ('local_time_zone_type',
+     'local_time: {zone: 2}\n',
+     "local_time.zone: expected a string, got a number (2) (policy.yaml:1:20)"),
+    ('local_time_category',
+     'local_time: {categories: [authorisation]}\n',
+     "local_time.categories[0]: 'authorisation' is not one of authentication, authorization, account_management, "
+     "data_access, data_modification, configuration, admin, http, audit_system (policy.yaml:1:27)"),
 ]
 
 
