@@ -30,7 +30,7 @@ AUDIT_FIELDS = frozenset({
 AUDIT_FAMILIES = ("audit.actor.", "audit.target.", "audit.role.", "audit.changes.", "audit.policy.", "audit.db.",
                   "audit.http.", "audit.request.", "audit.response.", "audit.classification.", "audit.incomplete.",
                   "audit.token.", "audit.redaction.", "audit.chain.", "audit.checkpoint.", "audit.lost.",
-                  "audit.previous.", "audit.orm.")
+                  "audit.previous.", "audit.orm.", "audit.local_time.")
 
 REQUIRED_KEYS = ("title", "id", "description", "level")
 

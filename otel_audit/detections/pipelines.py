@@ -6,7 +6,8 @@ otel-audit sends.
   record has sourcetype ``otel:audit:<category>``.
 * Loki (loki.yaml, native OTLP): ``audit.category`` and ``audit.outcome`` are index labels, every
   other attribute structured metadata; Loki spells names with ``_`` for each non-alphanumeric.
-  No parser is needed (structured metadata is filterable as it is).
+  No parser is needed (structured metadata is filterable as it is). Metadata values are text, so
+  a rule's ``true`` is matched as ``"true"`` (pySigma's Loki backend has no booleans).
 * Datadog (datadog.yaml / datadog-otlp.yaml): attributes are searched as ``@<name>``; the audit
   stream has ``source:otel_audit``.
 * SQLite (``detections test``): one column per attribute name, as recorded.
@@ -39,6 +40,19 @@ def backend_field(backend: str, field: str) -> str:
     return field
 
 
+def _booleans_as_text() -> Any:
+    """A transformation writing a rule's boolean values as the text Loki holds (``true``)."""
+    from sigma.processing.transformations.base import ValueTransformation
+    from sigma.types import SigmaBool, SigmaString
+
+    class BooleansAsText(ValueTransformation):
+        # Unannotated on purpose: pySigma picks the values it passes by the annotation of ``val``.
+        def apply_value(self, field, val):  # type: ignore[no-untyped-def]
+            return SigmaString("true" if val.boolean else "false") if isinstance(val, SigmaBool) else None
+
+    return BooleansAsText()
+
+
 def pipeline(backend: str) -> Any:
     """The processing pipeline for ``backend`` (splunk, loki, datadog, sqlite)."""
     from sigma.processing.pipeline import ProcessingItem, ProcessingPipeline
@@ -56,6 +70,7 @@ def pipeline(backend: str) -> Any:
                                     identifier="otel_audit_structured_metadata"))
         items.append(ProcessingItem(SetCustomAttributeTransformation(LokiCustomAttributes.LOGSOURCE_SELECTION.value,
                                                                      LOKI_SELECTOR), identifier="otel_audit_streams"))
+        items.append(ProcessingItem(_booleans_as_text(), identifier="otel_audit_booleans_as_text"))
     elif backend == "datadog":
         from sigma.processing.transformations import AddFieldnamePrefixTransformation
 

@@ -33,6 +33,21 @@ correlation:
   timespan: 15m
   condition: {gte: 12}
 """
+# Office hours 07:00-19:00 on every day: only the hours' values differ from the shipped rule's.
+TUNED_HOURS = """
+title: Administrative role granted outside our office hours
+id: 9d0c2b1e-0000-4000-8000-000000000003
+name: otel_audit_privilege_outside_office_hours
+description: Ours.
+level: high
+logsource: {product: otel-audit, service: audit}
+detection:
+  grant: {audit.action: grant_role, audit.outcome: success}
+  admin_role: {audit.role.names|contains: [admin]}
+  before_hours: {audit.local_time.hour|lt: 7}
+  after_hours: {audit.local_time.hour|gte: 19}
+  condition: grant and admin_role and (before_hours or after_hours)
+"""
 
 
 def convert(capsys, *args: str) -> str:
@@ -59,6 +74,10 @@ def test_splunk_savedsearches_are_ini_stanzas_with_the_backends_searches(capsys)
         assert stanza["dispatch.earliest_time"].startswith("-") and stanza["quantity"] == "0"
     brute = conf["otel-audit - Brute force on one account"]
     assert "| search event_count >= 5" in brute["search"] and brute["dispatch.earliest_time"] == "-300s"
+    assert 'audit.action="grant_role"' in conf["otel-audit - Role or privilege granted to oneself"]["search"]
+    assert "audit.target.is_actor=true" in conf["otel-audit - Role or privilege granted to oneself"]["search"]
+    hours = conf["otel-audit - Administrative role granted outside office hours"]["search"]
+    assert "audit.local_time.hour<8 OR audit.local_time.hour>=18 OR audit.local_time.weekday IN (6, 7)" in hours
 
 
 def test_loki_rule_groups_carry_the_loki_backends_logql(capsys) -> None:
@@ -75,6 +94,11 @@ def test_loki_rule_groups_carry_the_loki_backends_logql(capsys) -> None:
     by_name = {r["alert"]: r for r in rules}
     assert by_name["otel_audit_brute_force"]["expr"].endswith(">= 5")
     assert by_name["otel_audit_audit_tampering"]["expr"].startswith("sum(count_over_time(")
+    # structured metadata is text: the rule's boolean is matched as "true"
+    assert "audit_target_is_actor=~`(?i)^true$`" in by_name["otel_audit_self_granted_privilege"]["expr"]
+    hours = by_name["otel_audit_privilege_outside_office_hours"]["expr"]
+    assert "(audit_local_time_hour<8 or audit_local_time_hour>=18 or audit_local_time_weekday=6 or " \
+           "audit_local_time_weekday=7)" in hours
 
 
 def test_datadog_terraform_parses_as_hcl_and_matches_the_json(capsys) -> None:
@@ -98,22 +122,33 @@ def test_datadog_terraform_parses_as_hcl_and_matches_the_json(capsys) -> None:
     assert spray["queries"][0]["groupByFields"] == ["@client.address"] and spray["options"]["evaluationWindow"] == 600
     after = next(b for b in api if b["name"].endswith("Login success after a burst of failures"))
     assert after["cases"][0]["condition"] == "a >= 5 && b > 0"
+    own = next(b for b in api if b["name"].endswith("Role or privilege granted to oneself"))
+    assert "@audit.target.is_actor:true" in own["queries"][0]["query"] and own["cases"][0]["status"] == "critical"
+    hours = next(b for b in api if b["name"].endswith("Administrative role granted outside office hours"))
+    assert "(@audit.local_time.hour:<8 OR @audit.local_time.hour:>=18 OR (@audit.local_time.weekday:(6 OR 7)))" \
+        in hours["queries"][0]["query"]
 
 
 def test_a_team_rule_file_changes_every_backends_threshold(capsys, tmp_path: Path) -> None:
     (tmp_path / "brute-force.yml").write_text(TUNED)
+    (tmp_path / "office-hours.yml").write_text(TUNED_HOURS)
     splunk = configparser.ConfigParser(interpolation=None)
     splunk.read_string(convert(capsys, "--backend", "splunk", "--rules", str(tmp_path)))
     brute = splunk["otel-audit - Brute force on one account, tuned"]
     assert "event_count >= 12" in brute["search"] and "span=15m" in brute["search"]
+    hours = splunk["otel-audit - Administrative role granted outside our office hours"]["search"]
+    assert "audit.local_time.hour<7 OR audit.local_time.hour>=19" in hours and "weekday" not in hours
     loki = {r["alert"]: r for r in yaml.safe_load(convert(capsys, "--backend", "loki", "--rules", str(tmp_path)))
             ["groups"][0]["rules"]}
     assert loki["otel_audit_brute_force"]["expr"].endswith(">= 12") and "[15m]" in loki["otel_audit_brute_force"]["expr"]
+    assert "(audit_local_time_hour<7 or audit_local_time_hour>=19)" in loki["otel_audit_privilege_outside_office_hours"]["expr"]
     dd = {b["name"]: b for b in json.loads(convert(capsys, "--backend", "datadog", "--format", "json", "--rules",
                                                    str(tmp_path)))}
     tuned = dd["otel-audit: Brute force on one account, tuned"]
     assert tuned["cases"][0] == {"name": "Brute force on one account, tuned", "status": "critical", "condition": "a >= 12"}
     assert tuned["options"]["evaluationWindow"] == 900
+    hours = dd["otel-audit: Administrative role granted outside our office hours"]["queries"][0]["query"]
+    assert "(@audit.local_time.hour:<7 OR @audit.local_time.hour:>=19)" in hours
     assert len(dd) == len(alerting_names())  # replaced, not added
 
 
