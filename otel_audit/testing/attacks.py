@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Iterable, Sequence
 
 
@@ -172,6 +173,13 @@ def escalate_privilege(client: StoryClient, login: Login, username: str, passwor
     return client.do(grant)
 
 
+def self_grant(client: StoryClient, login: Login, username: str, password: str, grant: Request) -> Any:
+    """Log in and grant a role to one's own account (rule otel_audit_self_granted_privilege):
+    ``grant`` addresses the account ``username`` logs in to, by the id or name the app's route takes."""
+    client.login(login, username, password)
+    return client.do(grant)
+
+
 def mass_delete(client: StoryClient, login: Login, username: str, password: str, create: Request, delete: Request,
                 count: int = 12) -> list[Any]:
     """Create ``count`` resources, then delete each (rule otel_audit_mass_deletion); ``delete``'s
@@ -219,8 +227,27 @@ def benign_session(client: StoryClient, login: Login, username: str, password: s
         created = _created_id(response) or created
 
 
+def zone_at_local_hour(hour: int, weekdays: Iterable[int] = range(1, 8), now: datetime | None = None) -> str | None:
+    """A fixed-offset time zone (``Etc/GMT-3`` is UTC+3) where it is now within an hour of
+    ``hour`` o'clock, on one of ``weekdays`` (ISO, 1 Monday); None when there is none. For a test
+    policy's ``local_time.zone``: the app's records then fall inside or outside office hours
+    (rule otel_audit_privilege_outside_office_hours) without touching its clock."""
+    now = now or datetime.now(timezone.utc)
+    days = set(weekdays)
+    best: tuple[float, str] | None = None
+    for offset in range(-12, 15):  # the zones of Etc/: UTC-12 ... UTC+14
+        local = now + timedelta(hours=offset)
+        distance = abs(local.hour + local.minute / 60 - hour)
+        distance = min(distance, 24 - distance)
+        name = "Etc/GMT" if offset == 0 else f"Etc/GMT{-offset:+d}"  # POSIX sign: Etc/GMT-3 is ahead of UTC
+        if distance <= 1 and local.isoweekday() in days and (best is None or distance < best[0]):
+            best = (distance, name)
+    return best[1] if best else None
+
+
 STORIES: dict[str, Callable[..., Any]] = {
     "brute_force": brute_force, "spray": spray, "guess_then_login": guess_then_login,
-    "escalate_privilege": escalate_privilege, "mass_delete": mass_delete, "mass_read": mass_read,
+    "escalate_privilege": escalate_privilege, "self_grant": self_grant, "mass_delete": mass_delete,
+    "mass_read": mass_read,
     "probe_denied": probe_denied, "admin_from_new_source": admin_from_new_source, "benign_session": benign_session,
 }

@@ -24,6 +24,7 @@ class AppStories:
     member: tuple[str, str]
     grant_admin: Request  # the admin grants an administrative role
     grant_ordinary: Request  # the admin grants an ordinary role (an admin action, not an escalation)
+    self_grant: Request  # the admin grants an ordinary role to their own account
     create: Request
     delete: Request
     probes: tuple[Request, ...]  # what the member may not do
@@ -39,6 +40,7 @@ APPS = {
         login=Login("/login"), admin=("bob", "battery staple"), member=("alice", "correct horse"),
         grant_admin=Request("POST", "/admin/users/carol/role", json={"role": "admin"}),
         grant_ordinary=Request("POST", "/admin/users/carol/role", json={"role": "editor"}),
+        self_grant=Request("POST", "/admin/users/bob/role", json={"role": "auditor"}),  # by username
         create=Request("POST", "/notes", json={"title": "t", "body": "b"}), delete=Request("DELETE", "/notes/{id}"),
         probes=(Request("GET", "/admin/users"), Request("POST", "/admin/users/carol/role", json={"role": "admin"}),
                 Request("GET", "/admin/export")),
@@ -50,6 +52,7 @@ APPS = {
         login=Login("/accounts/login/", prime="/accounts/login/"), admin=("alice", "alice-pw"), member=("bob", "bob-pw"),
         grant_admin=Request("POST", "/staff/users/3/promote/", data={}),
         grant_ordinary=Request("POST", "/staff/users/3/groups/", data={"group": "editors"}),
+        self_grant=Request("POST", "/staff/users/1/groups/", data={"group": "editors"}),  # alice's pk
         create=Request("POST", "/notes/", data={"title": "t", "body": "b"}), delete=Request("POST", "/notes/{id}/delete/", data={}),
         probes=(Request("POST", "/staff/users/3/groups/", data={"group": "editors"}),
                 Request("POST", "/staff/users/3/promote/", data={})),
@@ -62,6 +65,7 @@ APPS = {
         member=("bob", "bob-pw"),
         grant_admin=Request("POST", "/admin/users/2/roles", json={"role": "admin"}),
         grant_ordinary=Request("POST", "/admin/users/2/roles", json={"role": "editor"}),
+        self_grant=Request("POST", "/admin/users/1/roles", json={"role": "auditor"}),  # alice's id
         create=Request("POST", "/notes", json={"title": "t", "body": "b"}), delete=Request("DELETE", "/notes/{id}"),
         probes=(Request("POST", "/admin/users/1/roles", json={"role": "admin"}),),
         read=Request("GET", "/notes"), read_route="GET /notes",
@@ -100,6 +104,9 @@ def stories(app: AppStories) -> dict[str, tuple[str | None, Callable[[str], Any]
     # last: it makes a member an admin, and the stories above need the member to stay one
     plays["escalate_privilege"] = ("otel_audit_privilege_escalation",
                                    lambda url: attacks.escalate_privilege(client(url), app.login, *admin, app.grant_admin))
+    # after it: Flask's role column holds one role, so the admin granting themselves one is no admin after
+    plays["self_grant"] = ("otel_audit_self_granted_privilege",
+                           lambda url: attacks.self_grant(client(url), app.login, *admin, app.self_grant))
     return plays
 
 
@@ -112,6 +119,23 @@ def reads_recorded(name: str, workdir: Path) -> str:
                                   "routes": [{"id": "note-reads", "request": APPS[name].read_route,
                                               "category": "data_access", "action": "read_resource"}]}))
     return str(policy)
+
+
+def in_zone(name: str, workdir: Path, zone: str) -> str:
+    """The example's policy with ``local_time.zone`` set: its records' local hour is read there."""
+    from otel_audit.demo import EXAMPLES
+
+    policy = workdir / "policy-in-zone.yaml"
+    policy.write_text(json.dumps({"format": 1, "id": f"{name}-in-zone", "extends": [str(EXAMPLES[name].policy())],
+                                  "local_time": {"zone": zone}}))
+    return str(policy)
+
+
+def play_in_zone(name: str, workdir: Path, zone: str, story: str = "escalate_privilege") -> Path:
+    """Serve the example with its policy in ``zone``, play one story, return that story's trail."""
+    workdir.mkdir(parents=True)
+    plays = {story: stories(APPS[name])[story]}
+    return _play_on_one_server(name, workdir, plays, policy=in_zone(name, workdir, zone))[story]
 
 
 def play_all(name: str, workdir: Path) -> dict[str, Path]:
