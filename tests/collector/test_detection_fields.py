@@ -23,10 +23,10 @@ pytest.importorskip("sigma")
 # the field exists, at the other apps' stand-ins, but not in this trail.
 NOT_IN_FLASK = {"audit.changes.fields"}
 
-SPL_FIELD = re.compile(r'(?<![\w.|])([a-z_][\w.]*)(?:=|\s+IN\s+\()')
+SPL_FIELD = re.compile(r'(?<![\w.|])([a-z_][\w.]*)(?:[<>!]?=|[<>]|\s+IN\s+\()')
 SPL_BY = re.compile(r"\bby _time ([\w. ]+?)\s*(?:\||$)")
 SPL_DC = re.compile(r"\bdc\(([\w.]+)\)")
-LOGQL_FIELD = re.compile(r"\b([a-zA-Z_]\w*)\s*(?:=~|!~|!=|=)")
+LOGQL_FIELD = re.compile(r"\b([a-zA-Z_]\w*)\s*(?:=~|!~|!=|[<>]=?|=)")
 LOGQL_BY = re.compile(r"\b(?:by|without) \(([^)]*)\)")
 DD_FIELD = re.compile(r"@([\w.]+):")
 
@@ -84,6 +84,7 @@ def test_converted_queries_reference_only_fields_present_at_each_backend(run_col
             return names if all(wanted <= n for n in names) else None
 
         wait_until(everywhere, DELIVERY_TIMEOUT, what="the attack stories' records at all three stand-ins")
+        splunk_records, loki_streams, dd_records = splunk.snapshot(), loki.streams(), dd.snapshot()
         hec_fields = {k for r in splunk.snapshot() for k in r["fields"]} | {"sourcetype"}
         assert all(r["sourcetype"].startswith("otel:audit:") for r in splunk.snapshot())
         loki_fields = {k for s in loki.streams() for k in (*s["labels"], *s["structured_metadata"])}
@@ -104,7 +105,15 @@ def test_converted_queries_reference_only_fields_present_at_each_backend(run_col
     logql = set().union(*map(logql_fields, exprs))
     ddq = set().union(*map(datadog_fields, bodies))
     assert {"audit.action", "audit.attempted_username", "client.address", "enduser.id"} <= spl  # the parser sees them
+    # what the self-grant and office-hours rules match: written by otel-audit itself, compared as numbers
+    computed = {"audit.target.is_actor", "audit.local_time.hour", "audit.local_time.weekday"}
+    assert computed <= spl and {loki_name(f) for f in computed} <= logql and computed <= ddq
     assert spl - NOT_IN_FLASK <= hec_fields, f"Splunk searches use fields HEC lacks: {sorted(spl - NOT_IN_FLASK - hec_fields)}"
     missing_loki = logql - {loki_name(f) for f in NOT_IN_FLASK} - loki_fields
     assert not missing_loki, f"LogQL uses names Loki lacks: {sorted(missing_loki)}"
     assert ddq - NOT_IN_FLASK <= dd_fields, f"Datadog queries use attributes it lacks: {sorted(ddq - NOT_IN_FLASK - dd_fields)}"
+    # the self-grant story's boolean arrives as each query spells it: text "true" in HEC fields and
+    # Loki's structured metadata (its LogQL matches the text), a JSON boolean at Datadog
+    assert "true" in {str(f.get("audit.target.is_actor")).lower() for f in (r["fields"] for r in splunk_records)}
+    assert "true" in {s["structured_metadata"].get("audit_target_is_actor") for s in loki_streams}
+    assert True in {r["attributes"].get("audit.target.is_actor") for r in dd_records}
