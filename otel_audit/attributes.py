@@ -102,8 +102,8 @@ def event_attributes(event: AuditEvent, level: str) -> dict[str, Any]:
         if (value := event.target.name) or (value is not None and value != "" and value != ()):
             attrs["audit.target.name"] = value
         if event.category == "account_management" or event.action in ACCOUNT_ACTIONS:
-            if (mine := target_is_actor(actor, event.target)) is not None:
-                attrs["audit.target.is_actor"] = mine
+            if (own := target_is_actor(actor, event.target)) is not None:
+                attrs["audit.target.is_actor"] = own
     http = event.http
     if http is not None:
         if (value := http.method) or (value is not None and value != "" and value != ()):

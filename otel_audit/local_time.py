@@ -42,7 +42,7 @@ class LocalTime:
         self.zone = zone
         self.categories = frozenset(categories)
         self._tz = zone_named(zone)
-        self._last: tuple[int, dict[str, Any]] = (-1, {})  # (quarter, its attributes): one tuple, swapped whole
+        self._last: tuple[int | None, dict[str, Any]] = (None, {})  # (quarter, its attributes): swapped whole
 
     def attributes(self, unix_nano: int) -> dict[str, Any]:
         """The attributes for a record at ``unix_nano`` (shared between records: do not change it)."""
