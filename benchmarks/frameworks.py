@@ -52,6 +52,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import atexit
 import io
 import json
 import os
@@ -77,7 +78,9 @@ def modes_for(framework: str, wanted: tuple[str, ...] = MODES) -> tuple[str, ...
 NO_FSYNC = "PRAGMA synchronous = OFF"
 ENDPOINTS = {"hello": ("GET", "/hello"), "crud": ("POST", "/crud"), "crud_pg": ("POST", "/crud-pg")}
 PG_DSN = os.environ.get("OTEL_AUDIT_TEST_PG_DSN", "postgresql://otel_audit:otel_audit@127.0.0.1:5432/otel_audit")
-PG_SCHEMA = "otel_audit_bench"  # the benchmark's own tables, apart from the tests'
+#: The worker's own tables, apart from the tests' and from every other worker's: two workers run at
+#: once (callgrind's low and high counts), and Django's migrations racing in one schema fail.
+PG_SCHEMA = f"otel_audit_bench_{os.getpid()}"
 
 
 def _pg_available() -> bool:
@@ -86,9 +89,29 @@ def _pg_available() -> bool:
 
         with psycopg.connect(PG_DSN, connect_timeout=3, autocommit=True) as conn:
             conn.execute(f"CREATE SCHEMA IF NOT EXISTS {PG_SCHEMA}")
+        atexit.register(_drop_pg_schema)
         return True
     except Exception:  # noqa: BLE001 - no driver, no server: the endpoint is skipped
         return False
+
+
+def _drop_pg_schema() -> None:
+    """The worker's schema goes when it does (Django keeps a persistent connection: closed first)."""
+    try:
+        from django.db import connections
+
+        connections.close_all()
+    except Exception:  # noqa: BLE001 - not a Django worker
+        pass
+    try:
+        import psycopg
+
+        # ``Connection.connect``, not the audited ``psycopg.connect``: the runtime has stopped by now
+        with psycopg.Connection.connect(PG_DSN, connect_timeout=3, autocommit=True) as conn:
+            conn.execute("SET lock_timeout = '5s'")  # a connection of this worker still open: give up
+            conn.execute(f"DROP SCHEMA IF EXISTS {PG_SCHEMA} CASCADE")
+    except Exception:  # noqa: BLE001 - best effort: a leftover schema is harmless
+        pass
 
 
 def _pg_connect() -> Any:

@@ -19,7 +19,8 @@ from __future__ import annotations
 import base64
 import importlib
 import json
-from typing import Any, Callable, Mapping, Protocol, Sequence
+from collections.abc import Mapping
+from typing import Any, Callable, Protocol, Sequence
 
 from otel_audit.errors import containment
 from otel_audit.event import Actor
@@ -36,7 +37,7 @@ class ActorFacts(Protocol):
 
 
 def _get(obj: Any, name: str) -> Any:
-    if isinstance(obj, Mapping):
+    if type(obj) is dict or isinstance(obj, Mapping):  # collections.abc's: typing's alias checks in Python
         return obj.get(name)
     try:
         return obj[name] if hasattr(obj, "keys") else getattr(obj, name, None)

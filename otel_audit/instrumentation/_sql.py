@@ -14,6 +14,7 @@ from typing import Any, NamedTuple
 from otel_audit.event import AuditEvent, Change, DbInfo, Source
 from otel_audit.instrumentation._request import scope_and_actor
 from otel_audit.recording import record_change
+from otel_audit.runtime import get_runtime
 
 #: Leading verb -> (category, action), in the one vocabulary every layer uses (catalogue.py).
 #: Statements whose verb is not here (BEGIN, COMMIT, SET, PRAGMA, SAVEPOINT, SHOW, ...) are
@@ -198,6 +199,16 @@ def _literal(text: str) -> Any:
         return int(lowered)
     except ValueError:
         return _NO_VALUE
+
+
+def never_recorded(statement: Statement) -> bool:
+    """Whether the policy decides ``none`` for every statement of this kind (reads, by default), so
+    the adapter can skip building its event: nothing would record it or fold it into its action."""
+    runtime = get_runtime()
+    if runtime is None:
+        return True
+    check = getattr(runtime.policy, "never_records", None)
+    return check is not None and check(statement.category, statement.action, statement.operation)
 
 
 def sql_event(

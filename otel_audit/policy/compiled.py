@@ -136,6 +136,13 @@ class CompiledRule:
     def matches(self, f: Facts) -> bool:
         return self.why_not(f) is None
 
+    def unconditional_beyond_kind(self) -> bool:
+        """Whether the rule asks nothing but category, action and DB operation (what
+        :meth:`CompiledPolicy.never_records` knows of a statement before building its event)."""
+        return not (self.methods or self.paths is not None or self.resource_types is not None or self.actor_ids
+                    or self.roles or self.not_roles or self.authenticated is not None or self.outcomes
+                    or self.status or self.db_tables is not None)
+
 
 # Which Facts fields a rule looks at, so unused ones can be blanked in the cache key.
 _USES = {
@@ -197,6 +204,7 @@ class CompiledPolicy:
         self._rule_extra = [_extra(r.rule.attributes, r.rule.tags) for r in self.rules]
         # (rule index, outcome, audit_system?) -> (decision, note): a handful of distinct answers.
         self._decisions: dict[tuple[int | None, str, bool], tuple[Decision | None, str]] = {}
+        self._quiet: dict[tuple[str, str, str | None], bool] = {}
 
     # -- matching -------------------------------------------------------------------------------
 
@@ -282,6 +290,34 @@ class CompiledPolicy:
 
     def cache_info(self) -> Any:
         return self._first_match.cache_info()
+
+    def never_records(self, category: str, action: str, db_operation: str | None) -> bool:
+        """Whether every statement fact of this kind is decided ``none`` whatever else it says (its
+        table, actor, outcome...): true for reads under the default policy (``builtin.db-reads-off``).
+        A DB adapter asks this first, so a statement nothing would record costs one look-up, not an
+        event built and decided. Known from the rules alone: answered once per kind."""
+        key = (category, action, db_operation)
+        quiet = self._quiet.get(key)
+        if quiet is None:
+            quiet = self._never_records(category, action, (db_operation or "").upper() or None)
+            if len(self._quiet) < 1024:
+                self._quiet[key] = quiet
+        return quiet
+
+    def _never_records(self, category: str, action: str, db_operation: str | None) -> bool:
+        if category == "audit_system":
+            return False  # always recorded
+        for index in self._by_category.get(category, self._uncategorised):
+            rule = self.rules[index]
+            if rule.actions is not None and not rule.actions.match(action):
+                continue
+            if rule.db_operations and db_operation not in rule.db_operations:
+                continue
+            if rule.rule.level != "none":
+                return False  # it may match (its other conditions are unknown here) and record
+            if rule.unconditional_beyond_kind():
+                return True  # it matches every such fact first (earlier rules: none or no match)
+        return self.model.defaults.level == "none"
 
 
 def _extra(attributes: tuple[tuple[str, Any], ...], tags: tuple[str, ...]) -> dict[str, Any]:

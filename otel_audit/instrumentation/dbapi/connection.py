@@ -10,7 +10,7 @@ from typing import Any, Callable
 import wrapt
 
 from otel_audit.errors import containment
-from otel_audit.instrumentation._sql import parse_statement, record_statement
+from otel_audit.instrumentation._sql import never_recorded, parse_statement, record_statement
 from otel_audit.context import current_scope
 from otel_audit.recording import before_write, end_transaction
 
@@ -99,6 +99,8 @@ def _record_execute(facts: DbFacts, sql: Any, args: Any, kwargs: Any, cursor: An
 
 
 def _emit(facts: DbFacts, statement: Any, sql: Any, parameters: Any, cursor: Any, error: BaseException | None) -> None:
+    if never_recorded(statement):
+        return
     row_count = getattr(cursor, "rowcount", None) if cursor is not None else None
     record_statement(
         statement,

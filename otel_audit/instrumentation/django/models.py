@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 from django.conf import settings
+from django.db import connections
 
 from otel_audit.errors import containment
 from otel_audit.event import AuditEvent, Change, Source, Target
@@ -88,8 +89,6 @@ def _in_atomic_block(using: Any) -> bool:
     """Whether the connection is inside ``transaction.atomic`` (else: autocommit, one statement
     one transaction)."""
     try:
-        from django.db import connections
-
         return bool(connections[using or "default"].in_atomic_block)
     except Exception:  # noqa: BLE001
         return False
@@ -165,6 +164,7 @@ def _model_change(category: str, action: str, instance: Any, changed: Mapping[st
         changes=[change],
         attributes=dict(extra),
         origin="django.orm",
+        event_id="",  # folded into its action, it needs none (record_change names one if recorded alone)
     )
     record_change(fact, change, None)
 

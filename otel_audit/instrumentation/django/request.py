@@ -12,6 +12,7 @@ import weakref
 from typing import Any, Mapping
 
 from django.core.handlers.base import BaseHandler
+from django.utils.functional import LazyObject, empty
 from opentelemetry import context as otel_context
 
 from otel_audit.errors import AuditUnavailable, containment
@@ -50,7 +51,7 @@ class _DjangoFacts:
         self.trace_context: Any = None
 
     def framework_user(self) -> Any:
-        return _attr(self.request, "user")
+        return _unwrapped(_attr(self.request, "user"))
 
     def app_user(self) -> Any:
         return None
@@ -76,6 +77,17 @@ class _DjangoFacts:
     def route(self) -> str | None:
         match = _attr(self.request, "resolver_match")
         return "/" + match.route if match is not None and match.route is not None else None
+
+
+def _unwrapped(user: Any) -> Any:
+    """The user behind Django's lazy ``request.user`` (loaded now if it was not yet): every
+    attribute read through the ``SimpleLazyObject`` proxy costs a Python call of its own, and
+    the actor reads a dozen."""
+    if not issubclass(type(user), LazyObject):
+        return user
+    if user._wrapped is empty:  # noqa: SLF001
+        user._setup()  # noqa: SLF001
+    return user._wrapped  # noqa: SLF001
 
 
 _MISSING = object()

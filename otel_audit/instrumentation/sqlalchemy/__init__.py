@@ -32,7 +32,7 @@ from sqlalchemy.pool import Pool
 from otel_audit.errors import containment
 from otel_audit.event import AuditEvent, Change, DbInfo, Source, Target
 from otel_audit.instrumentation._request import scope_and_actor
-from otel_audit.instrumentation._sql import parse_statement, record_statement
+from otel_audit.instrumentation._sql import never_recorded, parse_statement, record_statement
 from otel_audit.instrumentation.dbapi import mark_owned, plain_value
 from otel_audit.context import current_scope
 from otel_audit.recording import before_write, end_transaction, record_change
@@ -68,7 +68,7 @@ _databases: dict[int, tuple[Any, Any, tuple[str | None, str | None]]] = {}
 def _statement(conn: Any, statement: str, parameters: Any, executemany: bool, row_count: int | None,
                error: BaseException | None) -> None:
     classified = parse_statement(statement)
-    if classified is None:
+    if classified is None or never_recorded(classified):
         return
     system, database = _database(conn)
     if executemany and isinstance(parameters, (list, tuple)):
