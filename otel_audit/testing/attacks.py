@@ -175,9 +175,9 @@ def escalate_privilege(client: StoryClient, login: Login, username: str, passwor
 
 def self_grant(client: StoryClient, login: Login, username: str, password: str, grant: Request) -> Any:
     """Log in and grant a role to one's own account (rule otel_audit_self_granted_privilege):
-    ``grant`` addresses the account ``username`` logs in to, by the id or name the app's route takes."""
-    client.login(login, username, password)
-    return client.do(grant)
+    ``grant`` addresses the account ``username`` logs in to, by the id or name the app's route takes.
+    The same requests as :func:`escalate_privilege`; what differs is whose account ``grant`` names."""
+    return escalate_privilege(client, login, username, password, grant)
 
 
 def mass_delete(client: StoryClient, login: Login, username: str, password: str, create: Request, delete: Request,
