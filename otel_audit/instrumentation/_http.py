@@ -236,7 +236,13 @@ class HttpExchange:
         try:
             resolver = actor_resolver()
             facts = self.facts
+            # Our reads of the session are not the app's: left marked, the framework would answer
+            # ``Vary: Cookie`` on pages that never read it (and shared caches would stop caching them).
+            unread = getattr(facts, "keep_session_unread", None)
+            restore = unread() if unread is not None else None
             self.scope.actor = resolver.resolve(facts)
+            if restore is not None:
+                restore()
             self._resolved = True
             identity_facts = getattr(facts, "identity_facts", None)
             self._identity = identity_facts() if identity_facts is not None and not resolver.reads_app_code else None

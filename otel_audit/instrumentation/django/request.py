@@ -51,7 +51,35 @@ class _DjangoFacts:
         self.trace_context: Any = None
 
     def framework_user(self) -> Any:
-        return _unwrapped(_attr(self.request, "user"))
+        request = self.request
+        user = _attr(request, "user")
+        if not issubclass(type(user), LazyObject) or user._wrapped is not empty:  # noqa: SLF001
+            return _unwrapped(user)
+        setup = user.__dict__.get("_setupfunc")
+        if type(setup) is _LoadedUser:
+            return setup.user
+        session = _attr(request, "session")
+        unread = getattr(session, "accessed", None) is False
+        loaded = _unwrapped(user)  # Django's get_user: reads the session (and may query the user)
+        if unread:
+            # The view has not read ``request.user``: hand it the loaded user when it does, and
+            # only then mark the session read, as Django's own get_user would.
+            user._wrapped = empty  # noqa: SLF001
+            user.__dict__["_setupfunc"] = _LoadedUser(session, loaded)
+            session.accessed = False
+        return loaded
+
+    def keep_session_unread(self) -> Any:
+        """A function that marks the session unread again after the actor was resolved, when the
+        app had not read it (``SessionMiddleware`` adds ``Vary: Cookie`` to responses that did)."""
+        session = _attr(self.request, "session")
+        if getattr(session, "accessed", None) is not False:
+            return None
+
+        def restore() -> None:
+            session.accessed = False
+
+        return restore
 
     def app_user(self) -> Any:
         return None
@@ -77,6 +105,21 @@ class _DjangoFacts:
     def route(self) -> str | None:
         match = _attr(self.request, "resolver_match")
         return "/" + match.route if match is not None and match.route is not None else None
+
+
+class _LoadedUser:
+    """``request.user``'s set-up once otel-audit has loaded the user for the actor: the view's first
+    use marks the session read (as Django's ``get_user`` does) and gets the same user, no second query."""
+
+    __slots__ = ("session", "user")
+
+    def __init__(self, session: Any, user: Any) -> None:
+        self.session = session
+        self.user = user
+
+    def __call__(self) -> Any:
+        self.session.accessed = True
+        return self.user
 
 
 def _unwrapped(user: Any) -> Any:

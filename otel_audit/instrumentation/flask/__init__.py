@@ -55,7 +55,30 @@ class _FlaskFacts:
         return _app_ctx.get().g.get("user")
 
     def session(self) -> Mapping[str, Any] | None:
-        return _request_ctx.get().session
+        return _session_of(_request_ctx.get())
+
+    def keep_session_unread(self) -> Any:
+        """A function that marks the session unread again after the actor was resolved, when the
+        app had not read it (Flask adds ``Vary: Cookie`` to responses whose session was read).
+
+        Flask-Login keeps the user it loads in ``g._login_user``, where the view's ``current_user``
+        finds it without reading the session: an anonymous one we loaded is dropped again (reloading
+        it reads the session, as it would have); a signed-in one stays, and so does the mark."""
+        ctx = _request_ctx.get(None)
+        session = _session_of(ctx) if ctx is not None else None
+        if getattr(session, "accessed", None) is not False:
+            return None
+        g = _app_ctx.get().g
+        login_user_loaded = "_login_user" in g
+
+        def restore() -> None:
+            if not login_user_loaded and "_login_user" in g:
+                if getattr(g._login_user, "is_authenticated", False):  # noqa: SLF001
+                    return
+                g.pop("_login_user")
+            session.accessed = False
+
+        return restore
 
     def header(self, name: str) -> str | None:
         # ``request.headers.get(name)`` is a WSGI environ look-up (werkzeug's EnvironHeaders), minus
@@ -64,6 +87,19 @@ class _FlaskFacts:
         return _request_ctx.get().request.environ.get(key if key in _UNPREFIXED else f"HTTP_{key}")
 
 
+def _session_of(ctx: Any) -> Any:
+    """The request's session without marking it read: Flask 3.1.3 marks it on ``ctx.session`` (a
+    property over ``ctx._session``), earlier releases on the session's own reads."""
+    quiet = _SESSION_PROPERTY.get(type(ctx))
+    if quiet is None:
+        quiet = _SESSION_PROPERTY[type(ctx)] = isinstance(getattr(type(ctx), "session", None), property)
+    if quiet:
+        session = ctx._session  # noqa: SLF001
+        return session if session is not None else ctx.session  # not opened: as before, Flask says so
+    return ctx.session
+
+
+_SESSION_PROPERTY: dict[type, bool] = {}
 _FACTS = _FlaskFacts()
 _UNPREFIXED = frozenset({"CONTENT_TYPE", "CONTENT_LENGTH"})
 _class_login_manager: dict[type, bool] = {}
@@ -146,7 +182,7 @@ def _full_dispatch_request(wrapped: Any, instance: flask.Flask, args: Any, kwarg
         ctx = _request_ctx.get()
         request = ctx.request
         exchange = HttpExchange(_FACTS, _http_info(request), _source(request))
-        session = ctx.session
+        session = _session_of(ctx)
         session_before = dict(session)
         exchange.begin()
         token = _CURRENT_EXCHANGE.set(exchange)
@@ -170,7 +206,7 @@ def _full_dispatch_request(wrapped: Any, instance: flask.Flask, args: Any, kwarg
     finally:
         _CURRENT_EXCHANGE.reset(token)
     try:
-        _response_facts(exchange, response, ctx.session, session_before)
+        _response_facts(exchange, response, _session_of(ctx), session_before)
     except Exception as exc:  # noqa: BLE001
         containment.record("flask response", exc)
     try:
