@@ -112,14 +112,33 @@ def canonical_parts(
     take the attributes' JSON text without parsing it."""
     attrs = attributes if SEALED_KEYS.isdisjoint(attributes) else {k: v for k, v in attributes.items()
                                                                    if k not in SEALED_KEYS}
-    # The head by hand (same bytes as encoding the list): one encoder call per record, not two.
-    head = (f'["{VERSION}",{json_value(event_name or "")},{int(time_unix_nano or 0)},'
-            f'{int(severity_number) if severity_number is not None else "null"},{json_value(severity_text or "")},'
-            f'{json_value(trace_id)},{json_value(span_id)},{json_value(body)},')
+    # The head by hand (same bytes as encoding the list): one encoder call per record, not two; the
+    # parts around the timestamp repeat from record to record (one per event name and severity).
+    parts = _HEADS.get((event_name, severity_number, severity_text))
+    if parts is None:
+        parts = _head_parts(event_name, severity_number, severity_text)
+    body_json = _escape(body) if type(body) is str else json_value(body)
+    if trace_id or span_id:
+        head = f"{parts[0]}{int(time_unix_nano or 0)}{parts[1]}{json_value(trace_id)},{json_value(span_id)},{body_json},"
+    else:
+        head = f'{parts[0]}{int(time_unix_nano or 0)}{parts[1]}"","",{body_json},'
     fast = _attributes_json(attrs) if _orjson_dumps is not None else None
     if fast is None:
         return f"{head}{_encoder.encode(attrs)}]".encode("ascii"), len(head)
     return b"".join((head.encode("ascii"), fast, b"]")), len(head)
+
+
+_HEADS: dict[tuple[Any, Any, Any], tuple[str, str]] = {}
+
+
+def _head_parts(event_name: str | None, severity_number: int | None, severity_text: str | None) -> tuple[str, str]:
+    """The canonical head before and after the timestamp, for one event name and severity (bounded cache)."""
+    parts = (f'["{VERSION}",{json_value(event_name or "")},',
+             f',{int(severity_number) if severity_number is not None else "null"},{json_value(severity_text or "")},')
+    if len(_HEADS) >= 256:  # event names are a vocabulary, but a caller could make up new ones
+        _HEADS.clear()
+    _HEADS[(event_name, severity_number, severity_text)] = parts
+    return parts
 
 
 #: Value types orjson writes exactly as the canonical encoder does (for ASCII text; checked after).

@@ -84,11 +84,15 @@ class ChainState:
 
     def seal(self, key: ChainKey, canonical: bytes) -> tuple[int, str, str, list[str] | None, str | None]:
         """Next (seq, prev, mac, parents, forked_from) for a record whose canonical bytes are given."""
-        seq = self.seq + 1
+        seq, prev = self.seq + 1, self.prev
         parents = self.pending_parents or None
-        forked_from = self.forked_from if not self.prev else None  # on the first durable record (seq 1 may be lost)
-        mac = key.mac(canonical, b"\n" + sealed_bytes(seq, self.prev, parents, forked_from))
-        return seq, self.prev, mac, parents, forked_from
+        forked_from = self.forked_from if not prev else None  # on the first durable record (seq 1 may be lost)
+        if parents is None and forked_from is None:
+            # ``prev`` is this chain's own last MAC (a hex digest) or "": sealed_bytes' bytes, unchecked
+            sealed = f'\n[{seq},"{prev}",null,null]'.encode("ascii")
+        else:
+            sealed = b"\n" + sealed_bytes(seq, prev, parents, forked_from)
+        return seq, prev, key.mac(canonical, sealed), parents, forked_from
 
     def advance(self, seq: int, mac: str, named_parents: bool) -> None:
         self.seq = seq

@@ -16,6 +16,7 @@ import time
 from typing import Any
 
 from otel_audit.delivery import frames as frames_mod
+from otel_audit.delivery.frames import chained_payload
 from otel_audit.delivery.chain import ChainKey, ChainState
 from otel_audit.delivery.loss import LossLedger
 from otel_audit.delivery.options import DeliveryOptions
@@ -130,8 +131,11 @@ class GroupCommit:
                 records -= 1
                 continue
             seq, prev, mac, parents, forked_from = chain.seal(key, canonical)
-            frames.append(encode_frame(frames_mod.payload(canonical, attrs_offset, observed, flags, seq, prev, mac,
-                                                          parents, forked_from)))
+            if parents is None and forked_from is None:
+                frames.append(encode_frame(chained_payload(canonical, attrs_offset, observed, flags, seq, prev, mac)))
+            else:
+                frames.append(encode_frame(frames_mod.payload(canonical, attrs_offset, observed, flags, seq, prev, mac,
+                                                              parents, forked_from)))
             chain.advance(seq, mac, parents is not None)
         try:
             self._write_frames(spool, frames[0] if len(frames) == 1 else b"".join(frames), records)

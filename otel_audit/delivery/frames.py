@@ -53,6 +53,14 @@ def payload(canonical: bytes, attrs_offset: int, observed: int, flags: int, seq:
     return canonical + SEPARATOR + trailer.encode("ascii")
 
 
+def chained_payload(canonical: bytes, attrs_offset: int, observed: int, flags: int, seq: int, prev: str,
+                    mac: str) -> bytes:
+    """:func:`payload` for the sealer's common record (no parents, no fork link): ``prev`` and ``mac``
+    are the chain's own hex digests (``prev`` "" at its start), so the trailer needs no checks."""
+    return b"".join((canonical, SEPARATOR, f'[{observed},{flags},{seq},"{prev}","{mac}",null,null,{attrs_offset}]'
+                     .encode("ascii")))
+
+
 def trailer(data: bytes) -> list[Any]:
     """The trailer of a payload: ``[observed, flags, seq, prev, mac, parents, forked_from(, offset)]``."""
     return _loads(data.partition(SEPARATOR)[2])

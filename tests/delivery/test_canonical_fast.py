@@ -118,3 +118,41 @@ def test_head_values_written_inline_match_the_encoder(body) -> None:
     expected = json.dumps(["otel-audit/chain/1", "audit.x", 1, None, "", "", "", body, {}], sort_keys=True,
                           separators=(",", ":"), ensure_ascii=True).encode("ascii")
     assert head_and_attrs == expected
+
+
+_TEXT = st.text(st.characters(codec="utf-8"), max_size=20)
+
+
+@settings(max_examples=300, deadline=None)
+@given(event_name=st.one_of(st.none(), _TEXT), ts=st.integers(0, 2**63), severity=st.one_of(st.none(), st.integers(0, 24)),
+       severity_text=st.one_of(st.none(), _TEXT), trace=st.sampled_from(["", "0af7651916cd43dd8448eb211c80319c"]),
+       span=st.sampled_from(["", "b7ad6b7169203331"]), body=st.one_of(st.none(), _TEXT, st.integers()))
+def test_the_head_from_its_cached_parts_matches_the_encoder(event_name, ts, severity, severity_text, trace, span,
+                                                            body) -> None:
+    """The parts around the timestamp are cached per event name and severity: every combination,
+    asked twice (the second answer comes from the cache), is the encoder's bytes."""
+    expected = json.dumps(["otel-audit/chain/1", event_name or "", ts, severity, severity_text or "", trace, span, body,
+                           {}], sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode("ascii")
+    for _ in range(2):
+        assert canonical_parts(event_name, ts, severity, severity_text, trace, span, body, {})[0] == expected
+
+
+@settings(max_examples=200, deadline=None)
+@given(seq=st.integers(1, 2**40), observed=st.integers(0, 2**63), flags=st.integers(0, 255),
+       prev=st.one_of(st.just(""), st.binary(min_size=32, max_size=32).map(bytes.hex)),
+       mac=st.binary(min_size=32, max_size=32).map(bytes.hex), offset=st.integers(0, 5000))
+def test_the_sealers_unchecked_trailer_and_sealed_bytes_equal_the_checked_ones(seq, observed, flags, prev, mac,
+                                                                               offset) -> None:
+    """The sealer's common record skips the checks that make any ``prev`` safe to splice: its own
+    chain's values are hex digests (or "" at the start), for which the bytes must be the same."""
+    from otel_audit.delivery import frames
+    from otel_audit.delivery.chain import ChainKey, ChainState
+
+    canonical_bytes = b'["otel-audit/chain/1","audit.x",1,9,"INFO","","",null,{}]'
+    assert (frames.chained_payload(canonical_bytes, offset, observed, flags, seq, prev, mac)
+            == frames.payload(canonical_bytes, offset, observed, flags, seq, prev, mac, None, None))
+    for key in (ChainKey("none", None), ChainKey("k1", b"secret")):
+        chain = ChainState(seq=seq - 1, prev=prev)
+        sealed_seq, sealed_prev, sealed_mac, parents, forked = chain.seal(key, canonical_bytes)
+        expected = key.mac(canonical.mac_input(canonical_bytes, seq, prev))
+        assert (sealed_seq, sealed_prev, sealed_mac, parents, forked) == (seq, prev, expected, None, None)
