@@ -165,3 +165,40 @@ def test_django_security_log_lines_become_authorization_events(audit, instrument
     assert (csrf.category, csrf.action, csrf.outcome) == ("authorization", "csrf", "denied")
     assert csrf.http.path == "/accounts/login/"  # attached to the request it refused
     assert not audit.find("authentication", "login")  # the view never ran
+
+
+def test_an_anonymous_request_leaves_request_user_to_the_view(all_requests_audit, instrument, django_example,
+                                                              monkeypatch):
+    """Without the session's user keys Django's own get_user can only answer AnonymousUser, so the
+    actor is anonymous without loading it; a view that uses ``request.user`` loads it as it would
+    unaudited, and a signed-in request is still loaded (once) and named."""
+    from django.contrib import auth
+    from django.test import Client
+
+    from otel_audit.instrumentation.django import DjangoAuditInstrumentor
+
+    instrument(DjangoAuditInstrumentor())
+    loads: list[str] = []
+    real_get_user = auth.get_user
+
+    def counting_get_user(request):
+        loads.append(request.path)
+        return real_get_user(request)
+
+    monkeypatch.setattr(auth, "get_user", counting_get_user)
+    anonymous = Client()
+    assert anonymous.get("/health/").status_code == 200
+    assert loads == []  # the view never used request.user: nobody loaded it
+    assert anonymous.get("/notes/").status_code == 302  # login_required reads request.user
+    assert loads == ["/notes/"]
+    bob = Client()
+    assert bob.login(username="bob", password="bob-pw")
+    loads.clear()
+    assert bob.get("/health/").status_code == 200 and bob.get("/notes/").status_code == 200
+    assert loads == ["/health/", "/notes/"]  # one load per request, the actor's, handed on to the view
+
+    records = from_sink(all_requests_audit.records())
+    health = where(records, url__path="/health/", audit__origin="django")
+    assert [(r.get("audit.actor.type"), r.get("enduser.id")) for r in health] == [("anonymous", None), ("user", BOB)]
+    (bob_notes,) = [r for r in where(records, url__path="/notes/") if r.get("enduser.id") == BOB]
+    assert bob_notes.get("http.response.status_code") == 200

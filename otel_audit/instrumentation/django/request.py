@@ -11,6 +11,7 @@ import sys
 import weakref
 from typing import Any, Mapping
 
+from django.contrib.auth import BACKEND_SESSION_KEY, SESSION_KEY
 from django.core.handlers.base import BaseHandler
 from django.utils.functional import LazyObject, empty
 from opentelemetry import context as otel_context
@@ -59,7 +60,10 @@ class _DjangoFacts:
         if type(setup) is _LoadedUser:
             return setup.user
         session = _attr(request, "session")
-        unread = getattr(session, "accessed", None) is False
+        unread = getattr(session, "accessed", None) is False  # before our own reads below mark it
+        if _is_djangos_get_user(setup) and session is not None and not (
+                SESSION_KEY in session and BACKEND_SESSION_KEY in session):
+            return None  # Django's get_user would answer AnonymousUser: left for the view to load, if it does
         loaded = _unwrapped(user)  # Django's get_user: reads the session (and may query the user)
         if unread:
             # The view has not read ``request.user``: hand it the loaded user when it does, and
@@ -105,6 +109,25 @@ class _DjangoFacts:
     def route(self) -> str | None:
         match = _attr(self.request, "resolver_match")
         return "/" + match.route if match is not None and match.route is not None else None
+
+
+_GET_USER_CODE: list[Any] = []  # the code of AuthenticationMiddleware's ``lambda: get_user(request)``, once seen
+
+
+def _is_djangos_get_user(setup: Any) -> bool:
+    """Whether ``request.user`` is Django's own lazy ``get_user`` (AuthenticationMiddleware), whose
+    answer without the session's user id and backend keys is ``AnonymousUser``, nothing else read.
+    Another middleware's lazy user (a token, a remote user) is loaded as it is."""
+    code = getattr(setup, "__code__", None)
+    if code is None:
+        return False
+    if _GET_USER_CODE:
+        return code is _GET_USER_CODE[0]
+    if (getattr(setup, "__module__", None) == "django.contrib.auth.middleware"
+            and setup.__qualname__ == "AuthenticationMiddleware.process_request.<locals>.<lambda>"):
+        _GET_USER_CODE.append(code)
+        return True
+    return False
 
 
 class _LoadedUser:
