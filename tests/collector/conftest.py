@@ -27,6 +27,7 @@ BUILD_SCRIPT = REPO / ".ci" / "build-collector.sh"
 
 START_TIMEOUT = 60.0  # seconds for a collector to report healthy
 STOP_TIMEOUT = 30.0  # seconds for a graceful SIGTERM shutdown before SIGKILL
+SIGNAL_GRACE_S = 1.0  # after reporting healthy, before a SIGTERM can be a shutdown (see Collector.stop)
 DELIVERY_TIMEOUT = 45.0  # seconds for records to reach a stand-in
 
 
@@ -178,6 +179,7 @@ class Collector:
             try:
                 with urllib.request.urlopen(f"http://127.0.0.1:{self.health_port}/", timeout=2) as resp:
                     if resp.status == 200:
+                        self.ready_at = time.monotonic()
                         return self
             except (urllib.error.URLError, OSError):
                 pass
@@ -190,6 +192,10 @@ class Collector:
         if self.proc is None:
             return None
         if self.proc.poll() is None:
+            # The Collector reports healthy while it starts its pipelines and only then asks for
+            # SIGTERM (otelcol's Run: service started, then signal.Notify); a SIGTERM in between
+            # kills it (-15) instead of shutting it down. On a loaded machine that gap is real.
+            time.sleep(max(0.0, getattr(self, "ready_at", 0.0) + SIGNAL_GRACE_S - time.monotonic()))
             self.proc.send_signal(signal.SIGTERM)
             try:
                 self.proc.wait(timeout=STOP_TIMEOUT)
