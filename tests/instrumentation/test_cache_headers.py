@@ -7,18 +7,15 @@ must be there (a page that shows who is signed in must never be shared)."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from contextlib import contextmanager
 from pathlib import Path
 
 import requests
 
 from tests.instrumentation.apps import from_sink, where
+from tests.instrumentation.test_django import DJANGO_APP, migrated_example
 from tests.support.procs import REPO, Server, base_env, free_port, launcher
 
-DJANGO_APP = REPO / "examples" / "django_app"
 
 
 def _sink(env: dict[str, str]) -> list:
@@ -90,11 +87,7 @@ def _django_visits(base_url: str) -> dict[str, str]:
 
 
 def test_django_app_keeps_its_cache_headers(tmp_path):
-    db = tmp_path / "notes.sqlite3"
-    app_env = {"NOTES_DB": str(db), "DJANGO_SETTINGS_MODULE": "notesite.settings",
-               "PYTHONPATH": os.pathsep.join([str(REPO), str(DJANGO_APP)])}
-    subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=DJANGO_APP, check=True,
-                   env={**os.environ, **app_env})
+    app_env = migrated_example(tmp_path)
     argv = ["notesite.wsgi:application"]
     with _served(argv, base_env(**app_env), "/health/", DJANGO_APP, tmp_path / "bare.log", audited=False) as url:
         bare = _django_visits(url)

@@ -114,12 +114,17 @@ def test_django_example_in_process(audit, instrument, django_example):
     assert [(c.action, c.fields) for c in bob_login.changes] == [("update_user", ("last_login",))]
 
 
-def test_django_example_under_gunicorn_and_the_launcher(tmp_path):
-    db = tmp_path / "notes.sqlite3"
-    app_env = {"NOTES_DB": str(db), "DJANGO_SETTINGS_MODULE": "notesite.settings",
+def migrated_example(tmp_path) -> dict[str, str]:
+    """A fresh database for the example served in a subprocess; the environment that points at it."""
+    app_env = {"NOTES_DB": str(tmp_path / "notes.sqlite3"), "DJANGO_SETTINGS_MODULE": "notesite.settings",
                "PYTHONPATH": os.pathsep.join([str(REPO), str(DJANGO_APP)])}
     subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=DJANGO_APP, check=True,
                    env={**os.environ, **app_env})
+    return app_env
+
+
+def test_django_example_under_gunicorn_and_the_launcher(tmp_path):
+    app_env = migrated_example(tmp_path)
     port = free_port()
     with OtlpReceiver() as receiver:
         env = base_env(

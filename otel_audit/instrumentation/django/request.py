@@ -67,10 +67,10 @@ class _DjangoFacts:
         loaded = _unwrapped(user)  # Django's get_user: reads the session (and may query the user)
         if unread:
             # The view has not read ``request.user``: hand it the loaded user when it does, and
-            # only then mark the session read, as Django's own get_user would.
+            # only then mark the session read, as Django's own get_user would (our read's mark is
+            # taken back by keep_session_unread once the actor is resolved).
             user._wrapped = empty  # noqa: SLF001
             user.__dict__["_setupfunc"] = _LoadedUser(session, loaded)
-            session.accessed = False
         return loaded
 
     def keep_session_unread(self) -> Any:
