@@ -284,6 +284,15 @@ ENV_VARS: tuple[EnvVar, ...] = (
         "At shutdown, how long to keep exporting before leaving the rest in the spool for the next process.",
     ),
     EnvVar(
+        "OTEL_AUDIT_EXPORT_DELAY_MS",
+        "export_delay_ms",
+        _count,
+        50,
+        "Once woken by a record, and after a batch that was not full, how long the exporter lets the batch build up: fewer, "
+        "larger exports under load, at that much delivery latency (records are durable in the spool meanwhile; "
+        "a flush or shutdown cuts the wait short). `0` sends as soon as records arrive.",
+    ),
+    EnvVar(
         "OTEL_AUDIT_CHAIN_KEY",
         "chain_key",
         _hmac_key,
@@ -354,6 +363,7 @@ class AuditConfig:
     block_timeout_ms: int = 5000
     spool_ack: str = "write"
     flush_timeout_ms: int = 5000
+    export_delay_ms: int = 50
     chain_key: str | None = field(default=None, repr=False)
     chain_key_id: str | None = None
     spool_reserve: int = 256 << 10

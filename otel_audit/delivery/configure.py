@@ -62,6 +62,7 @@ def make_durable_processor(config: Any, exporter_factory: Callable[[], Any], res
         block_timeout_s=config.block_timeout_ms / 1000,
         ack=config.spool_ack,
         shutdown_timeout_s=config.flush_timeout_ms / 1000,
+        export_linger_s=config.export_delay_ms / 1000,
         reserve_bytes=config.spool_reserve if config.fail_mode == "closed" else 0,
         checkpoint_interval_s=config.checkpoint_interval_s,
         checkpoint_records=config.checkpoint_records,

@@ -127,6 +127,7 @@ class DurableLogRecordProcessor(GroupCommit, LogRecordProcessor):
         self._closing = False
         self._stop = threading.Event()
         self._wake_exporter = threading.Event()
+        self._cut_linger = threading.Event()  # a flush or shutdown: stop letting a batch build up
         self._writer: threading.Thread | None = None
         self._exporter_thread: threading.Thread | None = None
         self._sender: BatchSender | None = None  # this process's exporter, created when it starts
@@ -448,7 +449,9 @@ class DurableLogRecordProcessor(GroupCommit, LogRecordProcessor):
                     # Caught up: let the next batch build up instead of chasing single records.
                     # Each small batch costs a sink write, an ack file and GIL hand-offs with the
                     # application's threads; under load that cost more per record than the export.
-                    self._stop.wait(self.options.export_linger_s)
+                    # A flush or shutdown cuts the wait short: it wants the records out now.
+                    if self._cut_linger.wait(self.options.export_linger_s):
+                        self._cut_linger.clear()
             except Exception as exc:  # noqa: BLE001 - keep delivering whatever happens
                 containment.record("exporter loop", exc)
                 self._stop.wait(1.0)
@@ -524,10 +527,12 @@ class DurableLogRecordProcessor(GroupCommit, LogRecordProcessor):
         if self._started_pid != os.getpid():
             return True
         deadline = time.monotonic() + timeout_millis / 1000
+        self._cut_linger.set()
         self._wake_exporter.set()
         while time.monotonic() < deadline:
             if self._drained():
                 return True
+            self._cut_linger.set()
             self._wake_exporter.set()
             time.sleep(0.02)
         return self._drained()
@@ -542,6 +547,7 @@ class DurableLogRecordProcessor(GroupCommit, LogRecordProcessor):
             self._work.notify_all()
         self.force_flush(int(self.options.shutdown_timeout_s * 1000))
         self._stop.set()
+        self._cut_linger.set()
         self._wake_exporter.set()
         with self._lock:
             self._work.notify_all()
