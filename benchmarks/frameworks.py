@@ -747,6 +747,11 @@ def main() -> None:
     # Every request is recorded, hello-world's GET included: the default policy's quiet rules would
     # leave it out, and "one HTTP record" would then measure a request that makes no record.
     env["OTEL_AUDIT_POLICY"] = "pack:all-requests"
+    if args.instructions:
+        # Both counts of a job start alike only with the same string hashes: with a random seed per
+        # process, start-up alone moved ~10M instructions between two runs of one worker (~100k
+        # per request at counts 50,150), more than the cuts being measured.
+        env["PYTHONHASHSEED"] = env.get("PYTHONHASHSEED") or "0"
     frameworks = args.frameworks.split(",")
     if args.instructions:
         low, high = (int(n) for n in args.counts.split(","))
