@@ -25,12 +25,18 @@ Two readers:
 from __future__ import annotations
 
 import json
+from json.encoder import encode_basestring_ascii as _escape
 from dataclasses import dataclass
 from operator import itemgetter
 from typing import Any, Iterable
 
 from otel_audit.delivery import spool as spool_mod
-from otel_audit.delivery.canonical import json_text
+from otel_audit.delivery.canonical import _SCALARS, json_text
+
+try:
+    from orjson import dumps as _orjson_dumps
+except ImportError:  # pragma: no cover - orjson is a dependency; the standard encoder writes the same values
+    _orjson_dumps = None
 
 MARK = spool_mod.MARKER
 _MARK_BYTE = MARK[0]
@@ -51,14 +57,21 @@ class Intent:
 
 
 def intent_payload(event_id: str, time_unix_nano: int, pid: int, attributes: dict[str, Any]) -> bytes:
-    """The frame payload of an intent (typed JSON, as a record's attributes are canonicalised)."""
-    body = json_text({"id": str(event_id), "t": int(time_unix_nano), "pid": int(pid), "a": attributes})
-    return _INTENT + body.encode("ascii")
+    """The frame payload of an intent (typed JSON). Not chained, so any JSON that reads back as the
+    same values will do: orjson's (UTF-8) where every value is a plain scalar (it writes NaN as
+    null, and refuses ints beyond 64 bits: those take the standard encoder, as before)."""
+    body = {"id": str(event_id), "t": int(time_unix_nano), "pid": int(pid), "a": attributes}
+    if _orjson_dumps is not None and type(attributes) is dict and _SCALARS.issuperset(map(type, attributes.values())):
+        try:
+            return _INTENT + _orjson_dumps(body)
+        except Exception:  # noqa: BLE001 - a key that is not a string, an int beyond 64 bits
+            pass
+    return _INTENT + json_text(body).encode("ascii")
 
 
 def resolve_payload(event_id: str) -> bytes:
     """The frame payload that resolves an intent without a record (or marks it reported)."""
-    return _RESOLVE + json_text(str(event_id)).encode("ascii")
+    return _RESOLVE + _escape(str(event_id)).encode("ascii")  # one JSON string, as json_text writes it
 
 
 def is_marker(payload: bytes) -> bool:
