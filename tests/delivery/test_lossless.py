@@ -42,7 +42,11 @@ def test_receiver_down_then_refusing_then_up_gets_every_record(delivery, monkeyp
                    OTEL_EXPORTER_OTLP_LOGS_TIMEOUT="1", OTEL_AUDIT_SPOOL_ACK="write")
     processor = runtime.get_runtime().processor
     sent = [otel_audit.record("data_access", "read", attributes={"app.n": i}).event_id for i in range(300)]
-    time.sleep(1.0)
+    # The exporter's own retries take up to its 1 s timeout before an attempt counts as failed:
+    # wait for the first failure rather than a fixed second (a loaded CI machine took longer).
+    deadline = time.monotonic() + 15
+    while processor.stats.failed < 1 and time.monotonic() < deadline:
+        time.sleep(0.05)
     assert processor.stats.exported == 0 and processor.stats.failed >= 1  # really down, and noticed
     status = spool_status(delivery.spool)
     assert status["records_pending"] >= 300
