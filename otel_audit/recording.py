@@ -16,7 +16,7 @@ Every function contains its own failures except :class:`~otel_audit.errors.Audit
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 from otel_audit.action import describe_change, primary_change, resolve
 from otel_audit.context import RequestScope, clear_scope, current_scope, enter_scope
@@ -24,37 +24,54 @@ from otel_audit.errors import AuditUnavailable, containment
 from otel_audit.event import Actor, AuditEvent, Change, Source
 from otel_audit.identity import IdentityRules
 from otel_audit.ids import new_event_id
+from otel_audit.policy.compiled import UNDECIDED
 from otel_audit.runtime import get_runtime, record_event
 
 _WRITES = frozenset({"data_modification", "account_management", "authorization", "configuration"})
 
 
-def record_change(fact: AuditEvent, change: Change, in_transaction: bool | None = True) -> None:
+def record_change(fact: AuditEvent | Callable[[], AuditEvent], change: Change,
+                  in_transaction: bool | None = True) -> None:
     """Fold one statement or ORM change into its action (or record it alone, per policy).
 
     ``fact`` is the change as an event of its own (what ``granularity: statement`` records and
-    what the policy decides on); ``in_transaction`` is False for a statement that committed by
-    itself (autocommit), None when unknown (an ORM change: its statements said). A fact may come
-    without an event id (``""``): most are folded, and only one recorded alone needs its own.
+    what the policy decides on), or a function that builds it: when the policy decides facts of
+    the change's kind from the kind alone and folds them (``CompiledPolicy.kind_decision``), none is
+    built. ``in_transaction`` is False for a statement that committed by itself (autocommit), None
+    when unknown (an ORM change: its statements said). A fact may come without an event id
+    (``""``): most are folded, and only one recorded alone needs its own.
     """
     try:
         runtime = get_runtime()
         if runtime is None:
             return
-        if identity_rules(runtime.policy).refine(change):  # a user row: an account or privilege action
-            fact.category, fact.action = change.category, change.action
-            if change.attributes:
-                fact.attributes.update(change.attributes)
-        decision = runtime.policy.decide(fact)
+        policy = runtime.policy
+        refined = identity_rules(policy).refine(change)  # a user row: an account or privilege action
+        decision: Any = UNDECIDED
+        if not refined and not isinstance(fact, AuditEvent):
+            by_kind = getattr(policy, "kind_decision", None)
+            if by_kind is not None:
+                decision = by_kind(change.category, change.action, change.operation,
+                                   "failure" if change.error is not None else "success")
+        if decision is UNDECIDED:
+            if not isinstance(fact, AuditEvent):
+                fact = fact()
+            if refined:
+                fact.category, fact.action = change.category, change.action
+                if change.attributes:
+                    fact.attributes.update(change.attributes)
+            decision = policy.decide(fact)
         if decision is None or decision.level == "none":
             return  # not audited at all (reads, by default): not part of the action either
-        if decision.granularity == "statement":
-            if not fact.event_id:
-                fact.event_id = new_event_id()
-            runtime.record(fact)
-            return
         scope = current_scope()
-        if scope is None:
+        if decision.granularity == "statement" or scope is None:
+            if not isinstance(fact, AuditEvent):
+                fact = fact()
+            if decision.granularity == "statement":
+                if not fact.event_id:
+                    fact.event_id = new_event_id()
+                runtime.record(fact)
+                return
             scope = RequestScope(actor=_process_actor(fact.actor), kind="transaction")
             enter_scope(scope)
         scope.add_change(change)

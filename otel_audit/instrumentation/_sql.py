@@ -221,9 +221,11 @@ def sql_event(
     row_count: int | None,
     origin: str,
     error: BaseException | None = None,
+    scope_actor: tuple[Any, Any] | None = None,
 ) -> AuditEvent:
-    """The event for one executed statement, attributed to the current request's actor."""
-    scope, actor = scope_and_actor()
+    """The event for one executed statement, attributed to the current request's actor
+    (``scope_actor``: :func:`scope_and_actor`'s answer, when the caller already asked)."""
+    scope, actor = scope_actor if scope_actor is not None else scope_and_actor()
     event = AuditEvent(
         category=statement.category,
         action=statement.action,
@@ -245,8 +247,13 @@ def sql_event(
         event_id="",  # a fact folded into its action needs none; record_change names one if recorded alone
     )
     if error is not None:
-        event.error_type = f"{type(error).__module__}.{type(error).__qualname__}".removeprefix("builtins.")
+        event.error_type = error_type_of(error)
     return event
+
+
+def error_type_of(error: BaseException) -> str:
+    """``error.type``: the exception's qualified class name (builtins unprefixed)."""
+    return f"{type(error).__module__}.{type(error).__qualname__}".removeprefix("builtins.")
 
 
 def record_statement(
@@ -261,17 +268,20 @@ def record_statement(
     error: BaseException | None = None,
     in_transaction: bool | None = True,
 ) -> None:
-    """One executed statement, handed to its action (:func:`otel_audit.recording.record_change`)."""
-    fact = sql_event(statement, system=system, namespace=namespace, query_text=query_text, parameters=parameters,
-                     row_count=row_count, origin=origin, error=error)
-    db = fact.db
+    """One executed statement, handed to its action (:func:`otel_audit.recording.record_change`).
+
+    Its event is built only if the policy needs it: most statements are folded into their action
+    by their kind alone (``CompiledPolicy.kind_decision``)."""
+    # Asked now, not only when the event is built: it refreshes the actor after a login in the
+    # view and fills in the route, which the request's intent frame (first write) names.
+    scope_actor = scope_and_actor()
     fields = values = None
     if statement.operation in ("INSERT", "UPDATE") and isinstance(query_text, str):
         columns = columns_of(query_text, statement.operation)
         if columns:
             fields = tuple(name for name, _ in columns)
             values = {name: {"new": value} for name, value in columns if value is not _NO_VALUE} or None
-    record_change(fact, Change(
+    change = Change(
         category=statement.category,
         action=statement.action,
         table=statement.table,
@@ -279,9 +289,15 @@ def record_statement(
         operation=statement.operation,
         fields=fields,
         values=values,
-        rows=db.row_count,
+        rows=row_count if row_count is not None and row_count >= 0 else None,
         system=system,
         namespace=namespace,
-        error=fact.error_type,
+        error=error_type_of(error) if error is not None else None,
         origin=origin,
-    ), in_transaction)
+    )
+
+    def fact() -> AuditEvent:
+        return sql_event(statement, system=system, namespace=namespace, query_text=query_text, parameters=parameters,
+                         row_count=row_count, origin=origin, error=error, scope_actor=scope_actor)
+
+    record_change(fact, change, in_transaction)

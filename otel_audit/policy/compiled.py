@@ -55,6 +55,9 @@ class Facts(NamedTuple):
 
 
 _ALL_FACTS = frozenset(Facts._fields)
+#: :meth:`CompiledPolicy.kind_decision`: the kind alone does not decide (build the fact, ask :meth:`decide`).
+UNDECIDED = object()
+_NOT_ASKED = object()
 
 
 def facts_of(event: AuditEvent, used: frozenset[str] = _ALL_FACTS) -> Facts:
@@ -205,6 +208,7 @@ class CompiledPolicy:
         # (rule index, outcome, audit_system?) -> (decision, note): a handful of distinct answers.
         self._decisions: dict[tuple[int | None, str, bool], tuple[Decision | None, str]] = {}
         self._quiet: dict[tuple[str, str, str | None], bool] = {}
+        self._by_kind: dict[tuple[str, str, str | None, str], Any] = {}
 
     # -- matching -------------------------------------------------------------------------------
 
@@ -221,19 +225,22 @@ class CompiledPolicy:
         return defaults.log_success if log_success is None else log_success
 
     def _decision(self, event: AuditEvent, index: int | None) -> tuple[Decision | None, str]:
-        key = (index, event.outcome, event.category == "audit_system")
+        return self._decision_for(index, event.outcome, event.category == "audit_system")
+
+    def _decision_for(self, index: int | None, outcome: str, audit_system: bool) -> tuple[Decision | None, str]:
+        key = (index, outcome, audit_system)
         found = self._decisions.get(key)
         if found is None:
-            found = self._decision_uncached(event, index)
+            found = self._decision_uncached(index, outcome, audit_system)
             if len(self._decisions) < 4096:
                 self._decisions[key] = found
         return found
 
-    def _decision_uncached(self, event: AuditEvent, index: int | None) -> tuple[Decision | None, str]:
+    def _decision_uncached(self, index: int | None, outcome: str, audit_system: bool) -> tuple[Decision | None, str]:
         defaults = self.model.defaults
         if index is None:
             rule_id, level = "default", defaults.level
-            allowed = self._outcome_allowed(event.outcome, None, None)
+            allowed = self._outcome_allowed(outcome, None, None)
             decision = Decision(level, rule_id, defaults.required, self._default_extra, defaults.granularity)
         else:
             rule = self.rules[index].rule
@@ -241,18 +248,18 @@ class CompiledPolicy:
             # or metadata when the default is "none" (the seed shorthand under defaults.level none).
             rule_id = rule.id
             level = rule.level or (defaults.level if defaults.level != "none" else "metadata")
-            allowed = self._outcome_allowed(event.outcome, rule.log_success, rule.log_failure)
+            allowed = self._outcome_allowed(outcome, rule.log_success, rule.log_failure)
             required = defaults.required if rule.required is None else rule.required
             granularity = rule.granularity or defaults.granularity
             decision = Decision(level, rule_id, required, self._rule_extra[index], granularity)
         note = ""
         if not allowed:
-            note = f"outcome {event.outcome} is not logged by {rule_id} (log_success/log_failure)"
+            note = f"outcome {outcome} is not logged by {rule_id} (log_success/log_failure)"
             decision = None
         elif level == "none":
             note = f"{rule_id} sets level none"
             decision = None
-        if decision is None and event.category == "audit_system":
+        if decision is None and audit_system:
             # Auditing the audit system cannot be switched off (PCI DSS 10.2.1.6).
             decision = Decision("metadata", "audit_system", True)
             note += "; audit_system events are always recorded"
@@ -303,6 +310,33 @@ class CompiledPolicy:
             if len(self._quiet) < 1024:
                 self._quiet[key] = quiet
         return quiet
+
+    def kind_decision(self, category: str, action: str, db_operation: str | None, outcome: str) -> Any:
+        """The decision on every statement fact of this kind and outcome when the rules make it
+        from those alone (no rule that could match first asks for the table, actor, route...), else
+        :data:`UNDECIDED`. A DB adapter then folds the statement into its action without building its
+        event. The same answer :meth:`decide` gives such a fact; answered once per kind."""
+        key = (category, action, db_operation, outcome)
+        found = self._by_kind.get(key, _NOT_ASKED)
+        if found is _NOT_ASKED:
+            found = self._kind_decision(category, action, (db_operation or "").upper() or None, outcome)
+            if len(self._by_kind) < 1024:
+                self._by_kind[key] = found
+        return found
+
+    def _kind_decision(self, category: str, action: str, db_operation: str | None, outcome: str) -> Any:
+        if category == "audit_system":
+            return UNDECIDED
+        for index in self._by_category.get(category, self._uncategorised):
+            rule = self.rules[index]
+            if rule.actions is not None and not rule.actions.match(action):
+                continue
+            if rule.db_operations and db_operation not in rule.db_operations:
+                continue
+            if not rule.unconditional_beyond_kind():
+                return UNDECIDED  # whether it matches depends on more than the kind
+            return self._decision_for(index, outcome, False)[0]
+        return self._decision_for(None, outcome, False)[0]
 
     def _never_records(self, category: str, action: str, db_operation: str | None) -> bool:
         if category == "audit_system":

@@ -20,6 +20,7 @@ Engine's ``commit`` / ``rollback``).
 from __future__ import annotations
 
 import os
+from functools import partial
 from typing import Any, Collection
 
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor
@@ -187,6 +188,26 @@ def _before_flush(session: Session, flush_context: Any, instances: Any) -> None:
         containment.record("sqlalchemy before_flush", exc)
 
 
+def _orm_fact(scope: Any, actor: Any, change: Change, entity: str) -> AuditEvent:
+    """One flushed row's change as an event of its own: built only when the policy needs it
+    (``recording.record_change``; most are folded into their action by their kind alone)."""
+    return AuditEvent(
+        category="data_modification",
+        action=change.action,
+        outcome="success",
+        actor=actor,
+        source=scope.source if scope is not None else Source(),
+        http=scope.http if scope is not None else None,
+        target=Target(type=change.table, id=change.id),
+        db=DbInfo(collection=change.table, operation=change.operation),
+        changed_fields=change.fields,
+        changes=[change],
+        attributes={"audit.orm.entity": entity},
+        origin="sqlalchemy.orm",
+        event_id="",  # named by record_change only if recorded alone
+    )
+
+
 def _after_flush(session: Session, flush_context: Any) -> None:
     pending = session.info.pop(_PENDING_KEY, None)
     if not pending:
@@ -203,22 +224,7 @@ def _after_flush(session: Session, flush_context: Any) -> None:
             change = Change(category="data_modification", action=action, table=table, type=table, id=target.id,
                             operation=operation, fields=tuple(fields) if fields else None, values=values or None,
                             attributes={"audit.orm.entity": entity}, origin="sqlalchemy.orm", orm=True)
-            fact = AuditEvent(
-                category="data_modification",
-                action=action,
-                outcome="success",
-                actor=actor,
-                source=scope.source if scope is not None else Source(),
-                http=scope.http if scope is not None else None,
-                target=target,
-                db=DbInfo(collection=table, operation=operation),
-                changed_fields=change.fields,
-                changes=[change],
-                attributes={"audit.orm.entity": entity},
-                origin="sqlalchemy.orm",
-                event_id="",  # named by record_change only if recorded alone
-            )
-            record_change(fact, change, None)
+            record_change(partial(_orm_fact, scope, actor, change, entity), change, None)
     except Exception as exc:  # noqa: BLE001
         containment.record("sqlalchemy after_flush", exc)
 
