@@ -188,6 +188,24 @@ def columns_of(sql: str, operation: str) -> tuple[tuple[str, Any], ...]:
     return result
 
 
+_WRITTEN: dict[str, tuple[tuple[str, ...] | None, tuple[tuple[str, Any], ...]]] = {}
+
+
+def written_fields(sql: str, operation: str) -> tuple[tuple[str, ...] | None, tuple[tuple[str, Any], ...]]:
+    """(the column names an INSERT or UPDATE writes or None, the literal values it sets), cached per
+    statement text like :func:`columns_of`."""
+    found = _WRITTEN.get(sql)
+    if found is not None:
+        return found
+    columns = columns_of(sql, operation)
+    found = (tuple(name for name, _ in columns) or None,
+             tuple((name, value) for name, value in columns if value is not _NO_VALUE))
+    if len(_WRITTEN) >= _CACHE_LIMIT:
+        _WRITTEN.clear()
+    _WRITTEN[sql] = found
+    return found
+
+
 def _literal(text: str) -> Any:
     lowered = text.strip().lower()
     if lowered in _LITERALS:
@@ -277,10 +295,9 @@ def record_statement(
     scope_actor = scope_and_actor()
     fields = values = None
     if statement.operation in ("INSERT", "UPDATE") and isinstance(query_text, str):
-        columns = columns_of(query_text, statement.operation)
-        if columns:
-            fields = tuple(name for name, _ in columns)
-            values = {name: {"new": value} for name, value in columns if value is not _NO_VALUE} or None
+        fields, literals = written_fields(query_text, statement.operation)
+        if literals:  # a new dict per change: values are the record's, never the cache's
+            values = {name: {"new": value} for name, value in literals}
     change = Change(
         category=statement.category,
         action=statement.action,

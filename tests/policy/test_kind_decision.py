@@ -76,18 +76,19 @@ def test_statements_folded_by_their_kind_and_those_a_table_rule_drops(tmp_path: 
     """Through a real sqlite3 connection: the update is folded by its kind, without its event being
     built; the inserts need theirs (a rule asks for the table of inserts), and the one into sessions,
     which that rule sets to none, is left out of the transaction's record."""
-    from otel_audit.instrumentation import _sql
-    from otel_audit.instrumentation.dbapi import Sqlite3AuditInstrumentor
+    from otel_audit.instrumentation.dbapi import Sqlite3AuditInstrumentor, connection
     from tests.instrumentation.conftest import _started
 
+    # The module the running code calls into (other tests may have imported a fresh copy of it).
+    sql_module = connection.record_statement.__globals__
     built: list[str] = []
-    real_sql_event = _sql.sql_event
+    real_sql_event = sql_module["sql_event"]
 
     def counted(statement, **kwargs):  # noqa: ANN001, ANN003
         built.append(statement.table)
         return real_sql_event(statement, **kwargs)
 
-    monkeypatch.setattr(_sql, "sql_event", counted)
+    monkeypatch.setitem(sql_module, "sql_event", counted)
     started = _started(tmp_path, monkeypatch, POLICIES["insert table none"])
     captured = next(started)
     instrumentor = Sqlite3AuditInstrumentor()
