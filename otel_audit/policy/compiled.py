@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any, NamedTuple
+from typing import Any, Iterator, NamedTuple
 
 from otel_audit.actors import DEFAULT_SOURCES, ActorResolver
 from otel_audit.event import CATEGORIES, AuditEvent
@@ -324,15 +324,21 @@ class CompiledPolicy:
                 self._by_kind[key] = found
         return found
 
-    def _kind_decision(self, category: str, action: str, db_operation: str | None, outcome: str) -> Any:
-        if category == "audit_system":
-            return UNDECIDED
+    def _rules_for_kind(self, category: str, action: str, db_operation: str | None) -> Iterator[tuple[int, CompiledRule]]:
+        """In order, the rules that may match a statement fact of this kind (their other
+        conditions unknown here): what :meth:`kind_decision` and :meth:`never_records` reason over."""
         for index in self._by_category.get(category, self._uncategorised):
             rule = self.rules[index]
             if rule.actions is not None and not rule.actions.match(action):
                 continue
             if rule.db_operations and db_operation not in rule.db_operations:
                 continue
+            yield index, rule
+
+    def _kind_decision(self, category: str, action: str, db_operation: str | None, outcome: str) -> Any:
+        if category == "audit_system":
+            return UNDECIDED
+        for index, rule in self._rules_for_kind(category, action, db_operation):
             if not rule.unconditional_beyond_kind():
                 return UNDECIDED  # whether it matches depends on more than the kind
             return self._decision_for(index, outcome, False)[0]
@@ -341,12 +347,7 @@ class CompiledPolicy:
     def _never_records(self, category: str, action: str, db_operation: str | None) -> bool:
         if category == "audit_system":
             return False  # always recorded
-        for index in self._by_category.get(category, self._uncategorised):
-            rule = self.rules[index]
-            if rule.actions is not None and not rule.actions.match(action):
-                continue
-            if rule.db_operations and db_operation not in rule.db_operations:
-                continue
+        for _index, rule in self._rules_for_kind(category, action, db_operation):
             if rule.rule.level != "none":
                 return False  # it may match (its other conditions are unknown here) and record
             if rule.unconditional_beyond_kind():
