@@ -15,6 +15,7 @@ Later capabilities plug in by replacing a step:
 
 from __future__ import annotations
 
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Protocol, Sequence
 
@@ -162,13 +163,42 @@ class Enrich:
             body=event_message(event),
             attributes=attrs,
         )
-        span_context = trace.get_current_span().get_span_context()
-        if span_context.is_valid:
+        span_context = _current_span_context()
+        if span_context is not None and span_context.is_valid:
             draft.trace_id = span_context.trace_id
             draft.span_id = span_context.span_id
             draft.trace_flags = int(span_context.trace_flags)
         event.record = draft
         return event
+
+
+def _public_span_context() -> Any:
+    return trace.get_current_span().get_span_context()
+
+
+def _span_lookup() -> Callable[[], Any]:
+    """The current span's context, or None when no span is current.
+
+    With the SDK's default runtime context (a context variable), a request without a span (no
+    tracing set up, the common case for audit alone) costs one variable read instead of the API's
+    four calls and an ABC ``isinstance``; a span found, or any other runtime context, takes the
+    public API."""
+    from opentelemetry import context as otel_context
+    from opentelemetry.trace.propagation import _SPAN_KEY
+
+    variable = getattr(getattr(otel_context, "_RUNTIME_CONTEXT", None), "_current_context", None)
+    if not isinstance(variable, ContextVar):
+        return _public_span_context
+
+    def current() -> Any:
+        if variable.get().get(_SPAN_KEY) is None:
+            return None
+        return trace.get_current_span().get_span_context()
+
+    return current
+
+
+_current_span_context = _span_lookup()
 
 
 class Emit:

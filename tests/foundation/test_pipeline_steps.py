@@ -74,3 +74,32 @@ def test_each_step_reads_no_slot_it_does_not_declare(started) -> None:
             if slot not in writes:
                 setattr(event, slot, value)
     assert event.record.attributes["audit.chain.id"]  # emitted: the processor stamped its chain
+
+
+def _drafted(started) -> pipeline.RecordDraft:
+    event = AuditEvent(category="data_access", action="read_resource", outcome="success")
+    steps = started.pipeline.steps
+    return steps[1](steps[0](event)).record
+
+
+def test_enrich_takes_the_trace_context_of_the_current_span_and_none_without_one(started) -> None:
+    from opentelemetry import trace
+    from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
+
+    assert (_drafted(started).trace_id, _drafted(started).span_id) == (0, 0)
+    span = NonRecordingSpan(SpanContext(0xABC, 0xDEF, is_remote=False, trace_flags=TraceFlags(1)))
+    with trace.use_span(span):
+        draft = _drafted(started)
+    assert (draft.trace_id, draft.span_id, draft.trace_flags) == (0xABC, 0xDEF, 1)
+    with trace.use_span(trace.INVALID_SPAN):  # a span that is set but not valid names no trace
+        assert _drafted(started).trace_id == 0
+
+
+def test_a_runtime_context_other_than_the_sdks_is_read_through_the_public_api(monkeypatch) -> None:
+    from opentelemetry import context as otel_context
+
+    class Elsewhere:  # e.g. a runtime context chosen by OTEL_PYTHON_CONTEXT
+        pass
+
+    monkeypatch.setattr(otel_context, "_RUNTIME_CONTEXT", Elsewhere())
+    assert pipeline._span_lookup() is pipeline._public_span_context
