@@ -14,7 +14,7 @@ _seq = 0
 
 def new_event_id(_time_ns=time.time_ns, _random_bits=random.getrandbits) -> str:  # noqa: B008 - bound once
     """A UUIDv7 string; monotonic within one process (a 12-bit counter breaks ties in one ms)."""
-    global _last_ms, _seq
+    global _last_ms, _seq, _prefix
     ms = _time_ns() // 1_000_000
     with _lock:
         if ms <= _last_ms:
@@ -27,8 +27,14 @@ def new_event_id(_time_ns=time.time_ns, _random_bits=random.getrandbits) -> str:
             _seq = 0
         _last_ms = ms
         seq = _seq
+    # The 48-bit millisecond and the version digit, spelled once per millisecond.
+    prefix = _prefix
+    if prefix[0] != ms:
+        prefix = _prefix = (ms, f"{ms >> 16:08x}-{ms & 0xFFFF:04x}-7")
     # Uniqueness, not secrecy: getrandbits avoids a syscall (and a GIL release) per event, and
     # the random module reseeds itself in forked children, so workers never share a sequence.
-    value = (ms << 80) | (0x7 << 76) | (seq << 64) | (0b10 << 62) | _random_bits(62)
-    h = value.to_bytes(16, "big").hex()
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+    low = f"{(0b10 << 62) | _random_bits(62):016x}"  # the RFC 9562 variant, then 62 random bits
+    return f"{prefix[1]}{seq:03x}-{low[:4]}-{low[4:]}"
+
+
+_prefix: tuple[int, str] = (-1, "")
