@@ -243,12 +243,18 @@ class Redact:
 
     def __init__(self, redactor: Any) -> None:
         self.redactor = redactor
+        self.untouched = getattr(redactor, "untouched", None)  # a redactor may not tell
 
     def __call__(self, event: AuditEvent) -> AuditEvent | None:
         draft: RecordDraft = event.record
         # Category and level select allow-list rules; the body is redacted like any value and
         # the summary (count, field names, key id; never values) rides along on every record.
         decision = event.decision
+        untouched = self.untouched
+        if untouched is not None and untouched(draft.attributes, draft.body, category=event.category,
+                                               level=decision.level if decision is not None else None):
+            draft.attributes["audit.redaction.count"] = 0  # the summary of a record nothing was redacted in
+            return event
         result = self.redactor.redact(
             draft.attributes,
             draft.body,

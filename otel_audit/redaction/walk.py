@@ -173,6 +173,36 @@ class Redactor(Replacements):
             out_body = None if body is _NOTHING or body is None else "[REDACTED:redaction_error]"
             return RedactionResult(safe, out_body, count=len(safe), fields=["<redaction_error>"])
 
+    def untouched(self, attributes: Any, body: Any, *, category: str | None = None, level: str | None = None) -> bool:
+        """True when :meth:`redact` would give this audit record back as it is, counting nothing: no
+        allow-list applies and every attribute (and the body) is protected, kept, or a value found
+        clean before or too short to scan. Most records are; the pipeline then keeps its draft."""
+        settings = self.settings
+        if type(attributes) is not dict or (settings.allow and settings.allow_list(category, level) is not None):
+            return False
+        work, unchanged = self._record_plan(attributes), self._unchanged_text
+        if work is None:
+            return False
+        for key, plan in work:
+            # a plain value, or a URL (whose context only matters to forms and JSON: not unchanged texts)
+            if plan is not _VALUE_PLAN and plan[-1] not in URL_ATTRIBUTES:
+                return False
+            value = attributes[key]
+            kind = type(value)
+            if kind is str:
+                if not unchanged(value):
+                    return False
+            elif kind is int:
+                if not -(10**12) < value < 10**12:
+                    return False
+            elif kind is list and len(value) <= 64:
+                for item in value:
+                    if type(item) is not str or not unchanged(item):
+                        return False
+            else:
+                return False
+        return body is None or body is _NOTHING or (type(body) is str and unchanged(body))
+
     def redact_text(self, text: str) -> str:
         """Detectors and structure parsing over one string (used by tests and the benchmark)."""
         return self._text(text, _Pass(), 0, url_context=False)
@@ -400,8 +430,6 @@ class Redactor(Replacements):
         if hit is None and url_context and normalise(key) in URL_PARAM_NAMES:
             hit = ("secret_key", "mask")
         return hit
-
-
 
     def _value(self, value: Any, state: _Pass, depth: int, url_context: bool) -> Any:
         state.nodes += 1

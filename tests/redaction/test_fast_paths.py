@@ -463,3 +463,41 @@ def test_pseudonym_pads_compute_the_hmac(key: bytes, value: str) -> None:
     redactor = Redactor(Redactor.from_config(None, environ={}).settings, key=key)
     expected = hmac.new(key, value.encode("utf-8", "surrogatepass"), hashlib.sha256).hexdigest()[:20]
     assert redactor._pseudonym("email", value, _Pass()) == f"[HMAC:{expected}]"
+
+
+RECORD_KEYS = ["url.path", "http.route", "user_agent.original", "user.name", "user.roles", "audit.target.id",
+               "url.query", "db.query.text", "db.query.parameters", "password", "audit.action", "client.port",
+               "http.request.header.authorization", "audit.request.body"]
+record_values = st.one_of(texts, st.integers(-(10**13), 10**13), st.lists(texts, max_size=3), st.none(),
+                          st.dictionaries(st.sampled_from(["a", "password", "note"]), texts, max_size=2))
+
+
+@SETTINGS
+@given(records=st.lists(st.tuples(st.dictionaries(st.sampled_from(RECORD_KEYS), record_values, max_size=6),
+                                  st.one_of(st.none(), texts)), min_size=1, max_size=4),
+       level=st.sampled_from(["metadata", "request", "full"]))
+def test_a_record_said_untouched_redacts_to_itself_counting_nothing(records, level) -> None:
+    redactor = Redactor.from_config(None, KEY_ENV)
+    for attributes, body in records + records:  # the second time round, clean texts are known
+        untouched = redactor.untouched(dict(attributes), body, category="http", level=level)
+        result = redactor.redact(dict(attributes), body, category="http", level=level)
+        if untouched:
+            assert result.attributes == attributes and result.body == body and result.count == 0
+
+
+def test_the_usual_record_is_untouched_from_its_second_time_and_a_secret_never_is() -> None:
+    redactor = Redactor.from_config(None, KEY_ENV)
+    usual = {"audit.action": "request", "url.path": "/api/items/123", "http.route": "/api/items/<id>",
+             "user_agent.original": "Mozilla/5.0 (X11; Linux x86_64)", "client.port": 51000,
+             "user.roles": ["admin", "editor"]}
+    body = "alice read item 123: success"
+    first = redactor.untouched(usual, body, category="data_access", level="metadata")
+    redactor.redact(usual, body, category="data_access", level="metadata")
+    assert not first and redactor.untouched(usual, body, category="data_access", level="metadata")
+    card = dict(usual, **{"url.path": "/pay/4111111111111111"})
+    for _ in range(2):
+        assert not redactor.untouched(card, body, category="data_access", level="metadata")
+        assert redactor.redact(card, body, category="data_access", level="metadata").count == 1
+    allow = Redactor.from_config({"allow": [{"categories": ["data_access"], "attributes": ["audit.*"]}]}, KEY_ENV)
+    allow.redact(usual, body, category="data_access", level="metadata")
+    assert not allow.untouched(usual, body, category="data_access", level="metadata")  # the allow-list drops keys
