@@ -52,15 +52,15 @@ class GroupCommit:
     _unsynced: bool
     _state_seq: int
 
-    def _write_frames(self, spool: ProcessSpool, data: bytes, records: int, payloads: list[bytes]) -> None:
+    def _write_frames(self, spool: ProcessSpool, data: bytes, records: int) -> None:
         """``spool.append``; on a full disk, release the reservation and write into its space."""
         try:
-            spool.append(data, records, payloads)
+            spool.append(data, records)
         except OSError as exc:
             reservation = self._reservation
             if not is_full_disk(exc) or reservation is None or not reservation.release():
                 raise
-            spool.append(data, records, payloads)
+            spool.append(data, records)
 
     def _writer_loop(self) -> None:
         sync_every = 0.2
@@ -123,26 +123,22 @@ class GroupCommit:
             chain.seq += self.losses.take_unsealed(chain.seq + 1)
         snapshot = chain.snapshot()
         frames = []
-        payloads = []  # the frames' payloads, which the exporter thread takes from memory (spool.recent)
         key = self.key
         records = len(batch)
         for canonical, observed, flags, _status, attrs_offset in batch:
             if attrs_offset < 0:  # an intent/resolve frame: spooled as it is, not a record, not chained
-                payloads.append(canonical)
                 frames.append(encode_frame(canonical))
                 records -= 1
                 continue
             seq, prev, mac, parents, forked_from = chain.seal(key, canonical)
             if parents is None and forked_from is None:
-                payload = chained_payload(canonical, attrs_offset, observed, flags, seq, prev, mac)
+                frames.append(encode_frame(chained_payload(canonical, attrs_offset, observed, flags, seq, prev, mac)))
             else:
-                payload = frames_mod.payload(canonical, attrs_offset, observed, flags, seq, prev, mac, parents,
-                                             forked_from)
-            payloads.append(payload)
-            frames.append(encode_frame(payload))
+                frames.append(encode_frame(frames_mod.payload(canonical, attrs_offset, observed, flags, seq, prev, mac,
+                                                              parents, forked_from)))
             chain.advance(seq, mac, parents is not None)
         try:
-            self._write_frames(spool, frames[0] if len(frames) == 1 else b"".join(frames), records, payloads)
+            self._write_frames(spool, frames[0] if len(frames) == 1 else b"".join(frames), records)
             status = WRITTEN
             if self.options.ack == "fsync":
                 spool.sync()

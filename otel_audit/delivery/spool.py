@@ -28,7 +28,6 @@ import shutil
 import struct
 import threading
 import time
-from collections import deque
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,9 +38,6 @@ FILE_MODE = 0o600
 DIR_MODE = 0o700
 STATE_SIZE = 512
 ENDED_FILE = "ended"
-#: What an own spool keeps of its latest frames for the exporter thread (``ProcessSpool._recent``).
-RECENT_BYTES = 2 * 1024 * 1024
-RECENT_FRAMES = 4096
 MARKER = b"\x1d"  # first byte of an intent/resolve frame (delivery/intents.py); records start with "["
 
 
@@ -140,11 +136,6 @@ class ProcessSpool:
         self._write_fd = -1
         self._state_fd = -1
         self._read_fds: dict[int, int] = {}
-        # The frames appended lately, as (segment, start, end, payload): the exporter thread takes
-        # them from here instead of reading them back (pread, split, CRC). Bounded; what falls out,
-        # or was never here (an adopted spool, a restart), is read from the file as before.
-        self._recent: deque[tuple[int, int, int, bytes]] = deque()
-        self._recent_bytes = 0
 
     # -- creation / adoption -------------------------------------------------------------------
 
@@ -222,11 +213,10 @@ class ProcessSpool:
 
     # -- writer side -------------------------------------------------------------------------
 
-    def append(self, data: bytes, records: int, payloads: list[bytes] | None = None) -> None:
+    def append(self, data: bytes, records: int) -> None:
         """Append whole frames to the active segment (one ``write``); rotate when it is full.
 
-        On failure the segment is truncated back so no partial frame stays behind. ``payloads``:
-        the frames' payloads in order (``data`` is exactly their frames), kept for :meth:`read_batch`.
+        On failure the segment is truncated back so no partial frame stays behind.
         """
         active = self.segments[-1]
         if active.size >= self.segment_bytes:
@@ -245,44 +235,9 @@ class ProcessSpool:
                     self._open_segment(active.number + 1)  # leave the torn tail behind, start clean
             raise
         with self._lock:
-            start = active.size
             active.size += len(data)
             active.records += records
             self._bytes += len(data)
-            if payloads:
-                self._remember(active.number, start, payloads)
-
-    def _remember(self, segment: int, start: int, payloads: list[bytes]) -> None:
-        """Keep the payloads just written (their frames start at ``start``); under ``_lock``."""
-        recent = self._recent
-        for payload in payloads:
-            end = start + HEADER.size + len(payload)
-            recent.append((segment, start, end, payload))
-            self._recent_bytes += len(payload)
-            start = end
-        while self._recent_bytes > RECENT_BYTES or len(recent) > RECENT_FRAMES:
-            self._recent_bytes -= len(recent.popleft()[3])
-
-    def _take_recent(self, segment: int, offset: int, limit: int, max_count: int, max_bytes: int,
-                     payloads: list[bytes]) -> int:
-        """Payloads of the frames from ``offset`` on (up to ``limit``) that :meth:`_remember` still
-        holds, appended to ``payloads``; the offset after them (``offset`` when none is held)."""
-        with self._lock:
-            recent = self._recent
-            while recent and (recent[0][0], recent[0][1]) < (segment, offset):  # read or skipped: done with
-                self._recent_bytes -= len(recent.popleft()[3])
-            taken = 0
-            while recent and len(payloads) < max_count:
-                seg_no, start, end, payload = recent[0]
-                # frame bytes against max_bytes, as a read of the file would count them
-                if seg_no != segment or start != offset or end > limit or (taken and taken + end - start > max_bytes):
-                    break
-                recent.popleft()
-                self._recent_bytes -= len(payload)
-                payloads.append(payload)
-                taken += end - start
-                offset = end
-        return offset
 
     def sync(self) -> None:
         os.fdatasync(self._write_fd)
@@ -319,12 +274,6 @@ class ProcessSpool:
                 continue
             if limit is None:
                 limit = os.fstat(fd).st_size
-            if offset < limit and self.own:
-                taken_to = self._take_recent(seg.number, offset, limit, max_records, max_bytes, payloads)
-                if taken_to != offset:
-                    offset = taken_to
-                    if offset < limit:
-                        break  # batch full (the rest, from memory or the file, is the next batch's)
             if offset < limit:
                 data = os.pread(fd, min(limit - offset, max(max_bytes, HEADER.size)), offset)
                 found, got = split_frames(data, max_records - len(payloads))
