@@ -51,11 +51,16 @@ class _AsgiFacts:
 
     def headers(self) -> dict[str, str]:
         if self._headers is None:
-            headers: dict[str, str] = {}
-            for raw_name, raw_value in self.scope.get("headers") or ():
-                name = raw_name.decode("latin-1").lower()
-                value = raw_value.decode("latin-1")
-                headers[name] = f"{headers[name]}, {value}" if name in headers else value
+            raw = self.scope.get("headers") or ()
+            if type(raw) is not list and type(raw) is not tuple:
+                raw = list(raw)
+            headers = {name.decode("latin-1").lower(): value.decode("latin-1") for name, value in raw}
+            if len(headers) != len(raw):  # a repeated header: its values joined in order, as one field
+                headers = {}
+                for raw_name, raw_value in raw:
+                    name = raw_name.decode("latin-1").lower()
+                    value = raw_value.decode("latin-1")
+                    headers[name] = f"{headers[name]}, {value}" if name in headers else value
             self._headers = headers
         return self._headers
 
