@@ -180,28 +180,18 @@ class Redactor(Replacements):
         settings = self.settings
         if type(attributes) is not dict or (settings.allow and settings.allow_list(category, level) is not None):
             return False
-        work, unchanged = self._record_plan(attributes), self._unchanged_text
+        work = self._record_plan(attributes)
         if work is None:
             return False
+        nodes = 0
         for key, plan in work:
             # a plain value, or a URL (whose context only matters to forms and JSON: not unchanged texts)
             if plan is not _VALUE_PLAN and plan[-1] not in URL_ATTRIBUTES:
                 return False
-            value = attributes[key]
-            kind = type(value)
-            if kind is str:
-                if not unchanged(value):
-                    return False
-            elif kind is int:
-                if not -(10**12) < value < 10**12:
-                    return False
-            elif kind is list and len(value) <= 64:
-                for item in value:
-                    if type(item) is not str or not unchanged(item):
-                        return False
-            else:
+            nodes = self._unchanged_plain(attributes[key], nodes)
+            if nodes < 0:
                 return False
-        return body is None or body is _NOTHING or (type(body) is str and unchanged(body))
+        return body is None or body is _NOTHING or (type(body) is str and self._unchanged_text(body))
 
     def redact_text(self, text: str) -> str:
         """Detectors and structure parsing over one string (used by tests and the benchmark)."""
@@ -277,23 +267,12 @@ class Redactor(Replacements):
         for key, plan in work:
             value = out[key]
             if plan is _VALUE_PLAN:  # fast paths, same outcome as _attribute
-                kind = type(value)
-                if kind is str:
-                    if self._unchanged_text(value):
-                        state.nodes += 1
-                        continue
-                elif kind is int:
-                    if -(10**12) < value < 10**12:
-                        state.nodes += 1
-                        continue
-                elif kind is list and len(value) <= 64 and state.nodes < MAX_NODES:
-                    for item in value:
-                        if type(item) is not str or not self._unchanged_text(item):
-                            break
-                    else:
-                        state.nodes += 1 + len(value)
+                nodes = self._unchanged_plain(value, state.nodes)
+                if nodes >= 0:
+                    state.nodes = nodes
+                    if type(value) is list:
                         out[key] = list(value)
-                        continue
+                    continue
             before = state.count
             state.drop_attribute = False
             if audit_record and key == "db.query.parameters" and level != "full":
@@ -311,6 +290,23 @@ class Redactor(Replacements):
             if state.count != before:
                 fields.append(key)
         return out, fields
+
+    def _unchanged_plain(self, value: Any, nodes: int) -> int:
+        """The node count after ``value`` when redaction gives it back without looking further (a
+        text found clean or too short, an int too small for a card number, a short list of such
+        texts under the node bound); -1 when it has to be looked at."""
+        kind = type(value)
+        if kind is str:
+            return nodes + 1 if self._unchanged_text(value) else -1
+        if kind is int:
+            return nodes + 1 if -(10**12) < value < 10**12 else -1
+        if kind is list and len(value) <= 64 and nodes < MAX_NODES:
+            unchanged = self._unchanged_text
+            for item in value:
+                if type(item) is not str or not unchanged(item):
+                    return -1
+            return nodes + 1 + len(value)
+        return -1
 
     def _redact_each(
         self, attributes: Mapping[str, Any], state: _Pass, allow: list[Any] | None, level: str | None, audit_record: bool

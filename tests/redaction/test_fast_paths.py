@@ -501,3 +501,12 @@ def test_the_usual_record_is_untouched_from_its_second_time_and_a_secret_never_i
     allow = Redactor.from_config({"allow": [{"categories": ["data_access"], "attributes": ["audit.*"]}]}, KEY_ENV)
     allow.redact(usual, body, category="data_access", level="metadata")
     assert not allow.untouched(usual, body, category="data_access", level="metadata")  # the allow-list drops keys
+
+
+def test_a_record_past_the_node_bound_is_never_untouched() -> None:
+    redactor = Redactor.from_config(None, KEY_ENV)
+    huge = {f"item{n}": ["ab"] * 60 for n in range(400)}  # 24,400 nodes: redaction stops at 20,000
+    small = dict(list(huge.items())[:10])
+    assert redactor.redact(dict(huge), None).count > 0
+    assert not redactor.untouched(huge, None)
+    assert redactor.untouched(small, None) and redactor.redact(dict(small), None).count == 0
