@@ -10,6 +10,7 @@ import time
 _lock = threading.Lock()
 _last_ms = 0
 _seq = 0
+_prefix: tuple[int, str] = (-1, "")  # (millisecond, the id's text up to its counter)
 
 
 def new_event_id(_time_ns=time.time_ns, _random_bits=random.getrandbits) -> str:  # noqa: B008 - bound once
@@ -36,5 +37,3 @@ def new_event_id(_time_ns=time.time_ns, _random_bits=random.getrandbits) -> str:
     low = f"{(0b10 << 62) | _random_bits(62):016x}"  # the RFC 9562 variant, then 62 random bits
     return f"{prefix[1]}{seq:03x}-{low[:4]}-{low[4:]}"
 
-
-_prefix: tuple[int, str] = (-1, "")

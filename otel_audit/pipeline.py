@@ -181,8 +181,7 @@ def _span_lookup() -> Callable[[], Any]:
 
     With the SDK's default runtime context (a context variable), a request without a span (no
     tracing set up, the common case for audit alone) costs one variable read instead of the API's
-    four calls and an ABC ``isinstance``; a span found, or any other runtime context, takes the
-    public API."""
+    four calls and an ABC ``isinstance``; any other runtime context takes the public API."""
     from opentelemetry import context as otel_context
     from opentelemetry.trace.propagation import _SPAN_KEY
 
@@ -191,9 +190,8 @@ def _span_lookup() -> Callable[[], Any]:
         return _public_span_context
 
     def current() -> Any:
-        if variable.get().get(_SPAN_KEY) is None:
-            return None
-        return trace.get_current_span().get_span_context()
+        span = variable.get().get(_SPAN_KEY)  # what trace.get_current_span looks up, read once
+        return span.get_span_context() if span is not None and isinstance(span, trace.Span) else None
 
     return current
 

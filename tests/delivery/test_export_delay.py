@@ -28,7 +28,7 @@ def _first_batch_sent(delivery) -> None:
     the test's records are spooled, and send them with the start record.)"""
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
-        if delivery.sink.exists() and any(True for _ in read_sink(delivery.sink)):
+        if delivery.sink.exists() and next(read_sink(delivery.sink), None) is not None:
             return
         time.sleep(0.05)
     raise AssertionError("the exporter sent nothing within 20 s of start")
