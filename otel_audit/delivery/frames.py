@@ -13,7 +13,8 @@ Reading back:
 
 * :func:`decode_record` - into the SDK record the standard exporters (OTLP, console) take.
 * :func:`sink_line` - straight into the embedded sink's JSON line, splicing the attributes' JSON
-  text instead of parsing and re-encoding it (the sink's cost per record was mostly that).
+  text instead of parsing and re-encoding it (the sink's cost per record was mostly that); the
+  common payload natively where ``otel_audit/delivery/_native`` is built, the same bytes either way.
 """
 
 from __future__ import annotations
@@ -114,7 +115,7 @@ _CHAIN_PREV_KEY = f',"{CHAIN_PREV}":'.encode()
 _CHAIN_MAC_KEY = f',"{CHAIN_MAC}":'.encode()
 
 
-def sink_line(data: bytes, scope_and_resource: bytes) -> bytes:
+def sink_line_py(data: bytes, scope_and_resource: bytes) -> bytes:
     """A payload as the sink's JSON line (same bytes as encoding the decoded record).
 
     ``scope_and_resource`` is the pre-encoded ``,"scope":{..},"resource":{..}`` tail, shared by
@@ -140,6 +141,19 @@ def sink_line(data: bytes, scope_and_resource: bytes) -> bytes:
         attrs_json[:-1], b"," if attrs_json != b"{}" else b"", _CHAIN_SEQ_KEY, seq, _CHAIN_PREV_KEY, prev,
         _CHAIN_MAC_KEY, mac, b'},"trace_id":"', trace_hex, b'","span_id":"', span_hex, b'","trace_flags":', flags,
         scope_and_resource, b"}\n"))
+
+
+try:  # the common payload spliced in Rust (otel_audit/delivery/_native); None: any other payload
+    from otel_audit.delivery._codec import sink_line as _native_sink_line
+except ImportError:  # not built (no cargo at install)
+    _native_sink_line = None
+
+if _native_sink_line is None:
+    sink_line = sink_line_py
+else:
+    def sink_line(data: bytes, scope_and_resource: bytes) -> bytes:
+        """:func:`sink_line_py`, the common payload natively (same bytes; the others in Python)."""
+        return _native_sink_line(data, scope_and_resource) or sink_line_py(data, scope_and_resource)
 
 
 def _sink_line_parsed(canonical: bytes, tail: bytes, scope_and_resource: bytes) -> bytes:

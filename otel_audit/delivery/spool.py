@@ -60,9 +60,10 @@ def iter_frames(data: bytes | memoryview, offset: int = 0) -> Iterator[tuple[byt
         offset = end
 
 
-def split_frames(data: bytes, max_count: int) -> tuple[list[bytes], int]:
-    """Up to ``max_count`` complete, intact payloads from the start of ``data`` and where they end:
-    :func:`iter_frames` as one loop, for the exporter's batches (no generator step per record)."""
+def split_frames_py(data: bytes, max_count: int) -> tuple[list[bytes], int]:
+    """Up to ``max_count`` complete, intact payloads from the start of ``data`` (bytes) and where
+    they end: :func:`iter_frames` as one loop, for the exporter's batches (no generator step per
+    record). :func:`split_frames` is the native version of this where it is built."""
     payloads: list[bytes] = []
     offset, size, header = 0, len(data), HEADER.size
     unpack, crc32 = HEADER.unpack_from, zlib.crc32
@@ -77,6 +78,12 @@ def split_frames(data: bytes, max_count: int) -> tuple[list[bytes], int]:
         payloads.append(payload)
         offset = end
     return payloads, offset
+
+
+try:  # the same function in Rust (otel_audit/delivery/_native): a batch's frames in one call
+    from otel_audit.delivery._codec import split_frames
+except ImportError:  # not built (no cargo at install): the same payloads from Python
+    split_frames = split_frames_py
 
 
 def _open_private(path: Path, flags: int) -> int:

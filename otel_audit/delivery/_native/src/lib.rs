@@ -1,0 +1,268 @@
+//! The exporter thread's read-back of spooled frames, natively: `split_frames` (frame headers and
+//! CRCs of one batch) and `sink_line` (a common payload spliced into the embedded sink's JSON line).
+//!
+//! Both give exactly what their Python versions in `otel_audit/delivery/spool.py` and `frames.py`
+//! give; `sink_line` answers `None` for any payload off its narrow common shape (a fork, parents,
+//! an escape in the trailer, an offset that is not plain digits), and the Python version handles
+//! it, so the bytes never depend on whether this module is built.
+
+use memchr::memchr;
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyList};
+
+/// A frame's header: payload length, then zlib's CRC-32 of the payload (both little-endian u32).
+const HEADER: usize = 8;
+/// Between a payload's canonical bytes and its trailer (`frames.SEPARATOR`).
+const SEPARATOR: u8 = 0x1e;
+const HEAD_PREFIX: &[u8] = b"[\"otel-audit/chain/1\",";
+
+/// CRC-32 (IEEE, reflected, as `zlib.crc32`), eight table look-ups per eight bytes.
+const CRC_TABLES: [[u32; 256]; 8] = crc_tables();
+
+const fn crc_tables() -> [[u32; 256]; 8] {
+    let mut tables = [[0u32; 256]; 8];
+    let mut n = 0;
+    while n < 256 {
+        let mut c = n as u32;
+        let mut k = 0;
+        while k < 8 {
+            c = if c & 1 != 0 { 0xEDB8_8320 ^ (c >> 1) } else { c >> 1 };
+            k += 1;
+        }
+        tables[0][n] = c;
+        n += 1;
+    }
+    let mut t = 1;
+    while t < 8 {
+        let mut n = 0;
+        while n < 256 {
+            let prev = tables[t - 1][n];
+            tables[t][n] = (prev >> 8) ^ tables[0][(prev & 0xFF) as usize];
+            n += 1;
+        }
+        t += 1;
+    }
+    tables
+}
+
+fn crc32(data: &[u8]) -> u32 {
+    let mut crc = !0u32;
+    let mut chunks = data.chunks_exact(8);
+    for chunk in &mut chunks {
+        let low = crc ^ u32::from_le_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]);
+        let t = &CRC_TABLES;
+        crc = t[7][(low & 0xFF) as usize]
+            ^ t[6][((low >> 8) & 0xFF) as usize]
+            ^ t[5][((low >> 16) & 0xFF) as usize]
+            ^ t[4][(low >> 24) as usize]
+            ^ t[3][chunk[4] as usize]
+            ^ t[2][chunk[5] as usize]
+            ^ t[1][chunk[6] as usize]
+            ^ t[0][chunk[7] as usize];
+    }
+    for &byte in chunks.remainder() {
+        crc = (crc >> 8) ^ CRC_TABLES[0][((crc ^ byte as u32) & 0xFF) as usize];
+    }
+    !crc
+}
+
+fn le_u32(data: &[u8], at: usize) -> u32 {
+    u32::from_le_bytes([data[at], data[at + 1], data[at + 2], data[at + 3]])
+}
+
+/// `spool.split_frames`: up to `max_count` complete, intact payloads from the start of `data`, and
+/// where they end (the first torn or corrupt frame stops the batch).
+#[pyfunction]
+fn split_frames<'py>(py: Python<'py>, data: &[u8], max_count: i64) -> PyResult<(Bound<'py, PyList>, usize)> {
+    let payloads = PyList::empty(py);
+    let (mut offset, size) = (0usize, data.len());
+    let mut count = 0i64;
+    while offset + HEADER <= size && count < max_count {
+        let length = le_u32(data, offset) as usize;
+        let crc = le_u32(data, offset + 4);
+        let end = offset + HEADER + length;
+        if end > size {
+            break;
+        }
+        let payload = &data[offset + HEADER..end];
+        if crc32(payload) != crc {
+            break;
+        }
+        payloads.append(PyBytes::new(py, payload))?;
+        count += 1;
+        offset = end;
+    }
+    Ok((payloads, offset))
+}
+
+/// `zlib.crc32(data)`, for the tests that hold this implementation to zlib's.
+#[pyfunction(name = "crc32")]
+fn crc32_py(data: &[u8]) -> u32 {
+    crc32(data)
+}
+
+/// A cursor over the canonical head, matching what `frames._HEAD` matches (and nothing else).
+struct Head<'a> {
+    data: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Head<'a> {
+    fn literal(&mut self, text: &[u8]) -> Option<()> {
+        if self.data[self.at..].starts_with(text) {
+            self.at += text.len();
+            Some(())
+        } else {
+            None
+        }
+    }
+
+    /// `"[^"\\]*"`: a string without escapes, quotes included.
+    fn plain_string(&mut self) -> Option<&'a [u8]> {
+        let start = self.at;
+        self.literal(b"\"")?;
+        let rest = &self.data[self.at..];
+        let close = memchr(b'"', rest)?;
+        if memchr(b'\\', &rest[..close]).is_some() {
+            return None;
+        }
+        self.at += close + 1;
+        Some(&self.data[start..self.at])
+    }
+
+    /// `\d+` (ASCII digits; the regex is a bytes pattern).
+    fn digits(&mut self) -> Option<&'a [u8]> {
+        let start = self.at;
+        while self.at < self.data.len() && self.data[self.at].is_ascii_digit() {
+            self.at += 1;
+        }
+        if self.at == start {
+            None
+        } else {
+            Some(&self.data[start..self.at])
+        }
+    }
+
+    /// `null|-?\d+`
+    fn severity(&mut self) -> Option<&'a [u8]> {
+        let start = self.at;
+        if self.literal(b"null").is_some() {
+            return Some(&self.data[start..self.at]);
+        }
+        if self.data.get(self.at) == Some(&b'-') {
+            self.at += 1;
+        }
+        self.digits()?;
+        Some(&self.data[start..self.at])
+    }
+
+    /// `[0-9a-f]*`
+    fn lower_hex(&mut self) -> &'a [u8] {
+        let start = self.at;
+        while self.at < self.data.len() && matches!(self.data[self.at], b'0'..=b'9' | b'a'..=b'f') {
+            self.at += 1;
+        }
+        &self.data[start..self.at]
+    }
+}
+
+struct Fields<'a> {
+    event_name: &'a [u8],
+    ts: &'a [u8],
+    severity: &'a [u8],
+    severity_text: &'a [u8],
+    trace_hex: &'a [u8],
+    span_hex: &'a [u8],
+    end: usize,
+}
+
+fn parse_head(canonical: &[u8]) -> Option<Fields<'_>> {
+    let mut head = Head { data: canonical, at: 0 };
+    head.literal(HEAD_PREFIX)?;
+    let event_name = head.plain_string()?;
+    head.literal(b",")?;
+    let ts = head.digits()?;
+    head.literal(b",")?;
+    let severity = head.severity()?;
+    head.literal(b",")?;
+    let severity_text = head.plain_string()?;
+    head.literal(b",\"")?;
+    let trace_hex = head.lower_hex();
+    head.literal(b"\",\"")?;
+    let span_hex = head.lower_hex();
+    head.literal(b"\",")?;
+    Some(Fields { event_name, ts, severity, severity_text, trace_hex, span_hex, end: head.at })
+}
+
+fn line(data: &[u8], scope_and_resource: &[u8]) -> Option<Vec<u8>> {
+    let sep = memchr(SEPARATOR, data)?;
+    let (canonical, tail) = (&data[..sep], &data[sep + 1..]);
+    if tail.len() < 2 || memchr(b'\\', tail).is_some() {
+        return None;
+    }
+    let parts: Vec<&[u8]> = tail[1..tail.len() - 1].split(|&b| b == b',').collect();
+    if parts.len() != 8 || parts[5] != b"null" || parts[6] != b"null" || !parts[3].starts_with(b"\"") {
+        return None;
+    }
+    let (observed, flags, seq, prev, mac, offset) = (parts[0], parts[1], parts[2], parts[3], parts[4], parts[7]);
+    if offset.is_empty() || offset.len() > 18 || !offset.iter().all(u8::is_ascii_digit) {
+        return None; // Python's int() takes more spellings: let it decide
+    }
+    let offset: usize = std::str::from_utf8(offset).ok()?.parse().ok()?;
+    let head = parse_head(canonical)?;
+    if offset == 0 || head.end > offset - 1 || offset > canonical.len().saturating_sub(1) {
+        return None; // slices Python would clamp: the Python version decides
+    }
+    let attrs_json = &canonical[offset..canonical.len() - 1];
+    let body = &canonical[head.end..offset - 1];
+    let null_if_empty = |text: &'static [u8], value: &[u8]| -> bool { value == text };
+    let mut out = Vec::with_capacity(data.len() + scope_and_resource.len() + 256);
+    out.extend_from_slice(b"{\"time_unix_nano\":");
+    out.extend_from_slice(head.ts);
+    out.extend_from_slice(b",\"observed_time_unix_nano\":");
+    out.extend_from_slice(observed);
+    out.extend_from_slice(b",\"event_name\":");
+    out.extend_from_slice(if null_if_empty(b"\"\"", head.event_name) { b"null" } else { head.event_name });
+    out.extend_from_slice(b",\"severity_number\":");
+    out.extend_from_slice(head.severity);
+    out.extend_from_slice(b",\"severity_text\":");
+    out.extend_from_slice(if null_if_empty(b"\"\"", head.severity_text) { b"null" } else { head.severity_text });
+    out.extend_from_slice(b",\"body\":");
+    out.extend_from_slice(body);
+    out.extend_from_slice(b",\"attributes\":");
+    if !attrs_json.is_empty() {
+        out.extend_from_slice(&attrs_json[..attrs_json.len() - 1]);
+    }
+    if attrs_json != b"{}" {
+        out.push(b',');
+    }
+    out.extend_from_slice(b"\"audit.chain.seq\":");
+    out.extend_from_slice(seq);
+    out.extend_from_slice(b",\"audit.chain.prev\":");
+    out.extend_from_slice(prev);
+    out.extend_from_slice(b",\"audit.chain.mac\":");
+    out.extend_from_slice(mac);
+    out.extend_from_slice(b"},\"trace_id\":\"");
+    out.extend_from_slice(head.trace_hex);
+    out.extend_from_slice(b"\",\"span_id\":\"");
+    out.extend_from_slice(head.span_hex);
+    out.extend_from_slice(b"\",\"trace_flags\":");
+    out.extend_from_slice(flags);
+    out.extend_from_slice(scope_and_resource);
+    out.extend_from_slice(b"}\n");
+    Some(out)
+}
+
+/// `frames.sink_line` for the common payload, or `None` where the Python version must decide.
+#[pyfunction]
+fn sink_line<'py>(py: Python<'py>, data: &[u8], scope_and_resource: &[u8]) -> Option<Bound<'py, PyBytes>> {
+    line(data, scope_and_resource).map(|out| PyBytes::new(py, &out))
+}
+
+#[pymodule]
+fn _codec(module: &Bound<'_, PyModule>) -> PyResult<()> {
+    module.add_function(wrap_pyfunction!(split_frames, module)?)?;
+    module.add_function(wrap_pyfunction!(sink_line, module)?)?;
+    module.add_function(wrap_pyfunction!(crc32_py, module)?)?;
+    Ok(())
+}
