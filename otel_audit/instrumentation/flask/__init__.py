@@ -36,9 +36,15 @@ except ImportError:
 
 
 class _FlaskFacts:
-    """ActorFacts over the live Flask request context."""
+    """ActorFacts over one live Flask request context, made when the request starts: the context
+    and its session are looked up once, not once per fact."""
 
+    __slots__ = ("_ctx", "_session")
     origin = "flask"
+
+    def __init__(self, ctx: Any, session: Any) -> None:
+        self._ctx = ctx
+        self._session = session
 
     def framework_user(self) -> Any:
         if _current_user is None:
@@ -55,7 +61,7 @@ class _FlaskFacts:
         return _app_ctx.get().g.get("user")
 
     def session(self) -> Mapping[str, Any] | None:
-        return _session_of(_request_ctx.get())
+        return self._session
 
     def keep_session_unread(self) -> Any:
         """A function that marks the session unread again after the actor was resolved, when the
@@ -64,8 +70,7 @@ class _FlaskFacts:
         Flask-Login keeps the user it loads in ``g._login_user``, where the view's ``current_user``
         finds it without reading the session: an anonymous one we loaded is dropped again (reloading
         it reads the session, as it would have); a signed-in one stays, and so does the mark."""
-        ctx = _request_ctx.get(None)
-        session = _session_of(ctx) if ctx is not None else None
+        session = self._session
         if getattr(session, "accessed", None) is not False:
             return None
         g = _app_ctx.get().g
@@ -84,7 +89,7 @@ class _FlaskFacts:
         # ``request.headers.get(name)`` is a WSGI environ look-up (werkzeug's EnvironHeaders), minus
         # the KeyError it raises and catches for every absent header.
         key = name.upper().replace("-", "_")
-        return _request_ctx.get().request.environ.get(key if key in _UNPREFIXED else f"HTTP_{key}")
+        return self._ctx.request.environ.get(key if key in _UNPREFIXED else f"HTTP_{key}")
 
 
 def _session_of(ctx: Any) -> Any:
@@ -100,7 +105,6 @@ def _session_of(ctx: Any) -> Any:
 
 
 _SESSION_PROPERTY: dict[type, bool] = {}
-_FACTS = _FlaskFacts()
 _UNPREFIXED = frozenset({"CONTENT_TYPE", "CONTENT_LENGTH"})
 _class_login_manager: dict[type, bool] = {}
 
@@ -181,8 +185,8 @@ def _full_dispatch_request(wrapped: Any, instance: flask.Flask, args: Any, kwarg
     try:
         ctx = _request_ctx.get()
         request = ctx.request
-        exchange = HttpExchange(_FACTS, _http_info(request), _source(request))
         session = _session_of(ctx)
+        exchange = HttpExchange(_FlaskFacts(ctx, session), _http_info(request), _source(request))
         session_before = dict(session)
         exchange.begin()
         token = _CURRENT_EXCHANGE.set(exchange)
