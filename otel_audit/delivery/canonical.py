@@ -110,8 +110,9 @@ def canonical_parts(
 ) -> tuple[bytes, int]:
     """:func:`canonical_bytes` and the offset where its attributes object starts, so readers can
     take the attributes' JSON text without parsing it."""
-    attrs = attributes if SEALED_KEYS.isdisjoint(attributes) else {k: v for k, v in attributes.items()
-                                                                   if k not in SEALED_KEYS}
+    # A dict's keys view looks the five sealed keys up in the dict, not the record's ~30 keys in the set.
+    attrs = attributes if attributes.keys().isdisjoint(SEALED_KEYS) else {k: v for k, v in attributes.items()
+                                                                          if k not in SEALED_KEYS}
     # The head by hand (same bytes as encoding the list): one encoder call per record, not two; the
     # parts around the timestamp repeat from record to record (one per event name and severity).
     parts = _HEADS.get((event_name, severity_number, severity_text))
