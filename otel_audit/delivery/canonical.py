@@ -10,9 +10,10 @@ the same values again:
     sealed    = JSON([seq, prev, parents, forked_from])
     mac       = HMAC-SHA256(key, canonical + b"\\n" + sealed)      (SHA-256 without a key)
 
-JSON here is ``json.dumps(sort_keys=True, separators=(",", ":"), ensure_ascii=True)``. When orjson
-is installed it writes the attributes object instead, for the records where its bytes are provably
-the same (see :func:`_attributes_json`); the standard library does the rest. JSON keeps
+JSON here is ``json.dumps(sort_keys=True, separators=(",", ":"), ensure_ascii=True)``. The native
+module (``_codec.canonical_record``, when built) writes the usual record's attributes object, and
+orjson the records where its bytes are provably the same (see :func:`_attributes_json`); the
+standard library does the rest, and the property tests hold all three to the same bytes. JSON keeps
 the types apart that matter (``"5"`` vs ``5`` vs ``5.0`` vs ``true``); sequences become arrays
 (tuple or list alike) and bytes become their lower-case hex string, which is also what the sink
 writes. Excluded on purpose, because pipelines legitimately add or rewrite them: resource
@@ -33,6 +34,11 @@ try:  # optional accelerator: same bytes, about a seventh of the instructions (d
 except ImportError:  # pragma: no cover - exercised by the fallback tests through monkeypatching
     _orjson_dumps = None
     _SORT_KEYS = 0
+
+try:  # optional, built from otel_audit/delivery/_native: head + attributes + "]" in one call
+    from otel_audit.delivery._codec import canonical_record as _native_record
+except ImportError:  # pragma: no cover - a build without cargo; the tests monkeypatch it away too
+    _native_record = None
 
 VERSION = "otel-audit/chain/1"
 
@@ -123,6 +129,10 @@ def canonical_parts(
         head = f"{parts[0]}{int(time_unix_nano or 0)}{parts[1]}{json_value(trace_id)},{json_value(span_id)},{body_json},"
     else:
         head = f'{parts[0]}{int(time_unix_nano or 0)}{parts[1]}"","",{body_json},'
+    if _native_record is not None and type(attrs) is dict:
+        whole = _native_record(head, attrs)
+        if whole is not None:
+            return whole, len(head)
     fast = _attributes_json(attrs) if _orjson_dumps is not None else None
     if fast is None:
         return f"{head}{_encoder.encode(attrs)}]".encode("ascii"), len(head)

@@ -99,3 +99,91 @@ def test_a_damaged_payload_is_never_spliced_differently(position, byte, cut) -> 
         assert native is None
         return
     assert native is None or native == expected
+
+
+# -- the canonical attributes object (main thread) -----------------------------------------------
+
+from otel_audit.delivery import canonical  # noqa: E402
+from tests.delivery.test_canonical_fast import HAZARDS, HTTP_RECORD, spec  # noqa: E402
+
+_I64 = st.integers(-(2**63), 2**63 - 1)
+_ANY_TEXT = st.text(st.characters(exclude_categories=("Cs",)), max_size=16)  # every code point but lone surrogates
+_LONE_SURROGATE = st.characters(min_codepoint=0xD800, max_codepoint=0xDFFF)
+_EXACT = st.recursive(
+    st.one_of(st.none(), st.booleans(), _I64, _ANY_TEXT),
+    lambda inner: st.lists(inner, max_size=4) | st.lists(inner, max_size=3).map(tuple)
+    | st.dictionaries(_ANY_TEXT, inner, max_size=4),
+    max_leaves=14)
+_ODD = st.one_of(st.floats(), st.integers(2**63, 2**80), st.integers(-(2**80), -(2**63) - 1),
+                 _LONE_SURROGATE.map(lambda c: f"a{c}b"), st.just(b"\x00"), st.just(frozenset({"x"})))
+
+
+def _native(attrs: dict) -> bytes | None:
+    whole = codec.canonical_record("HEAD", attrs)
+    if whole is None:
+        return None
+    assert whole.startswith(b"HEAD") and whole.endswith(b"]")
+    return whole[4:-1]
+
+
+def test_canonical_parts_picks_the_native_encoder() -> None:
+    assert canonical._native_record is codec.canonical_record
+
+
+def test_the_usual_record_is_written_natively_and_equals_the_definition() -> None:
+    attrs = {k: v for k, v in HTTP_RECORD.items() if type(v) is not float}
+    assert _native(attrs) == spec(attrs)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.dictionaries(_ANY_TEXT, _EXACT, max_size=12))
+def test_exact_values_are_written_natively_as_the_definition_writes_them(attrs) -> None:
+    """Every code point (escapes, DEL, astral pairs), every i64, nesting: natively, and the same bytes."""
+    assert _native(attrs) == spec(attrs)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(_ANY_TEXT, _EXACT, max_size=6), _ANY_TEXT, st.recursive(_ODD, lambda inner: st.lists(inner, min_size=1, max_size=3),
+                                                                         max_leaves=3))
+def test_anything_else_is_left_to_python_and_the_bytes_stay_the_definitions(attrs, key, odd) -> None:
+    attrs[key] = odd
+    assert _native(attrs) is None
+    canonical_bytes, offset = canonical_parts("audit.x", 1, 9, "INFO", "", "", None, attrs)
+    assert canonical_bytes[offset:-1] == spec({k: v for k, v in attrs.items() if k not in canonical.SEALED_KEYS})
+
+
+@pytest.mark.parametrize("name", sorted(HAZARDS))
+def test_what_orjson_gets_wrong_the_native_encoder_writes_right_or_leaves(name) -> None:
+    attrs = {"audit.action": "request", "value": HAZARDS[name]}
+    written = _native(attrs)
+    if name in {"non-ASCII text", "non-ASCII key", "DEL"}:
+        assert written == spec(attrs)
+    else:
+        assert written is None, name
+
+
+class _Key(str):
+    pass
+
+
+@pytest.mark.parametrize("key", [1, None, ("a",), _Key("k")])
+def test_a_key_that_is_not_exactly_str_is_left_to_python(key) -> None:
+    assert _native({"a": 1, "nested": {key: 1}}) is None
+    assert _native({key: 1}) is None
+
+
+def test_nesting_deeper_than_the_native_limit_is_left_to_python() -> None:
+    deep: list = []
+    for _ in range(40):
+        deep = [deep]
+    assert _native({"deep": deep}) is None
+    assert canonical_parts("audit.x", 1, 9, "INFO", "", "", None, {"deep": deep})[0].endswith(
+        b"[" * 41 + b"]" * 41 + b"}]")
+
+
+def test_without_the_native_encoder_the_bytes_are_the_same(monkeypatch) -> None:
+    natively = canonical_parts("audit.http.request", 5, 9, "INFO", "", "", "body", HTTP_RECORD)
+    monkeypatch.setattr(canonical, "_native_record", None)
+    assert canonical_parts("audit.http.request", 5, 9, "INFO", "", "", "body", HTTP_RECORD) == natively
+    monkeypatch.setattr(canonical, "_orjson_dumps", None)
+    assert canonical_parts("audit.http.request", 5, 9, "INFO", "", "", "body", HTTP_RECORD) == natively

@@ -1,14 +1,15 @@
 //! The exporter thread's read-back of spooled frames, natively: `split_frames` (frame headers and
-//! CRCs of one batch) and `sink_line` (a common payload spliced into the embedded sink's JSON line).
+//! CRCs of one batch) and `sink_line` (a common payload spliced into the embedded sink's JSON line);
+//! and on the recording thread `canonical_record`, the canonical form's attributes object.
 //!
-//! Both give exactly what their Python versions in `otel_audit/delivery/spool.py` and `frames.py`
-//! give; `sink_line` answers `None` for any payload off its narrow common shape (a fork, parents,
-//! an escape in the trailer, an offset that is not plain digits), and the Python version handles
+//! Each gives exactly what its Python version in `spool.py`, `frames.py` or `canonical.py`
+//! gives; `sink_line` and `canonical_record` answer `None` off their common shape (a fork, parents,
+//! an escape in the trailer; a float, a big int, a subclass), and the Python version handles
 //! it, so the bytes never depend on whether this module is built.
 
 use memchr::memchr;
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyList};
+use pyo3::types::{PyBool, PyBytes, PyDict, PyInt, PyList, PyString, PyTuple};
 
 /// A frame's header: payload length, then zlib's CRC-32 of the payload (both little-endian u32).
 const HEADER: usize = 8;
@@ -259,10 +260,194 @@ fn sink_line<'py>(py: Python<'py>, data: &[u8], scope_and_resource: &[u8]) -> Op
     line(data, scope_and_resource).map(|out| PyBytes::new(py, &out))
 }
 
+// -- the canonical attributes object (main thread, `canonical.canonical_parts`) --------------------
+
+/// Deeper nesting than this is left to Python (its encoder, not a Rust stack, decides).
+const MAX_DEPTH: u32 = 32;
+const HEX: &[u8; 16] = b"0123456789abcdef";
+
+/// Bytes `json.encoder.encode_basestring_ascii` writes unchanged: printable ASCII but `"` and `\`.
+const fn plain_bytes() -> [bool; 256] {
+    let mut table = [false; 256];
+    let mut b = 0x20;
+    while b < 0x7f {
+        table[b] = b != b'"' as usize && b != b'\\' as usize;
+        b += 1;
+    }
+    table
+}
+const PLAIN: [bool; 256] = plain_bytes();
+
+/// True when every byte is in `PLAIN`, tested eight bytes at a time.
+fn all_plain(bytes: &[u8]) -> bool {
+    let mut chunks = bytes.chunks_exact(8);
+    for chunk in &mut chunks {
+        if !plain_word(u64::from_le_bytes([chunk[0], chunk[1], chunk[2], chunk[3], chunk[4], chunk[5], chunk[6], chunk[7]])) {
+            return false;
+        }
+    }
+    let rest = chunks.remainder();
+    let mut padded = [b' '; 8]; // a space is plain: the short tail is tested as one word too
+    padded[..rest.len()].copy_from_slice(rest);
+    plain_word(u64::from_le_bytes(padded))
+}
+
+/// No byte of `x` below 0x20, at or above 0x7F, `"` or `\\` (each test sets a top bit where it
+/// holds; carries can only add false alarms next to a true one, so the word's answer is exact).
+fn plain_word(x: u64) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const TOPS: u64 = 0x8080_8080_8080_8080;
+    let below_space = x.wrapping_sub(ONES * 0x20) & !x;
+    let from_del = x.wrapping_add(ONES * (0x80 - 0x7F)) | x;
+    let quote = x ^ (ONES * b'"' as u64);
+    let backslash = x ^ (ONES * b'\\' as u64);
+    let is_quote = quote.wrapping_sub(ONES) & !quote;
+    let is_backslash = backslash.wrapping_sub(ONES) & !backslash;
+    (below_space | from_del | is_quote | is_backslash) & TOPS == 0
+}
+
+fn push_u_escape(out: &mut Vec<u8>, unit: u32) {
+    out.extend_from_slice(b"\\u");
+    for shift in [12, 8, 4, 0] {
+        out.push(HEX[((unit >> shift) & 0xF) as usize]);
+    }
+}
+
+/// `encode_basestring_ascii(text)`: quoted, `\uXXXX` (lower-case hex, surrogate pairs above the
+/// BMP) for everything outside printable ASCII, the short escapes where JSON has them.
+fn push_string(out: &mut Vec<u8>, text: &str) {
+    out.push(b'"');
+    let bytes = text.as_bytes();
+    if all_plain(bytes) {
+        out.extend_from_slice(bytes);
+    } else {
+        for ch in text.chars() {
+            let c = ch as u32;
+            if c < 0x80 && PLAIN[c as usize] {
+                out.push(c as u8);
+                continue;
+            }
+            match ch {
+                '"' => out.extend_from_slice(b"\\\""),
+                '\\' => out.extend_from_slice(b"\\\\"),
+                '\n' => out.extend_from_slice(b"\\n"),
+                '\r' => out.extend_from_slice(b"\\r"),
+                '\t' => out.extend_from_slice(b"\\t"),
+                '\u{8}' => out.extend_from_slice(b"\\b"),
+                '\u{c}' => out.extend_from_slice(b"\\f"),
+                _ if c >= 0x10000 => {
+                    let v = c - 0x10000;
+                    push_u_escape(out, 0xD800 | (v >> 10));
+                    push_u_escape(out, 0xDC00 | (v & 0x3FF));
+                }
+                _ => push_u_escape(out, c),
+            }
+        }
+    }
+    out.push(b'"');
+}
+
+fn push_int(out: &mut Vec<u8>, value: i64) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    let mut rest = value.unsigned_abs();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (rest % 10) as u8;
+        rest /= 10;
+        if rest == 0 {
+            break;
+        }
+    }
+    if value < 0 {
+        out.push(b'-');
+    }
+    out.extend_from_slice(&digits[at..]);
+}
+
+/// One value as the canonical encoder writes it, or `None` for anything this does not cover
+/// exactly: floats, ints beyond 64 bits, subclasses, text with lone surrogates, non-string keys.
+fn push_value(out: &mut Vec<u8>, value: &Bound<'_, PyAny>, depth: u32) -> Option<()> {
+    if value.is_exact_instance_of::<PyString>() {
+        push_string(out, value.downcast::<PyString>().ok()?.to_str().ok()?);
+    } else if value.is_none() {
+        out.extend_from_slice(b"null");
+    } else if value.is_exact_instance_of::<PyBool>() {
+        out.extend_from_slice(if value.is_truthy().ok()? { b"true" } else { b"false" });
+    } else if value.is_exact_instance_of::<PyInt>() {
+        push_int(out, value.extract::<i64>().ok()?);
+    } else if depth >= MAX_DEPTH {
+        return None;
+    } else if value.is_exact_instance_of::<PyDict>() {
+        push_object(out, value.downcast::<PyDict>().ok()?, depth + 1)?;
+    } else if value.is_exact_instance_of::<PyList>() || value.is_exact_instance_of::<PyTuple>() {
+        out.push(b'[');
+        for (index, item) in value.try_iter().ok()?.enumerate() {
+            if index > 0 {
+                out.push(b',');
+            }
+            push_value(out, &item.ok()?, depth + 1)?;
+        }
+        out.push(b']');
+    } else {
+        return None;
+    }
+    Some(())
+}
+
+/// The first eight bytes as a big-endian number (zero-padded): ordered as the bytes are.
+fn prefix(bytes: &[u8]) -> u64 {
+    let mut head = [0u8; 8];
+    let n = bytes.len().min(8);
+    head[..n].copy_from_slice(&bytes[..n]);
+    u64::from_be_bytes(head)
+}
+
+/// A dict with string keys, sorted as Python sorts them (code points, which is UTF-8 byte order).
+fn push_object(out: &mut Vec<u8>, dict: &Bound<'_, PyDict>, depth: u32) -> Option<()> {
+    let mut owned = Vec::with_capacity(dict.len());
+    for (key, value) in dict.iter() {
+        if !key.is_exact_instance_of::<PyString>() {
+            return None;
+        }
+        owned.push((key.downcast_into::<PyString>().ok()?, value));
+    }
+    let mut items = Vec::with_capacity(owned.len());
+    for (key, value) in &owned {
+        let text = key.to_str().ok()?;
+        items.push((prefix(text.as_bytes()), text, value));
+    }
+    // Most keys differ in their first eight bytes: compare those as one number, then the rest.
+    items.sort_unstable_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.cmp(b.1)));
+    out.push(b'{');
+    for (index, (_, text, value)) in items.into_iter().enumerate() {
+        if index > 0 {
+            out.push(b',');
+        }
+        push_string(out, text);
+        out.push(b':');
+        push_value(out, value, depth)?;
+    }
+    out.push(b'}');
+    Some(())
+}
+
+/// `head + JSON(attributes) + "]"` as `canonical.canonical_parts` builds it, or `None` where the
+/// Python encoders must write the attributes (the same bytes, by the property tests).
+#[pyfunction]
+fn canonical_record<'py>(py: Python<'py>, head: &str, attributes: &Bound<'py, PyDict>) -> Option<Bound<'py, PyBytes>> {
+    let mut out = Vec::with_capacity(head.len() + 64 * attributes.len() + 2);
+    out.extend_from_slice(head.as_bytes());
+    push_object(&mut out, attributes, 0)?;
+    out.push(b']');
+    Some(PyBytes::new(py, &out))
+}
+
 #[pymodule]
 fn _codec(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_function(wrap_pyfunction!(split_frames, module)?)?;
     module.add_function(wrap_pyfunction!(sink_line, module)?)?;
     module.add_function(wrap_pyfunction!(crc32_py, module)?)?;
+    module.add_function(wrap_pyfunction!(canonical_record, module)?)?;
     Ok(())
 }
