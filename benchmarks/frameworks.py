@@ -541,14 +541,38 @@ def count_worker(framework: str, mode: str, endpoint: str, requests: int) -> Non
     for _ in range(WARM_UP_CALLS):
         assert call(method, path) < 400
     _flush_all()
-    made = records_so_far(mode)
+    made, batches = records_so_far(mode), _count_export_batches(mode)
     for _ in range(requests):
         call(method, path)
     _flush_all()
-    print(json.dumps({"records": (records_so_far(mode) - made) / requests}))
+    print(json.dumps({"records": (records_so_far(mode) - made) / requests, "batches": batches[0]}))
+
+
+def _count_export_batches(mode: str) -> list[int]:
+    """From now on, count the batches otel-audit's exporter thread hands to its exporter (one
+    element, read at the end), so the table can show the batch size its figure was counted at."""
+    batches = [0]
+    if mode != "audit":
+        return batches
+    from otel_audit import runtime
+
+    sender = runtime.get_runtime().processor._sender  # noqa: SLF001 - the benchmark looks in
+    export = sender._export  # noqa: SLF001
+
+    def counted(records: Any) -> bool:
+        batches[0] += 1
+        return export(records)
+
+    sender._export = counted  # noqa: SLF001
+    return batches
 
 
 WARM_UP_CALLS = 50
+#: otel-audit's default ``OTEL_AUDIT_EXPORT_DELAY_MS``.
+DEFAULT_EXPORT_DELAY_MS = 50
+#: Wall time per request under callgrind ÷ natively, measured on Flask's hello-world with audit
+#: (2026-12-03: 21 ms against 427 µs).
+CALLGRIND_SLOWDOWN = 50
 
 
 # ---------------------------------------------------------------------------------------------
@@ -620,7 +644,11 @@ def _instructions(framework: str, mode: str, endpoint: str, requests: int,
     done = subprocess.run(argv, env=env, cwd=REPO, capture_output=True, text=True)
     if done.returncode:
         raise RuntimeError(f"{framework} {mode} {endpoint}: worker failed\n{done.stderr[-2000:]}")
-    records = json.loads(done.stdout.strip().splitlines()[-1])["records"]
+    made = json.loads(done.stdout.strip().splitlines()[-1])
+    records = made["records"]
+    if made.get("batches"):
+        print(f"{framework} {mode} {endpoint} x{requests}: {records * requests / made['batches']:.0f} records "
+              f"an export batch (OTEL_AUDIT_EXPORT_DELAY_MS={env.get('OTEL_AUDIT_EXPORT_DELAY_MS')})", file=sys.stderr)
     for line in out.read_text(errors="replace").splitlines():
         if line.startswith("totals:"):
             return int(line.split()[1]), records
@@ -759,6 +787,12 @@ def main() -> None:
         # process, start-up alone moved ~10M instructions between two runs of one worker (~100k
         # per request at counts 50,150), more than the cuts being measured.
         env["PYTHONHASHSEED"] = env.get("PYTHONHASHSEED") or "0"
+        # The exporter lets a batch build up for a wall-clock delay; under callgrind a request takes
+        # about CALLGRIND_SLOWDOWN times as long, so at the default delay a batch would hold that
+        # many times fewer records than it does natively, and each record would carry that much more
+        # per-batch work. The delay is scaled to match (the workers print the batch size counted at).
+        env["OTEL_AUDIT_EXPORT_DELAY_MS"] = os.environ.get("OTEL_AUDIT_EXPORT_DELAY_MS") or str(
+            DEFAULT_EXPORT_DELAY_MS * CALLGRIND_SLOWDOWN)
     frameworks = args.frameworks.split(",")
     if args.instructions:
         low, high = (int(n) for n in args.counts.split(","))
