@@ -16,7 +16,7 @@ import time
 from typing import Any
 
 from otel_audit.delivery import frames as frames_mod
-from otel_audit.delivery.frames import chained_payload
+from otel_audit.delivery.frames import chained_frame
 from otel_audit.delivery.chain import ChainKey, ChainState
 from otel_audit.delivery.loss import LossLedger
 from otel_audit.delivery.options import DeliveryOptions
@@ -132,7 +132,7 @@ class GroupCommit:
                 continue
             seq, prev, mac, parents, forked_from = chain.seal(key, canonical)
             if parents is None and forked_from is None:
-                frames.append(encode_frame(chained_payload(canonical, attrs_offset, observed, flags, seq, prev, mac)))
+                frames.append(chained_frame(canonical, attrs_offset, observed, flags, seq, prev, mac))
             else:
                 frames.append(encode_frame(frames_mod.payload(canonical, attrs_offset, observed, flags, seq, prev, mac,
                                                               parents, forked_from)))

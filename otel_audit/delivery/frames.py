@@ -29,6 +29,7 @@ from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import TraceFlags
 
 from otel_audit._logs_compat import LogRecord, ReadableLogRecord, SeverityNumber
+from otel_audit.delivery.spool import encode_frame
 from otel_audit.delivery.canonical import (
     CHAIN_FORKED_FROM,
     CHAIN_MAC,
@@ -60,6 +61,18 @@ def chained_payload(canonical: bytes, attrs_offset: int, observed: int, flags: i
     are the chain's own hex digests (``prev`` "" at its start), so the trailer needs no checks."""
     return b"".join((canonical, SEPARATOR, f'[{observed},{flags},{seq},"{prev}","{mac}",null,null,{attrs_offset}]'
                      .encode("ascii")))
+
+
+def chained_frame_py(canonical: bytes, attrs_offset: int, observed: int, flags: int, seq: int, prev: str,
+                     mac: str) -> bytes:
+    """The whole spool frame (header and :func:`chained_payload`) of the sealer's common record."""
+    return encode_frame(chained_payload(canonical, attrs_offset, observed, flags, seq, prev, mac))
+
+
+try:  # the same bytes in one buffer, CRC included (otel_audit/delivery/_native)
+    from otel_audit.delivery._codec import chained_frame
+except ImportError:  # pragma: no cover - a build without cargo
+    chained_frame = chained_frame_py
 
 
 def trailer(data: bytes) -> list[Any]:

@@ -187,3 +187,23 @@ def test_without_the_native_encoder_the_bytes_are_the_same(monkeypatch) -> None:
     assert canonical_parts("audit.http.request", 5, 9, "INFO", "", "", "body", HTTP_RECORD) == natively
     monkeypatch.setattr(canonical, "_orjson_dumps", None)
     assert canonical_parts("audit.http.request", 5, 9, "INFO", "", "", "body", HTTP_RECORD) == natively
+
+
+# -- the sealed record's frame (main thread) ---------------------------------------------------------
+
+def test_the_sealer_picks_the_native_frame() -> None:
+    from otel_audit.delivery import commit
+
+    assert frames.chained_frame is codec.chained_frame
+    assert commit.chained_frame is codec.chained_frame
+
+
+@settings(max_examples=400, deadline=None)
+@given(canonical=st.binary(max_size=2000), offset=st.integers(0, 2**40), observed=st.integers(0, 2**63 - 1),
+       flags=st.integers(0, 255), seq=st.integers(1, 2**63 - 1),
+       prev=st.one_of(st.just(""), st.binary(min_size=32, max_size=32).map(bytes.hex)),
+       mac=st.binary(min_size=32, max_size=32).map(bytes.hex))
+def test_the_native_frame_is_the_python_frame(canonical, offset, observed, flags, seq, prev, mac) -> None:
+    native = codec.chained_frame(canonical, offset, observed, flags, seq, prev, mac)
+    assert native == frames.chained_frame_py(canonical, offset, observed, flags, seq, prev, mac)
+    assert spool.split_frames_py(native, 2) == ([native[8:]], len(native))

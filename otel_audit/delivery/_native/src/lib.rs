@@ -1,6 +1,7 @@
 //! The exporter thread's read-back of spooled frames, natively: `split_frames` (frame headers and
 //! CRCs of one batch) and `sink_line` (a common payload spliced into the embedded sink's JSON line);
-//! and on the recording thread `canonical_record`, the canonical form's attributes object.
+//! and on the recording thread `canonical_record` (the canonical form's attributes object) and
+//! `chained_frame` (a sealed record's whole frame).
 //!
 //! Each gives exactly what its Python version in `spool.py`, `frames.py` or `canonical.py`
 //! gives; `sink_line` and `canonical_record` answer `None` off their common shape (a fork, parents,
@@ -443,11 +444,43 @@ fn canonical_record<'py>(py: Python<'py>, head: &str, attributes: &Bound<'py, Py
     Some(PyBytes::new(py, &out))
 }
 
+/// `spool.encode_frame(frames.chained_payload(...))` in one buffer: the header (length, CRC-32),
+/// the canonical bytes, the separator and the trailer of the sealer's common record (no parents,
+/// no fork link; `prev` and `mac` are the chain's own hex digests).
+#[pyfunction]
+#[allow(clippy::too_many_arguments)]
+fn chained_frame<'py>(py: Python<'py>, canonical: &[u8], attrs_offset: i64, observed: i64, flags: i64, seq: i64,
+                      prev: &str, mac: &str) -> Bound<'py, PyBytes> {
+    let mut out = Vec::with_capacity(HEADER + canonical.len() + 64 + prev.len() + mac.len() + 40);
+    out.extend_from_slice(&[0u8; HEADER]);
+    out.extend_from_slice(canonical);
+    out.push(SEPARATOR);
+    out.push(b'[');
+    push_int(&mut out, observed);
+    out.push(b',');
+    push_int(&mut out, flags);
+    out.push(b',');
+    push_int(&mut out, seq);
+    out.extend_from_slice(b",\"");
+    out.extend_from_slice(prev.as_bytes());
+    out.extend_from_slice(b"\",\"");
+    out.extend_from_slice(mac.as_bytes());
+    out.extend_from_slice(b"\",null,null,");
+    push_int(&mut out, attrs_offset);
+    out.push(b']');
+    let length = (out.len() - HEADER) as u32;
+    let crc = crc32(&out[HEADER..]);
+    out[..4].copy_from_slice(&length.to_le_bytes());
+    out[4..HEADER].copy_from_slice(&crc.to_le_bytes());
+    PyBytes::new(py, &out)
+}
+
 #[pymodule]
 fn _codec(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_function(wrap_pyfunction!(split_frames, module)?)?;
     module.add_function(wrap_pyfunction!(sink_line, module)?)?;
     module.add_function(wrap_pyfunction!(crc32_py, module)?)?;
     module.add_function(wrap_pyfunction!(canonical_record, module)?)?;
+    module.add_function(wrap_pyfunction!(chained_frame, module)?)?;
     Ok(())
 }
