@@ -71,6 +71,9 @@ class HttpInfo:
     classification uses to decide outcomes: many apps answer a failed login with 200 and the form.
     Payload fields (``query``, ``request_headers``, ``request_body``, ``response_body``) are only
     exported at ``request``/``full`` level and always pass through redaction first.
+
+    Adapters build it as ``HttpInfo(method, route, path)`` and set the rest: a class call with
+    keywords packs them into a dict first (~0.6 µs a request on CPython 3.11).
     """
 
     method: str | None = None

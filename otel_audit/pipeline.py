@@ -155,14 +155,9 @@ class Enrich:
         if decision.extra_attributes:
             attrs.update(decision.extra_attributes)
         severity_number, severity_text = severity_for(event)
-        draft = RecordDraft(
-            event_name=event.event_name,
-            timestamp=event.time_unix_nano,
-            severity_number=severity_number,
-            severity_text=severity_text,
-            body=event_message(event),
-            attributes=attrs,
-        )
+        # positional (a class call with keywords packs them into a dict: ~0.6 µs a record)
+        draft = RecordDraft(event.event_name, event.time_unix_nano, severity_number, severity_text,
+                            event_message(event), attrs)
         span_context = _current_span_context()
         if span_context is not None and span_context.is_valid:
             draft.trace_id = span_context.trace_id

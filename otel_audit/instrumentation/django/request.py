@@ -187,14 +187,12 @@ def _response_header(headers: Any, name: str) -> str | None:
 
 def _http_info(request: Any) -> HttpInfo:
     meta = request.META
-    return HttpInfo(
-        method=request.method,
-        path=request.path,
-        scheme=request.scheme,
-        host=meta.get("HTTP_HOST") or meta.get("SERVER_NAME"),
-        query=meta.get("QUERY_STRING") or None,
-        request_headers=LazyHeaders(_request_headers, request, "django request headers"),  # type: ignore[arg-type]
-    )
+    http = HttpInfo(request.method, None, request.path)  # the route once resolved; see HttpInfo
+    http.scheme = request.scheme
+    http.host = meta.get("HTTP_HOST") or meta.get("SERVER_NAME")
+    http.query = meta.get("QUERY_STRING") or None
+    http.request_headers = LazyHeaders(_request_headers, request, "django request headers")  # type: ignore[assignment]
+    return http
 
 
 def _request_headers(request: Any) -> dict[str, str]:

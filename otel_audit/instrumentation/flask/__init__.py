@@ -143,16 +143,13 @@ def _http_info(request: flask.Request) -> HttpInfo:
                 body = None
         elif request.form:
             body = request.form.to_dict(flat=True)
-    return HttpInfo(
-        method=request.method,
-        route=rule.rule if rule is not None else None,
-        path=request.path,
-        scheme=request.scheme,
-        host=request.host,
-        query=request.query_string.decode("latin-1") or None,
-        request_headers=LazyHeaders(header_items, request.headers, "flask request headers"),  # type: ignore[arg-type]
-        request_body=body,
-    )
+    http = HttpInfo(request.method, rule.rule if rule is not None else None, request.path)  # see HttpInfo
+    http.scheme = request.scheme
+    http.host = request.host
+    http.query = request.query_string.decode("latin-1") or None
+    http.request_headers = LazyHeaders(header_items, request.headers, "flask request headers")  # type: ignore[assignment]
+    http.request_body = body
+    return http
 
 
 def _source(request: flask.Request) -> Source:

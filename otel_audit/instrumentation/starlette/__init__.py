@@ -117,14 +117,12 @@ def _http_info(scope: dict[str, Any], facts: _AsgiFacts) -> HttpInfo:
     server = scope.get("server")
     host = headers.get("host") or (f"{server[0]}:{server[1]}" if server else None)
     query = scope.get("query_string") or b""
-    return HttpInfo(
-        method=scope.get("method"),
-        path=scope.get("path"),
-        scheme=scope.get("scheme"),
-        host=host,
-        query=query.decode("latin-1") or None,
-        request_headers=dict(headers),
-    )
+    http = HttpInfo(scope.get("method"), None, scope.get("path"))  # the route once matched; see HttpInfo
+    http.scheme = scope.get("scheme")
+    http.host = host
+    http.query = query.decode("latin-1") or None
+    http.request_headers = dict(headers)
+    return http
 
 
 def _source(scope: dict[str, Any], facts: _AsgiFacts) -> Source:
