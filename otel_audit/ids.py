@@ -40,7 +40,6 @@ def new_event_id_py(_time_ns=time.time_ns, _random_bits=random.getrandbits) -> s
     return f"{prefix[1]}{seq:03x}-{low[:4]}-{low[4:]}"
 
 
-
 def _seed() -> int:
     return int.from_bytes(os.urandom(8), "little")
 
